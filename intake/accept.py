@@ -1,0 +1,133 @@
+"""Accepting emails: validate, wrap in an envelope, and return once SQS has it."""
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from intake.errors import ApiError
+from intake.ids import idempotent_id, new_id
+from mailpool.envelope import Envelope, ValidationError, parse_email, parse_group
+from metrics.intake import IntakeMetrics
+from pool.errors import PoolError, Rejected
+from pool.messages import Outgoing
+from pool.pool import QueuePool
+
+log = logging.getLogger(__name__)
+
+#: Idempotency scope while intake has no API keys: every producer shares it.
+DEFAULT_SCOPE = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A valid email ready to send: its envelope body and routing."""
+
+    id: str
+    group: str
+    body: bytes
+
+
+class Acceptor:
+    """Turns producers' JSON into acknowledged SQS messages (or ApiErrors naming why not)."""
+
+    def __init__(self, pool: QueuePool, metrics: IntakeMetrics, *, retry_after_s: int) -> None:
+        self._pool = pool
+        self._metrics = metrics
+        self._retry_after_s = retry_after_s
+        self._limit = pool.config.max_message_bytes
+
+    def prepare(self, doc: Any, key: str | None, scope: str = DEFAULT_SCOPE) -> Prepared:
+        """Validate ``doc`` and build its envelope; raises ApiError 422/413."""
+        try:
+            email = parse_email(doc)
+            group = parse_group(doc.get("group"))
+        except ValidationError as exc:
+            self._metrics.refused(exc.code)
+            raise ApiError(422, exc.code, exc.message, exc.field) from None
+        message_id = new_id() if key is None else idempotent_id(scope, key)
+        envelope = Envelope(
+            id=message_id, group=group or message_id, accepted_at=time.time(), email=email
+        )
+        body = envelope.encode()
+        if len(body) > self._limit:
+            self._metrics.refused("message_too_large")
+            raise ApiError(
+                413,
+                "message_too_large",
+                f"the email is {len(body)} bytes as queued; the queue takes at most {self._limit}",
+            )
+        return Prepared(id=message_id, group=envelope.group, body=body)
+
+    async def send(self, prepared: Prepared) -> str:
+        """Enqueue; returns the id once SQS acknowledged it, else ApiError 503/422."""
+        started = time.perf_counter()
+        message = Outgoing(body=prepared.body.decode(), group=prepared.group, dedup_id=prepared.id)
+        try:
+            sent = await self._pool.send(message, len(prepared.body))
+        except Rejected as exc:
+            self._metrics.refused("rejected_by_queue")
+            log.warning("queue rejected message", extra={"id": prepared.id, "code": exc.code})
+            raise ApiError(422, "rejected_by_queue", "the queue refused the email") from None
+        except PoolError as exc:
+            self._metrics.refused("unavailable")
+            log.warning(
+                "queue unavailable",
+                extra={"id": prepared.id, "error": type(exc).__name__, "code": exc.code},
+            )
+            raise ApiError(
+                503,
+                "unavailable",
+                "the queue did not acknowledge the email; retry with the same Idempotency-Key",
+                retry_after=self._retry_after_s,
+            ) from None
+        self._metrics.accepted(time.perf_counter() - started)
+        log.debug("accepted", extra={"id": prepared.id, "shard": sent.shard})
+        return prepared.id
+
+    async def accept(self, doc: Any, key: str | None, scope: str = DEFAULT_SCOPE) -> str:
+        """Validate and enqueue one email."""
+        return await self.send(self.prepare(doc, key, scope))
+
+    async def accept_many(
+        self, docs: Sequence[Any], key: str | None, scope: str = DEFAULT_SCOPE
+    ) -> list[str | ApiError]:
+        """Validate and enqueue each email on its own; results in request order.
+
+        Emails of one group are sent one after another in request order (each only once
+        SQS has the one before), so a batch never reorders a group; groups run in parallel.
+        """
+        results: list[str | ApiError] = [ApiError(500, "internal", "not processed")] * len(docs)
+        chains: dict[str, list[tuple[int, Prepared]]] = {}
+        for index, doc in enumerate(docs):
+            try:
+                item_key = None if key is None else f"{key}:{index}"
+                prepared = self.prepare(doc, item_key, scope)
+            except ApiError as exc:
+                exc.field = f"[{index}]" + ("" if exc.field is None else f".{exc.field}")
+                results[index] = exc
+                continue
+            chains.setdefault(prepared.group, []).append((index, prepared))
+
+        async def run_chain(chain: list[tuple[int, Prepared]]) -> None:
+            for position, (index, prepared) in enumerate(chain):
+                try:
+                    results[index] = await self.send(prepared)
+                except ApiError as exc:
+                    results[index] = exc
+                    # Later emails of this group stay unsent so the group's order holds.
+                    for later, _ in chain[position + 1 :]:
+                        results[later] = ApiError(
+                            exc.status,
+                            exc.code,
+                            "not sent: an earlier email of its group failed",
+                            retry_after=exc.retry_after,
+                        )
+                    return
+
+        async with asyncio.TaskGroup() as tasks:
+            for chain in chains.values():
+                tasks.create_task(run_chain(chain))
+        return results

@@ -1,0 +1,138 @@
+"""The intake HTTP API: thin handlers over the Acceptor, errors as JSON."""
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from intake.accept import Acceptor
+from intake.config import IntakeConfig
+from intake.errors import ApiError, error_middleware, json_response
+from intake.ids import valid_key
+from intake.openapi import openapi_document
+from metrics.exposition import metrics_handler
+from metrics.intake import IntakeMetrics
+from pool.errors import PoolError
+from pool.pool import QueuePool
+
+log = logging.getLogger(__name__)
+
+ACCEPTOR = web.AppKey("acceptor", Acceptor)
+POOL = web.AppKey("pool", QueuePool)
+CONFIG = web.AppKey("config", IntakeConfig)
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+async def _read_json(request: web.Request) -> Any:
+    raw = await request.read()
+    if not raw:
+        raise ApiError(400, "invalid_json", "the request body is empty")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    if not valid_key(key):
+        raise ApiError(
+            400,
+            "invalid_idempotency_key",
+            "must be 1-255 printable ASCII characters without spaces",
+            IDEMPOTENCY_HEADER,
+        )
+    return key
+
+
+async def post_email(request: web.Request) -> web.Response:
+    """POST /v1/emails: one email; 202 {"id"} once SQS has it."""
+    key = _idempotency_key(request)
+    doc = await _read_json(request)
+    message_id = await request.app[ACCEPTOR].accept(doc, key)
+    return json_response({"id": message_id}, 202)
+
+
+async def post_batch(request: web.Request) -> web.Response:
+    """POST /v1/emails/batch: many emails, each accepted or refused on its own."""
+    key = _idempotency_key(request)
+    docs = await _read_json(request)
+    if not isinstance(docs, list):
+        raise ApiError(422, "invalid_type", "the batch must be a JSON array of emails", None)
+    if not docs:
+        raise ApiError(422, "empty_batch", "the batch holds no emails", None)
+    limit = request.app[CONFIG].max_batch
+    if len(docs) > limit:
+        raise ApiError(413, "batch_too_large", f"a batch holds at most {limit} emails", None)
+    results = await request.app[ACCEPTOR].accept_many(docs, key)
+    items: list[dict[str, Any]] = []
+    accepted = 0
+    retry_after = None
+    for result in results:
+        if isinstance(result, str):
+            items.append({"id": result})
+            accepted += 1
+        else:
+            items.append({"error": {**result.body(), "status": result.status}})
+            retry_after = result.retry_after if result.retry_after is not None else retry_after
+    if accepted:
+        return json_response({"results": items}, 202)
+    # Nothing was accepted: answer with a failing status so that plain clients notice.
+    if retry_after is not None:
+        return json_response({"results": items}, 503, headers={"Retry-After": str(retry_after)})
+    return json_response({"results": items}, 422)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """GET /healthz: the process is alive."""
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """GET /readyz: every queue of the pool answers."""
+    try:
+        await request.app[POOL].check()
+    except PoolError as exc:
+        log.warning("not ready", extra={"error": type(exc).__name__})
+        return json_response(
+            {"status": "unavailable", "error": {"code": "queues_unreachable"}}, 503
+        )
+    return json_response({"status": "ready", "shards": request.app[POOL].shards})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """GET /openapi.json: the API's OpenAPI 3 document."""
+    return json_response(openapi_document(request.app[CONFIG], request.app[POOL].config))
+
+
+def create_app(
+    config: IntakeConfig,
+    pool: QueuePool,
+    metrics: IntakeMetrics,
+    registry: CollectorRegistry,
+) -> web.Application:
+    """The intake application; it opens ``pool`` on startup and closes it on cleanup."""
+    app = web.Application(
+        client_max_size=config.max_request_bytes, middlewares=[error_middleware(metrics)]
+    )
+    app[CONFIG] = config
+    app[POOL] = pool
+    app[ACCEPTOR] = Acceptor(pool, metrics, retry_after_s=config.retry_after_s)
+
+    async def open_pool(app: web.Application) -> AsyncIterator[None]:
+        async with pool:
+            yield
+
+    app.cleanup_ctx.append(open_pool)
+    app.router.add_post("/v1/emails", post_email)
+    app.router.add_post("/v1/emails/batch", post_batch)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_handler(registry))
+    app.router.add_get("/openapi.json", openapi)
+    return app

@@ -1,0 +1,231 @@
+"""The OpenAPI 3.1 document of the intake API, built from the same limits the code enforces."""
+
+from typing import Any
+
+from intake.config import IntakeConfig
+from mailpool import envelope as env
+from pool.config import PoolConfig
+
+_ADDRESS = {
+    "type": "string",
+    "maxLength": 320,
+    "description": "`addr@domain` or `Display Name <addr@domain>` (UTF-8 names allowed).",
+}
+_ADDRESSES = {
+    "oneOf": [_ADDRESS, {"type": "array", "items": _ADDRESS, "maxItems": env.MAX_RECIPIENTS}]
+}
+
+
+def _email_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["from"],
+        "description": "At least one of to/cc/bcc and at least one of text/html are required; "
+        f"at most {env.MAX_RECIPIENTS} recipients in all.",
+        "properties": {
+            "from": _ADDRESS,
+            "to": _ADDRESSES,
+            "cc": _ADDRESSES,
+            "bcc": _ADDRESSES,
+            "reply_to": _ADDRESSES,
+            "subject": {"type": "string", "maxLength": env.MAX_SUBJECT},
+            "text": {"type": ["string", "null"]},
+            "html": {"type": ["string", "null"]},
+            "headers": {
+                "type": "object",
+                "maxProperties": env.MAX_HEADERS,
+                "additionalProperties": {"type": "string", "maxLength": env.MAX_HEADER_VALUE},
+                "description": "Extra headers; names mailpool sets itself are refused: "
+                + ", ".join(sorted(env.RESERVED_HEADERS)),
+            },
+            "tags": {
+                "type": "object",
+                "maxProperties": env.MAX_TAGS,
+                "additionalProperties": {"type": "string", "maxLength": env.MAX_TAG_VALUE},
+            },
+            "group": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": env.MAX_GROUP,
+                "description": "Ordering domain: emails of one group are delivered in "
+                "acceptance order. Default: the email's own id (no ordering).",
+            },
+        },
+    }
+
+
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "additionalProperties": False,
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "field"],
+            "additionalProperties": False,
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "field": {"type": ["string", "null"]},
+            },
+        }
+    },
+}
+_ACCEPTED = {
+    "type": "object",
+    "required": ["id"],
+    "additionalProperties": False,
+    "properties": {"id": {"type": "string", "pattern": "^[0-9a-f]{32}$"}},
+}
+_ITEM_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "additionalProperties": False,
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "field", "status"],
+            "additionalProperties": False,
+            "properties": {
+                **_ERROR["properties"]["error"]["properties"],  # type: ignore[index]
+                "status": {"type": "integer"},
+            },
+        }
+    },
+}
+_BATCH_RESULT = {
+    "type": "object",
+    "required": ["results"],
+    "additionalProperties": False,
+    "properties": {
+        "results": {"type": "array", "items": {"oneOf": [_ACCEPTED, _ITEM_ERROR]}},
+    },
+}
+_STATUS = {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json({"$ref": "#/components/schemas/Error"}, description)
+
+
+_RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}}
+_IDEMPOTENCY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+    "description": "Repeating a request with the same key within 5 minutes yields the same "
+    "id and enqueues nothing new. In a batch, entry i uses `<key>:<i>`.",
+}
+
+
+def _post_email(limit: int) -> dict[str, Any]:
+    return {
+        "summary": "Accept one email",
+        "parameters": [_IDEMPOTENCY],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Email"}}},
+        },
+        "responses": {
+            "202": _json(_ACCEPTED, "SQS has the email; `id` is its mailpool id."),
+            "400": _error("Malformed JSON or a bad Idempotency-Key."),
+            "413": _error(
+                f"The request, or the email as queued (limit {limit} bytes), is too large."
+            ),
+            "422": _error("A field is invalid; `field` names it."),
+            "503": {**_error("SQS did not acknowledge in time; retry."), "headers": _RETRY_AFTER},
+        },
+    }
+
+
+def _post_batch(max_batch: int) -> dict[str, Any]:
+    return {
+        "summary": "Accept many emails, each on its own",
+        "description": "Results are in request order. Emails of one group are enqueued in "
+        "request order. 202 when at least one email was accepted; otherwise 503 when SQS was "
+        "unavailable, else 422.",
+        "parameters": [_IDEMPOTENCY],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "array",
+                        "minItems": 1,
+                        "maxItems": max_batch,
+                        "items": {"$ref": "#/components/schemas/Email"},
+                    }
+                }
+            },
+        },
+        "responses": {
+            "202": _json(_BATCH_RESULT, "At least one email was accepted."),
+            "400": _error("Malformed JSON or a bad Idempotency-Key."),
+            "413": _error(f"The request is too large, or holds more than {max_batch} emails."),
+            "422": {
+                "description": "The batch is not an array or is empty (an Error), or no email "
+                "was valid (a batch result).",
+                "content": {
+                    "application/json": {
+                        "schema": {"oneOf": [{"$ref": "#/components/schemas/Error"}, _BATCH_RESULT]}
+                    }
+                },
+            },
+            "503": {
+                **_json(_BATCH_RESULT, "Nothing accepted: SQS unavailable."),
+                "headers": _RETRY_AFTER,
+            },
+        },
+    }
+
+
+def openapi_document(config: IntakeConfig, pool: PoolConfig) -> dict[str, Any]:
+    """The OpenAPI document for an intake with ``config`` over a pool with ``pool``."""
+    errors = {"404": _error("No such resource."), "405": _error("Method not allowed.")}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "mailpool intake", "version": "1"},
+        "paths": {
+            "/v1/emails": {"post": _post_email(pool.max_message_bytes)},
+            "/v1/emails/batch": {"post": _post_batch(config.max_batch)},
+            "/healthz": {
+                "get": {"summary": "Alive", "responses": {"200": _json(_STATUS, "Alive.")}}
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Every queue of the pool answers",
+                    "responses": {
+                        "200": _json(_STATUS, "Ready."),
+                        "503": _json(_STATUS, "A queue did not answer."),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text format.",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1.")},
+                }
+            },
+        },
+        "components": {
+            "schemas": {"Email": _email_schema(), "Error": _ERROR},
+            "responses": errors,
+        },
+    }

@@ -1,0 +1,47 @@
+"""IntakeService: the intake API served on a socket, with its own pool and metrics."""
+
+import types
+
+from aiohttp import web
+
+from intake.app import create_app
+from intake.config import IntakeConfig
+from mailpool.runtime import serve
+from metrics.exposition import process_registry
+from metrics.intake import IntakeMetrics
+from metrics.pool import PoolMetrics
+from pool.config import PoolConfig
+from pool.pool import QueuePool
+
+
+class IntakeService:
+    """Serves the intake API until closed; closing waits for requests under way."""
+
+    def __init__(self, pool_config: PoolConfig, config: IntakeConfig) -> None:
+        self.config = config
+        self.registry = process_registry()
+        self.pool = QueuePool(pool_config, PoolMetrics(self.registry))
+        self.app = create_app(config, self.pool, IntakeMetrics(self.registry), self.registry)
+        self.port = config.port
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of the API."""
+        return f"http://{self.config.host}:{self.port}"
+
+    async def __aenter__(self) -> "IntakeService":
+        self._runner, self.port = await serve(self.app, self.config.host, self.config.port)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        if self._runner is not None:
+            # Stops listening, lets requests under way finish, then closes the pool
+            # (pending sends are flushed first).
+            await self._runner.cleanup()
+            self._runner = None

@@ -1,0 +1,175 @@
+"""The ``mailpool`` command: queues, intake, sender and the local dev stack."""
+
+import argparse
+import asyncio
+import dataclasses
+import os
+import pathlib
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from intake.config import IntakeConfig
+from intake.service import IntakeService
+from mailpool import logs, runtime
+from mailpool.settings import SettingError, env_str
+from pool.config import PoolConfig
+from pool.errors import PoolError
+from pool.pool import QueuePool
+from pool.provision import provision
+from pool.sqs import SqsClient
+from sender.config import SenderConfig
+from sender.providers import PROVIDERS, make_provider
+from sender.service import SenderService
+
+
+def _override(config: Any, **flags: Any) -> Any:
+    """``config`` with every flag that was given (not None) replacing its field."""
+    return dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
+
+
+def _pool_config(args: argparse.Namespace) -> PoolConfig:
+    return _override(  # type: ignore[no-any-return]
+        PoolConfig.from_env(),
+        prefix=args.prefix,
+        shards=args.shards,
+        endpoint_url=args.endpoint_url,
+        region=args.region,
+    )
+
+
+async def _queues_create(args: argparse.Namespace) -> int:
+    config = _pool_config(args)
+    async with SqsClient.from_config(config) as client:
+        shards = await provision(client, config)
+    for shard in shards:
+        print(f"shard {shard.shard}: {shard.url}  dlq: {shard.dlq_url}")
+    return 0
+
+
+async def _queues_status(args: argparse.Namespace) -> int:
+    config = _pool_config(args)
+    from metrics.exposition import process_registry
+    from metrics.pool import PoolMetrics
+
+    async with QueuePool(config, PoolMetrics(process_registry())) as pool:
+        depths = await pool.depth()
+    print(f"{'shard':>5} {'visible':>9} {'in flight':>9} {'delayed':>9} {'dlq':>9}  queue")
+    for d in depths:
+        print(
+            f"{d.shard:>5} {d.visible:>9} {d.in_flight:>9} {d.delayed:>9} {d.dead_lettered:>9}"
+            f"  {config.queue_name(d.shard)}"
+        )
+    return 0
+
+
+async def _intake(args: argparse.Namespace) -> int:
+    config = _override(IntakeConfig.from_env(), host=args.host, port=args.port)
+    stop = runtime.stop_event()
+    async with IntakeService(_pool_config(args), config) as service:
+        print(f"intake listening on {service.url}", flush=True)
+        await stop.wait()
+    return 0
+
+
+async def _sender(args: argparse.Namespace) -> int:
+    config = _override(
+        SenderConfig.from_env(), concurrency=args.concurrency, metrics_port=args.metrics_port
+    )
+    provider = make_provider(args.provider)
+    stop = runtime.stop_event()
+    async with SenderService(_pool_config(args), config, provider) as service:
+        print(f"sender running; metrics on port {service.metrics_port}", flush=True)
+        waiter = asyncio.ensure_future(stop.wait())
+        worker = asyncio.ensure_future(service.wait())
+        await asyncio.wait([waiter, worker], return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+    worker.cancel()
+    return 0
+
+
+async def _dev(args: argparse.Namespace) -> int:
+    from mailpool.dev import DevConfig, run_dev
+
+    dev = _override(
+        DevConfig(),
+        sqs_port=args.sqs_port,
+        smtp_port=args.smtp_port,
+        outbox=None if args.outbox is None else pathlib.Path(args.outbox),
+    )
+    intake = _override(IntakeConfig.from_env(), host="127.0.0.1", port=args.port)
+    # Short long polls keep Ctrl-C quick; the local engine does not bill per call.
+    sender = _override(
+        dataclasses.replace(SenderConfig.from_env(), wait_time_s=2, backoff_s=2, grace_s=10.0),
+        metrics_port=args.metrics_port,
+    )
+    return await run_dev(dev, _pool_config(args), intake, sender, runtime.stop_event())
+
+
+def _pool_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--shards", type=int, help="queues in the pool (MAILPOOL_SHARDS)")
+    parser.add_argument("--prefix", help="queue name prefix (MAILPOOL_QUEUE_PREFIX)")
+    parser.add_argument("--endpoint-url", help="SQS endpoint (AWS_ENDPOINT_URL)")
+    parser.add_argument("--region", help="AWS region (AWS_REGION / AWS_DEFAULT_REGION)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; flags override the environment."""
+    parser = argparse.ArgumentParser(prog="mailpool", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    queues = commands.add_parser("queues", help="create or inspect the queue pool")
+    queue_actions = queues.add_subparsers(dest="action", required=True)
+    for name, handler, text in (
+        ("create", _queues_create, "create (or update) every queue of the pool"),
+        ("status", _queues_status, "approximate depth of every shard and DLQ"),
+    ):
+        action = queue_actions.add_parser(name, help=text)
+        _pool_flags(action)
+        action.set_defaults(handler=handler)
+
+    intake = commands.add_parser("intake", help="serve the HTTP intake API")
+    _pool_flags(intake)
+    intake.add_argument("--host", help="listen address (MAILPOOL_HTTP_HOST)")
+    intake.add_argument("--port", type=int, help="listen port (MAILPOOL_HTTP_PORT)")
+    intake.set_defaults(handler=_intake)
+
+    sender = commands.add_parser("sender", help="deliver queued email")
+    _pool_flags(sender)
+    sender.add_argument("--concurrency", type=int, help="messages in flight (MAILPOOL_CONCURRENCY)")
+    sender.add_argument("--metrics-port", type=int, help="metrics port (MAILPOOL_METRICS_PORT)")
+    sender.add_argument(
+        "--provider",
+        choices=PROVIDERS,
+        default=env_str(os.environ, "MAILPOOL_PROVIDER", "smtp"),
+        help="delivery provider (MAILPOOL_PROVIDER)",
+    )
+    sender.set_defaults(handler=_sender)
+
+    dev = commands.add_parser("dev", help="run the whole local stack in the foreground")
+    _pool_flags(dev)
+    dev.add_argument("--port", type=int, help="intake port (MAILPOOL_HTTP_PORT, default 8080)")
+    dev.add_argument("--metrics-port", type=int, help="sender metrics port (default 9101)")
+    dev.add_argument("--sqs-port", type=int, help="embedded SQS engine port (default 9324)")
+    dev.add_argument("--smtp-port", type=int, help="SMTP capture port (default 2525)")
+    dev.add_argument("--outbox", help="Maildir for delivered mail (default var/outbox)")
+    dev.set_defaults(handler=_dev)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mailpool`` console script."""
+    args = build_parser().parse_args(argv)
+    logs.setup(os.environ.get("MAILPOOL_LOG_LEVEL", "INFO"))
+    try:
+        return runtime.run(args.handler(args))
+    except (SettingError, ValueError) as exc:
+        print(f"mailpool: {exc}", file=sys.stderr)
+        return 2
+    except PoolError as exc:
+        print(f"mailpool: {exc} ({type(exc).__name__})", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,269 @@
+"""The email document: validated once at intake, carried as the SQS body, read by senders.
+
+This is the only module that knows the envelope's schema. Version 1, as JSON (orjson):
+
+    {"v": 1, "id": str, "group": str, "accepted_at": float (epoch seconds),
+     "email": {"from": [name, addr], "to"|"cc"|"bcc"|"reply_to": [[name, addr], ...],
+               "subject": str, "text": str|null, "html": str|null,
+               "headers": {name: value}, "tags": {key: value}}}
+"""
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from mailpool.addresses import AddressError, Mailbox, parse_mailbox
+
+VERSION = 1
+MAX_RECIPIENTS = 50
+MAX_SUBJECT = 998
+MAX_HEADERS = 50
+MAX_HEADER_NAME = 76
+MAX_HEADER_VALUE = 998
+MAX_TAGS = 20
+MAX_TAG_KEY = 64
+MAX_TAG_VALUE = 256
+MAX_GROUP = 128
+
+#: Headers mailpool writes itself; a producer may not set them through ``headers``.
+RESERVED_HEADERS = frozenset(
+    {
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "reply-to",
+        "subject",
+        "date",
+        "message-id",
+        "mime-version",
+        "content-type",
+        "content-transfer-encoding",
+        "sender",
+        "return-path",
+    }
+)
+EMAIL_FIELDS = frozenset(
+    {"from", "to", "cc", "bcc", "reply_to", "subject", "text", "html", "headers", "tags", "group"}
+)
+_HEADER_NAME = re.compile(r"[!-9;-~]+")
+_LINE_BREAK = re.compile(r"[\r\n\x00\u2028\u2029]")
+# Characters an SQS message body may not hold (JSON escapes the other control characters).
+_NOT_SQS = re.compile(r"[\ufffe\uffff]")
+# SQS MessageGroupId: alphanumerics and punctuation.
+_GROUP = re.compile(r"""[A-Za-z0-9!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]+""")
+
+
+class ValidationError(ValueError):
+    """Bad input; ``field`` names where, ``code`` says what, the message carries no input."""
+
+    def __init__(self, field: str | None, message: str, code: str = "invalid") -> None:
+        super().__init__(message)
+        self.field = field
+        self.code = code
+        self.message = message
+
+
+class EnvelopeError(ValueError):
+    """A queue message that is not a mailpool envelope of a known version."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Email:
+    """A validated email request."""
+
+    sender: Mailbox
+    to: tuple[Mailbox, ...] = ()
+    cc: tuple[Mailbox, ...] = ()
+    bcc: tuple[Mailbox, ...] = ()
+    reply_to: tuple[Mailbox, ...] = ()
+    subject: str = ""
+    text: str | None = None
+    html: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def recipients(self) -> list[str]:
+        """Every envelope recipient (to, cc and bcc), in that order."""
+        return [m.addr for m in (*self.to, *self.cc, *self.bcc)]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Envelope:
+    """An accepted email with its mailpool id, ordering group and acceptance time."""
+
+    id: str
+    group: str
+    accepted_at: float
+    email: Email
+
+    def encode(self) -> bytes:
+        """The envelope as the UTF-8 JSON that becomes the SQS message body."""
+        e = self.email
+        return orjson.dumps(
+            {
+                "v": VERSION,
+                "id": self.id,
+                "group": self.group,
+                "accepted_at": self.accepted_at,
+                "email": {
+                    "from": [e.sender.name, e.sender.addr],
+                    "to": [[m.name, m.addr] for m in e.to],
+                    "cc": [[m.name, m.addr] for m in e.cc],
+                    "bcc": [[m.name, m.addr] for m in e.bcc],
+                    "reply_to": [[m.name, m.addr] for m in e.reply_to],
+                    "subject": e.subject,
+                    "text": e.text,
+                    "html": e.html,
+                    "headers": dict(e.headers),
+                    "tags": dict(e.tags),
+                },
+            }
+        )
+
+    @classmethod
+    def decode(cls, raw: str | bytes) -> "Envelope":
+        """Read an SQS message body; ``EnvelopeError`` if it is not a v1 envelope."""
+        try:
+            doc = orjson.loads(raw)
+            if doc["v"] != VERSION:
+                raise EnvelopeError(f"unknown envelope version {doc['v']!r}")
+            e = doc["email"]
+            return cls(
+                id=str(doc["id"]),
+                group=str(doc["group"]),
+                accepted_at=float(doc["accepted_at"]),
+                email=Email(
+                    sender=Mailbox(*e["from"]),
+                    to=tuple(Mailbox(*m) for m in e["to"]),
+                    cc=tuple(Mailbox(*m) for m in e["cc"]),
+                    bcc=tuple(Mailbox(*m) for m in e["bcc"]),
+                    reply_to=tuple(Mailbox(*m) for m in e["reply_to"]),
+                    subject=str(e["subject"]),
+                    text=e["text"],
+                    html=e["html"],
+                    headers=dict(e["headers"]),
+                    tags=dict(e["tags"]),
+                ),
+            )
+        except EnvelopeError:
+            raise
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise EnvelopeError(f"not a mailpool envelope ({type(exc).__name__})") from None
+
+
+def _string(value: Any, name: str, *, limit: int | None = None, one_line: bool = False) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(name, "must be a string", "invalid_type")
+    if limit is not None and len(value) > limit:
+        raise ValidationError(name, f"must be at most {limit} characters", "too_long")
+    if one_line and _LINE_BREAK.search(value):
+        raise ValidationError(name, "must not contain line breaks", "header_injection")
+    if _NOT_SQS.search(value):
+        raise ValidationError(name, "contains a Unicode non-character", "invalid_character")
+    return value
+
+
+def _mailbox(value: Any, name: str) -> Mailbox:
+    raw = _string(value, name)
+    try:
+        return parse_mailbox(raw)
+    except AddressError as exc:
+        raise ValidationError(name, str(exc), "invalid_address") from None
+
+
+def _mailboxes(value: Any, name: str) -> tuple[Mailbox, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (_mailbox(value, name),)
+    if not isinstance(value, list):
+        raise ValidationError(name, "must be an address or a list of addresses", "invalid_type")
+    if len(value) > MAX_RECIPIENTS:
+        raise ValidationError(name, f"at most {MAX_RECIPIENTS} addresses", "too_many")
+    return tuple(_mailbox(item, f"{name}[{i}]") for i, item in enumerate(value))
+
+
+def _headers(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValidationError("headers", "must be an object", "invalid_type")
+    if len(value) > MAX_HEADERS:
+        raise ValidationError("headers", f"at most {MAX_HEADERS} headers", "too_many")
+    headers: dict[str, str] = {}
+    seen: set[str] = set()
+    for key, raw in value.items():
+        name = f"headers.{key}" if _HEADER_NAME.fullmatch(key) else "headers"
+        if len(key) > MAX_HEADER_NAME or not _HEADER_NAME.fullmatch(key):
+            raise ValidationError(name, "is not a valid header name", "invalid_header")
+        if key.lower() in RESERVED_HEADERS:
+            raise ValidationError(name, "is set by mailpool and cannot be given", "reserved_header")
+        if key.lower() in seen:
+            raise ValidationError(name, "is given twice", "duplicate_header")
+        seen.add(key.lower())
+        headers[key] = _string(raw, name, limit=MAX_HEADER_VALUE, one_line=True)
+    return headers
+
+
+def _tags(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValidationError("tags", "must be an object", "invalid_type")
+    if len(value) > MAX_TAGS:
+        raise ValidationError("tags", f"at most {MAX_TAGS} tags", "too_many")
+    tags = {}
+    for key, raw in value.items():
+        _string(key, "tags", limit=MAX_TAG_KEY, one_line=True)
+        tags[key] = _string(raw, f"tags.{key}", limit=MAX_TAG_VALUE, one_line=True)
+    return tags
+
+
+def parse_group(value: Any) -> str | None:
+    """The producer's ordering group, or None when it gave none."""
+    if value is None:
+        return None
+    group = _string(value, "group", limit=MAX_GROUP)
+    if not _GROUP.fullmatch(group):
+        raise ValidationError(
+            "group", "must be 1-128 ASCII letters, digits or punctuation", "invalid_group"
+        )
+    return group
+
+
+def parse_email(doc: Any) -> Email:
+    """Validate a producer's JSON email; ``ValidationError`` names the first bad field."""
+    if not isinstance(doc, dict):
+        raise ValidationError(None, "the email must be a JSON object", "invalid_type")
+    for key in doc:
+        if key not in EMAIL_FIELDS:
+            raise ValidationError(str(key), "is not a known field", "unknown_field")
+    if "from" not in doc:
+        raise ValidationError("from", "is required", "required")
+    email = Email(
+        sender=_mailbox(doc["from"], "from"),
+        to=_mailboxes(doc.get("to"), "to"),
+        cc=_mailboxes(doc.get("cc"), "cc"),
+        bcc=_mailboxes(doc.get("bcc"), "bcc"),
+        reply_to=_mailboxes(doc.get("reply_to"), "reply_to"),
+        subject=_string(doc.get("subject", ""), "subject", limit=MAX_SUBJECT, one_line=True),
+        text=None if doc.get("text") is None else _string(doc["text"], "text"),
+        html=None if doc.get("html") is None else _string(doc["html"], "html"),
+        headers=_headers(doc.get("headers")),
+        tags=_tags(doc.get("tags")),
+    )
+    count = len(email.to) + len(email.cc) + len(email.bcc)
+    if count == 0:
+        raise ValidationError(
+            "to", "at least one recipient (to, cc or bcc) is required", "required"
+        )
+    if count > MAX_RECIPIENTS:
+        raise ValidationError("to", f"at most {MAX_RECIPIENTS} recipients in all", "too_many")
+    if email.text is None and email.html is None:
+        raise ValidationError("text", "text or html is required", "required")
+    return email

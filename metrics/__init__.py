@@ -1,0 +1,1 @@
+"""Prometheus metrics: one seam class per component, each on an explicit registry."""

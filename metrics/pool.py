@@ -1,0 +1,82 @@
+"""Metrics of the queue pool: SQS calls by action, shard and outcome; batch sizes; enqueues."""
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from pool.coalesce import CallObserver
+from pool.errors import (
+    Misconfigured,
+    PoolClosed,
+    PoolError,
+    QueueMissing,
+    Rejected,
+    Throttled,
+)
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25)
+
+
+def outcome_of(error: PoolError | None) -> str:
+    """Low-cardinality outcome label of an SQS call."""
+    if error is None:
+        return "ok"
+    for kind, label in (
+        (Throttled, "throttled"),
+        (PoolClosed, "closed"),
+        (Rejected, "rejected"),
+        (QueueMissing, "missing"),
+        (Misconfigured, "misconfigured"),
+    ):
+        if isinstance(error, kind):
+            return label
+    return "unavailable"
+
+
+class PoolMetrics:
+    """The pool's seam to Prometheus; one per process, on that process's registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._calls = Counter(
+            "mailpool_sqs_calls",
+            "SQS API calls by action, shard and outcome.",
+            ["action", "shard", "outcome"],
+            registry=registry,
+        )
+        self._seconds = Histogram(
+            "mailpool_sqs_call_duration_seconds",
+            "SQS API call latency by action.",
+            ["action"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self._entries = Histogram(
+            "mailpool_sqs_batch_entries",
+            "Entries per SQS batch call by action.",
+            ["action"],
+            buckets=(1, 2, 3, 4, 5, 6, 7, 8, 9, 10),
+            registry=registry,
+        )
+        self._enqueued = Counter(
+            "mailpool_messages_enqueued",
+            "Messages SQS acknowledged, by shard.",
+            ["shard"],
+            registry=registry,
+        )
+
+    def observer(self, action: str, shard: int) -> CallObserver:
+        """A callback that records each call of ``action`` on ``shard``."""
+        seconds = self._seconds.labels(action)
+        entries = self._entries.labels(action)
+        calls = self._calls
+        label = str(shard)
+
+        def observe(size: int, elapsed: float, error: PoolError | None) -> None:
+            calls.labels(action, label, outcome_of(error)).inc()
+            seconds.observe(elapsed)
+            if size:
+                entries.observe(size)
+
+        return observe
+
+    def enqueued(self, shard: int) -> None:
+        """One message acknowledged by SQS on ``shard``."""
+        self._enqueued.labels(str(shard)).inc()

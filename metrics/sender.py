@@ -1,0 +1,85 @@
+"""Metrics of the sender: receives, outcomes, send latency, in-flight, end-to-end latency."""
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from metrics.pool import LATENCY_BUCKETS
+
+END_TO_END_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+
+#: Every outcome a received message can have.
+OUTCOMES = ("delivered", "retried", "dead_lettered", "released", "failed")
+
+
+class SenderMetrics:
+    """The sender's seam to Prometheus."""
+
+    def __init__(self, registry: CollectorRegistry, *, concurrency: int) -> None:
+        self._received = Counter(
+            "mailpool_messages_received",
+            "Messages received from SQS, by shard.",
+            ["shard"],
+            registry=registry,
+        )
+        self._outcomes = Counter(
+            "mailpool_messages_processed",
+            "Received messages by shard and outcome "
+            "(delivered, retried, dead_lettered, released, failed).",
+            ["shard", "outcome"],
+            registry=registry,
+        )
+        self._send_seconds = Histogram(
+            "mailpool_provider_send_duration_seconds",
+            "Provider send latency by provider and outcome.",
+            ["provider", "outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self._end_to_end = Histogram(
+            "mailpool_end_to_end_duration_seconds",
+            "From acceptance at intake to delivery by the provider.",
+            buckets=END_TO_END_BUCKETS,
+            registry=registry,
+        )
+        self._in_flight = Gauge(
+            "mailpool_messages_in_flight",
+            "Messages received and not yet settled.",
+            registry=registry,
+        )
+        self._limit = Gauge(
+            "mailpool_messages_in_flight_limit",
+            "The bound on messages in flight (MAILPOOL_CONCURRENCY).",
+            registry=registry,
+        )
+        self._limit.set(concurrency)
+        self._receive_errors = Counter(
+            "mailpool_receive_errors",
+            "Failed receive calls, by shard.",
+            ["shard"],
+            registry=registry,
+        )
+        for outcome in OUTCOMES:
+            self._outcomes.labels("0", outcome)
+
+    def received(self, shard: int, count: int) -> None:
+        """``count`` messages received on ``shard``."""
+        self._received.labels(str(shard)).inc(count)
+
+    def receive_failed(self, shard: int) -> None:
+        """A receive call on ``shard`` failed."""
+        self._receive_errors.labels(str(shard)).inc()
+
+    def outcome(self, shard: int, outcome: str) -> None:
+        """A message on ``shard`` settled with ``outcome`` (one of OUTCOMES)."""
+        self._outcomes.labels(str(shard), outcome).inc()
+
+    def sent(self, provider: str, outcome: str, seconds: float) -> None:
+        """One provider send attempt."""
+        self._send_seconds.labels(provider, outcome).observe(seconds)
+
+    def delivered_after(self, seconds: float) -> None:
+        """End-to-end latency of one delivered message."""
+        self._end_to_end.observe(max(0.0, seconds))
+
+    def in_flight(self, count: int) -> None:
+        """Messages currently in flight."""
+        self._in_flight.set(count)

@@ -1,0 +1,1 @@
+"""The pool of FIFO queues: routing, batched SQS calls, provisioning."""

@@ -1,0 +1,74 @@
+"""PoolConfig: which queues make the pool and how the pool talks to them."""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from mailpool.settings import env_float, env_int, env_str
+
+#: SQS's classic per-message limit; queues are provisioned with it unless told otherwise.
+DEFAULT_MAX_MESSAGE_BYTES = 262_144
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PoolConfig:
+    """The queue pool: names, size, limits and timing of its calls to SQS."""
+
+    prefix: str = "mailpool"
+    shards: int = 4
+    #: None leaves it to botocore (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_SQS, config files).
+    endpoint_url: str | None = None
+    #: None leaves it to botocore's chain (AWS_DEFAULT_REGION, config files).
+    region: str | None = None
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    visibility_timeout_s: int = 30
+    max_receive_count: int = 10
+    retention_s: int = 4 * 24 * 3600
+    dlq_retention_s: int = 14 * 24 * 3600
+    #: How long a batch waits for company before it is sent.
+    send_linger_s: float = 0.002
+    #: How long a send (with its retries) may take before the caller gets ``Unavailable``.
+    send_deadline_s: float = 5.0
+    #: Batch calls in flight at once per shard and action.
+    calls_per_shard: int = 4
+    connect_timeout_s: float = 2.0
+    #: Must exceed the longest long poll (20 s).
+    read_timeout_s: float = 30.0
+    max_connections: int = 100
+
+    def __post_init__(self) -> None:
+        if self.shards < 1:
+            raise ValueError("shards must be at least 1")
+        if not 1024 <= self.max_message_bytes <= 1_048_576:
+            raise ValueError("max_message_bytes must be within 1024..1048576")
+        if not 0 <= self.visibility_timeout_s <= 43_200:
+            raise ValueError("visibility_timeout_s must be within 0..43200")
+        if not 1 <= self.max_receive_count <= 1000:
+            raise ValueError("max_receive_count must be within 1..1000")
+
+    def queue_name(self, shard: int) -> str:
+        """Name of shard ``shard``'s FIFO queue."""
+        return f"{self.prefix}-{shard}.fifo"
+
+    def dlq_name(self, shard: int) -> str:
+        """Name of shard ``shard``'s FIFO dead-letter queue."""
+        return f"{self.prefix}-{shard}-dlq.fifo"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "PoolConfig":
+        """Read MAILPOOL_* and the region the way the AWS CLI does."""
+        d = cls()
+        return cls(
+            prefix=env_str(environ, "MAILPOOL_QUEUE_PREFIX", d.prefix),
+            shards=env_int(environ, "MAILPOOL_SHARDS", d.shards),
+            endpoint_url=None,
+            region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or None,
+            max_message_bytes=env_int(environ, "MAILPOOL_MAX_MESSAGE_BYTES", d.max_message_bytes),
+            visibility_timeout_s=env_int(
+                environ, "MAILPOOL_VISIBILITY_TIMEOUT", d.visibility_timeout_s
+            ),
+            max_receive_count=env_int(environ, "MAILPOOL_MAX_RECEIVE_COUNT", d.max_receive_count),
+            send_linger_s=env_float(environ, "MAILPOOL_SEND_LINGER_MS", d.send_linger_s * 1e3)
+            / 1e3,
+            send_deadline_s=env_float(environ, "MAILPOOL_SEND_DEADLINE", d.send_deadline_s),
+        )

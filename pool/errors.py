@@ -1,0 +1,46 @@
+"""Errors the pool raises; ``retriable`` says whether the same call may succeed later.
+
+PoolError                   the queue engine did not take the request
+├── Unavailable (retriable)   connection refused/reset, timeout, 5xx, deadline passed
+│   ├── Throttled             the engine refused for rate (ThrottlingException, RequestThrottled)
+│   └── PoolClosed            the pool is shutting down and takes no more work
+├── Rejected                  the engine refused the request itself (invalid, too large)
+├── QueueMissing              a queue of the pool does not exist
+└── Misconfigured             no region, no credentials, a malformed endpoint
+"""
+
+
+class PoolError(Exception):
+    """Base of every pool error; ``code`` is the engine's error code where it gave one."""
+
+    retriable: bool = False
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Unavailable(PoolError):
+    """The engine could not be reached or failed on its side; try again later."""
+
+    retriable = True
+
+
+class Throttled(Unavailable):
+    """The engine refused the call for rate; back off and try again."""
+
+
+class PoolClosed(Unavailable):
+    """The pool is closing and takes no new work."""
+
+
+class Rejected(PoolError):
+    """The engine refused the request as invalid; retrying the same request fails again."""
+
+
+class QueueMissing(PoolError):
+    """A queue of the pool does not exist (not provisioned, or deleted)."""
+
+
+class Misconfigured(PoolError):
+    """The client cannot be set up: missing region or credentials, or a bad endpoint."""

@@ -1,0 +1,36 @@
+"""The pool's payload-agnostic message types: a body, a group, a deduplication ID."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message to enqueue; ``dedup_id`` makes a resend inside SQS's 5-minute window a no-op."""
+
+    body: str
+    group: str
+    dedup_id: str
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """Where SQS put an accepted message."""
+
+    shard: int
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A message taken from a shard; ``receipt`` is the handle for delete and visibility."""
+
+    shard: int
+    message_id: str
+    receipt: str
+    body: str
+    group: str
+    receive_count: int
+    sent_at: float
+    attributes: Mapping[str, str] = field(default_factory=dict)

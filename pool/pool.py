@@ -1,0 +1,261 @@
+"""QueuePool: N FIFO queues behind one SQS client, routed by group, batched per shard."""
+
+import asyncio
+import contextlib
+import logging
+import time
+import types
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from metrics.pool import PoolMetrics
+from pool.coalesce import Coalescer, CoalescerLimits
+from pool.config import PoolConfig
+from pool.errors import PoolClosed, PoolError, Unavailable
+from pool.messages import Outgoing, Received, Sent
+from pool.routing import shard_for
+from pool.sqs import SqsClient
+
+log = logging.getLogger(__name__)
+
+#: Message attribute that carries the reason a message was dead-lettered.
+REASON_ATTRIBUTE = "mailpool-reason"
+#: Message attribute naming the shard a dead-lettered message came from.
+SOURCE_ATTRIBUTE = "mailpool-source-shard"
+
+
+@dataclass(slots=True)
+class _Shard:
+    index: int
+    url: str
+    dlq_url: str
+    send: Coalescer[Outgoing, str]
+    dead_letter: Coalescer[Outgoing, str]
+    delete: Coalescer[str, None]
+    visibility: Coalescer[tuple[str, int], None]
+
+    def coalescers(self) -> tuple[Coalescer[Any, Any], ...]:
+        return (self.send, self.dead_letter, self.delete, self.visibility)
+
+
+@dataclass(frozen=True, slots=True)
+class ShardDepth:
+    """Approximate message counts of one shard and its dead-letter queue."""
+
+    shard: int
+    visible: int
+    in_flight: int
+    delayed: int
+    dead_lettered: int
+
+
+class QueuePool:
+    """Routes messages to shards by group and batches every call per shard and action."""
+
+    def __init__(self, config: PoolConfig, metrics: PoolMetrics) -> None:
+        self.config = config
+        self._metrics = metrics
+        self._client = SqsClient.from_config(config)
+        self._shards: list[_Shard] = []
+        self._flushers: asyncio.Task[None] | None = None
+        self._stack = contextlib.AsyncExitStack()
+
+    @property
+    def shards(self) -> int:
+        """How many shards (FIFO queues) the pool has."""
+        return self.config.shards
+
+    def shard_of(self, group: str) -> int:
+        """The shard that owns ``group``."""
+        return shard_for(group, self.config.shards)
+
+    async def __aenter__(self) -> "QueuePool":
+        await self._stack.enter_async_context(self._client)
+        try:
+            urls = await asyncio.gather(*(self._resolve(k) for k in range(self.config.shards)))
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        self._shards = [self._make_shard(k, url, dlq) for k, (url, dlq) in enumerate(urls)]
+        self._flushers = asyncio.create_task(self._run_flushers(), name="pool-flushers")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Settle every pending send, delete and visibility change, then close the client."""
+        for shard in self._shards:
+            for coalescer in shard.coalescers():
+                coalescer.close()
+        if self._flushers is not None:
+            try:
+                await self._flushers
+            finally:
+                self._flushers = None
+        await self._stack.aclose()
+
+    async def _resolve(self, shard: int) -> tuple[str, str]:
+        url, dlq = await asyncio.gather(
+            self._client.queue_url(self.config.queue_name(shard)),
+            self._client.queue_url(self.config.dlq_name(shard)),
+        )
+        return url, dlq
+
+    def _make_shard(self, index: int, url: str, dlq_url: str) -> _Shard:
+        cfg = self.config
+        send_limits = CoalescerLimits(
+            max_bytes=cfg.max_message_bytes,
+            linger_s=cfg.send_linger_s,
+            max_calls=cfg.calls_per_shard,
+            deadline_s=cfg.send_deadline_s,
+        )
+        # Deletes and visibility changes are not on a caller's critical path: let them
+        # linger a little longer to fill batches, and keep retrying for longer.
+        settle = CoalescerLimits(
+            linger_s=max(cfg.send_linger_s, 0.005),
+            max_calls=cfg.calls_per_shard,
+            deadline_s=max(cfg.send_deadline_s, 10.0),
+        )
+        observe = self._metrics.observer
+        client = self._client
+        return _Shard(
+            index=index,
+            url=url,
+            dlq_url=dlq_url,
+            send=Coalescer(
+                lambda batch: client.send_batch(url, batch),
+                send_limits,
+                observe("SendMessageBatch", index),
+            ),
+            dead_letter=Coalescer(
+                lambda batch: client.send_batch(dlq_url, batch),
+                send_limits,
+                observe("SendMessageBatch.dlq", index),
+            ),
+            delete=Coalescer(
+                lambda receipts: client.delete_batch(url, receipts),
+                settle,
+                observe("DeleteMessageBatch", index),
+            ),
+            visibility=Coalescer(
+                lambda changes: client.change_visibility_batch(url, changes),
+                settle,
+                observe("ChangeMessageVisibilityBatch", index),
+            ),
+        )
+
+    async def _run_flushers(self) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            for shard in self._shards:
+                for coalescer in shard.coalescers():
+                    tasks.create_task(coalescer.run())
+
+    def _shard(self, index: int) -> _Shard:
+        if not self._shards:
+            raise PoolClosed("the pool is not open")
+        return self._shards[index]
+
+    async def send(self, message: Outgoing, size: int | None = None) -> Sent:
+        """Enqueue ``message`` on its group's shard; returns once SQS acknowledged it."""
+        index = self.shard_of(message.group)
+        if size is None:
+            size = len(message.body.encode())
+        message_id = await self._shard(index).send.submit(message, size)
+        self._metrics.enqueued(index)
+        return Sent(shard=index, message_id=message_id)
+
+    async def receive(
+        self, shard: int, *, max_messages: int, wait_s: int, visibility_s: int | None = None
+    ) -> list[Received]:
+        """Long-poll ``shard`` for up to ``max_messages`` messages."""
+        target = self._shard(shard)
+        started = time.monotonic()
+        observe = self._metrics.observer("ReceiveMessage", shard)
+        try:
+            messages = await self._client.receive(
+                target.url,
+                shard,
+                max_messages=max_messages,
+                wait_s=wait_s,
+                visibility_s=(
+                    self.config.visibility_timeout_s if visibility_s is None else visibility_s
+                ),
+            )
+        except PoolError as exc:
+            observe(0, time.monotonic() - started, exc)
+            raise
+        observe(len(messages), time.monotonic() - started, None)
+        return messages
+
+    async def delete(self, message: Received) -> None:
+        """Delete a received message (batched with other deletes of its shard)."""
+        await self._shard(message.shard).delete.submit(message.receipt)
+
+    async def set_visibility(self, message: Received, seconds: int) -> None:
+        """Hide ``message`` for ``seconds`` from now (0 makes it visible at once)."""
+        await self._shard(message.shard).visibility.submit((message.receipt, seconds))
+
+    async def dead_letter(self, message: Received, reason: str) -> None:
+        """Move ``message`` to its shard's DLQ at once with ``reason``, then delete it."""
+        target = self._shard(message.shard)
+        copy = Outgoing(
+            body=message.body,
+            group=message.group or message.message_id,
+            # The SQS message ID keeps a retried move from landing twice.
+            dedup_id=message.message_id,
+            attributes={
+                **message.attributes,
+                REASON_ATTRIBUTE: reason,
+                SOURCE_ATTRIBUTE: str(message.shard),
+            },
+        )
+        await target.dead_letter.submit(copy, len(message.body.encode()))
+        await target.delete.submit(message.receipt)
+
+    async def check(self, timeout_s: float = 2.0) -> None:
+        """Raise ``Unavailable`` unless every queue of the pool answers within ``timeout_s``."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await asyncio.gather(
+                    *(
+                        self._client.attributes(url, ["QueueArn"])
+                        for shard in self._shards
+                        for url in (shard.url, shard.dlq_url)
+                    )
+                )
+        except TimeoutError:
+            raise Unavailable("the queues did not answer in time") from None
+
+    async def depth(self) -> list[ShardDepth]:
+        """Approximate visible, in-flight, delayed and dead-lettered counts per shard."""
+        return list(await asyncio.gather(*(self._depth(s) for s in self._shards)))
+
+    async def _depth(self, shard: _Shard) -> ShardDepth:
+        names = [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ]
+        main, dlq = await asyncio.gather(
+            self._client.attributes(shard.url, names),
+            self._client.attributes(shard.dlq_url, names[:1]),
+        )
+        return ShardDepth(
+            shard=shard.index,
+            visible=int(main.get(names[0], 0)),
+            in_flight=int(main.get(names[1], 0)),
+            delayed=int(main.get(names[2], 0)),
+            dead_lettered=int(dlq.get(names[0], 0)),
+        )
+
+
+def depth_total(depths: Sequence[ShardDepth]) -> int:
+    """Messages waiting or in flight across the pool (DLQs excluded)."""
+    return sum(d.visible + d.in_flight + d.delayed for d in depths)

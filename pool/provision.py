@@ -1,0 +1,87 @@
+"""Creating the pool's queues: per shard a FIFO queue, its FIFO DLQ and the redrive policy."""
+
+import asyncio
+from dataclasses import dataclass
+
+import orjson
+
+from pool.config import PoolConfig
+from pool.errors import PoolError, Rejected
+from pool.sqs import SqsClient
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisionedShard:
+    """URLs of one shard's queue and dead-letter queue."""
+
+    shard: int
+    url: str
+    dlq_url: str
+
+
+def dlq_attributes(config: PoolConfig) -> dict[str, str]:
+    """Attributes of a shard's dead-letter queue."""
+    return {
+        "FifoQueue": "true",
+        "MessageRetentionPeriod": str(config.dlq_retention_s),
+        "MaximumMessageSize": str(config.max_message_bytes),
+        "SqsManagedSseEnabled": "true",
+    }
+
+
+def queue_attributes(config: PoolConfig, dlq_arn: str) -> dict[str, str]:
+    """Attributes of a shard's queue, with the redrive policy to ``dlq_arn``."""
+    return {
+        "FifoQueue": "true",
+        # Deduplication is by explicit ID (the mailpool id / Idempotency-Key), never content.
+        "ContentBasedDeduplication": "false",
+        "VisibilityTimeout": str(config.visibility_timeout_s),
+        "MessageRetentionPeriod": str(config.retention_s),
+        "MaximumMessageSize": str(config.max_message_bytes),
+        "SqsManagedSseEnabled": "true",
+        "RedrivePolicy": orjson.dumps(
+            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": config.max_receive_count}
+        ).decode(),
+    }
+
+
+async def _ensure(client: SqsClient, name: str, attributes: dict[str, str]) -> str:
+    """Create ``name``, or bring an existing queue's mutable attributes up to date."""
+    try:
+        return await client.create_queue(name, attributes)
+    except Rejected as exc:
+        if exc.code not in ("QueueAlreadyExists", "QueueNameExists"):
+            raise
+    url = await client.queue_url(name)
+    mutable = {k: v for k, v in attributes.items() if k not in ("FifoQueue",)}
+    await client.set_attributes(url, mutable)
+    return url
+
+
+async def provision_shard(client: SqsClient, config: PoolConfig, shard: int) -> ProvisionedShard:
+    """Create (or update) shard ``shard``'s DLQ, then its queue pointing at that DLQ."""
+    dlq_url = await _ensure(client, config.dlq_name(shard), dlq_attributes(config))
+    arn = (await client.attributes(dlq_url, ["QueueArn"]))["QueueArn"]
+    url = await _ensure(client, config.queue_name(shard), queue_attributes(config, arn))
+    return ProvisionedShard(shard=shard, url=url, dlq_url=dlq_url)
+
+
+async def provision(client: SqsClient, config: PoolConfig) -> list[ProvisionedShard]:
+    """Create the whole pool; safe to run again (it converges the attributes)."""
+    return list(
+        await asyncio.gather(*(provision_shard(client, config, k) for k in range(config.shards)))
+    )
+
+
+async def delete_pool(client: SqsClient, config: PoolConfig) -> int:
+    """Delete every queue of the pool that exists; how many were deleted."""
+    deleted = 0
+    for shard in range(config.shards):
+        for name in (config.queue_name(shard), config.dlq_name(shard)):
+            try:
+                url = await client.queue_url(name)
+            except PoolError:
+                continue
+            await client.delete_queue(url)
+            deleted += 1
+    return deleted

@@ -1,0 +1,245 @@
+"""The one module that speaks to SQS: aiobotocore calls in, pool types and errors out.
+
+Retries are not botocore's business here (``total_max_attempts=1``): the pool retries
+failed batch entries itself, with jitter and under each caller's deadline, so a failure
+path is the same whether a whole call or one entry of a batch failed.
+"""
+
+import contextlib
+import types
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+)
+
+from pool.config import PoolConfig
+from pool.errors import Misconfigured, PoolError, QueueMissing, Rejected, Throttled, Unavailable
+from pool.messages import Outgoing, Received
+
+_MISSING_QUEUE_CODES = frozenset(
+    {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "NonExistentQueue"}
+)
+_SYSTEM_ATTRIBUTES = ["ApproximateReceiveCount", "SentTimestamp", "MessageGroupId"]
+
+
+def _is_throttle(code: str) -> bool:
+    return "Throttl" in code or code in ("RequestThrottled", "SlowDown")
+
+
+def error_for(code: str, message: str, *, server_fault: bool) -> PoolError:
+    """Map an SQS error code (of a call or of one batch entry) to the pool's error."""
+    if _is_throttle(code):
+        return Throttled(message, code=code)
+    if code in _MISSING_QUEUE_CODES:
+        return QueueMissing(message, code=code)
+    if server_fault:
+        return Unavailable(message, code=code)
+    return Rejected(message, code=code)
+
+
+def _map_error(action: str, exc: Exception) -> PoolError:
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        code = str(error.get("Code", "Unknown"))
+        return error_for(code, f"{action}: {code}", server_fault=status >= 500)
+    if isinstance(exc, NoRegionError | NoCredentialsError | ParamValidationError):
+        return Misconfigured(f"{action}: {type(exc).__name__}")
+    return Unavailable(f"{action}: {type(exc).__name__}")
+
+
+class SqsClient:
+    """One aiobotocore SQS client; every call maps failures onto ``pool.errors``."""
+
+    def __init__(
+        self,
+        *,
+        region: str | None,
+        endpoint_url: str | None,
+        connect_timeout_s: float,
+        read_timeout_s: float,
+        max_connections: int,
+    ) -> None:
+        self._region = region
+        self._endpoint_url = endpoint_url
+        self._config = AioConfig(
+            connect_timeout=connect_timeout_s,
+            read_timeout=read_timeout_s,
+            max_pool_connections=max_connections,
+            retries={"total_max_attempts": 1, "mode": "standard"},
+        )
+        self._stack = contextlib.AsyncExitStack()
+        self._client: Any = None
+
+    @classmethod
+    def from_config(cls, config: PoolConfig) -> "SqsClient":
+        """A client set up from the pool's configuration."""
+        return cls(
+            region=config.region,
+            endpoint_url=config.endpoint_url,
+            connect_timeout_s=config.connect_timeout_s,
+            read_timeout_s=config.read_timeout_s,
+            max_connections=config.max_connections,
+        )
+
+    async def __aenter__(self) -> "SqsClient":
+        try:
+            self._client = await self._stack.enter_async_context(
+                get_session().create_client(
+                    "sqs",
+                    region_name=self._region,
+                    endpoint_url=self._endpoint_url,
+                    config=self._config,
+                )
+            )
+        except (BotoCoreError, ValueError) as exc:
+            raise Misconfigured(f"cannot create the SQS client: {type(exc).__name__}") from exc
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        await self._stack.aclose()
+
+    async def _call(self, action: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = await getattr(self._client, action)(**kwargs)
+        except (ClientError, BotoCoreError, OSError) as exc:
+            raise _map_error(action, exc) from exc
+        return result
+
+    async def queue_url(self, name: str) -> str:
+        """URL of the queue called ``name``."""
+        result = await self._call("get_queue_url", QueueName=name)
+        return str(result["QueueUrl"])
+
+    async def create_queue(self, name: str, attributes: Mapping[str, str]) -> str:
+        """Create ``name`` (a no-op when it exists with the same attributes); its URL."""
+        result = await self._call("create_queue", QueueName=name, Attributes=dict(attributes))
+        return str(result["QueueUrl"])
+
+    async def set_attributes(self, url: str, attributes: Mapping[str, str]) -> None:
+        """Set queue attributes."""
+        await self._call("set_queue_attributes", QueueUrl=url, Attributes=dict(attributes))
+
+    async def attributes(self, url: str, names: Sequence[str] = ("All",)) -> dict[str, str]:
+        """Queue attributes by name."""
+        result = await self._call("get_queue_attributes", QueueUrl=url, AttributeNames=list(names))
+        return dict(result.get("Attributes", {}))
+
+    async def delete_queue(self, url: str) -> None:
+        """Delete a queue."""
+        await self._call("delete_queue", QueueUrl=url)
+
+    async def list_queues(self, prefix: str) -> list[str]:
+        """URLs of the queues whose names start with ``prefix``."""
+        urls: list[str] = []
+        kwargs: dict[str, Any] = {"QueueNamePrefix": prefix, "MaxResults": 1000}
+        while True:
+            result = await self._call("list_queues", **kwargs)
+            urls.extend(result.get("QueueUrls", []))
+            token = result.get("NextToken")
+            if not token:
+                return urls
+            kwargs["NextToken"] = token
+
+    async def send_batch(self, url: str, messages: Sequence[Outgoing]) -> list[str | PoolError]:
+        """SendMessageBatch: per message, its SQS message ID or the error of its entry."""
+        entries = []
+        for index, message in enumerate(messages):
+            entry: dict[str, Any] = {
+                "Id": str(index),
+                "MessageBody": message.body,
+                "MessageGroupId": message.group,
+                "MessageDeduplicationId": message.dedup_id,
+            }
+            if message.attributes:
+                entry["MessageAttributes"] = {
+                    k: {"DataType": "String", "StringValue": v}
+                    for k, v in message.attributes.items()
+                }
+            entries.append(entry)
+        result = await self._call("send_message_batch", QueueUrl=url, Entries=entries)
+        outcome: list[str | PoolError] = [
+            Unavailable("SendMessageBatch: entry missing from the answer")
+        ] * len(messages)
+        for ok in result.get("Successful", []):
+            outcome[int(ok["Id"])] = str(ok["MessageId"])
+        for failed in result.get("Failed", []):
+            outcome[int(failed["Id"])] = error_for(
+                str(failed.get("Code", "Unknown")),
+                f"SendMessageBatch entry: {failed.get('Code', 'Unknown')}",
+                server_fault=not failed.get("SenderFault", False),
+            )
+        return outcome
+
+    async def receive(
+        self, url: str, shard: int, *, max_messages: int, wait_s: int, visibility_s: int
+    ) -> list[Received]:
+        """ReceiveMessage with long polling; system attributes decoded."""
+        result = await self._call(
+            "receive_message",
+            QueueUrl=url,
+            MaxNumberOfMessages=max_messages,
+            WaitTimeSeconds=wait_s,
+            VisibilityTimeout=visibility_s,
+            MessageSystemAttributeNames=_SYSTEM_ATTRIBUTES,
+            MessageAttributeNames=["All"],
+        )
+        received = []
+        for raw in result.get("Messages", []):
+            system = raw.get("Attributes", {})
+            received.append(
+                Received(
+                    shard=shard,
+                    message_id=raw["MessageId"],
+                    receipt=raw["ReceiptHandle"],
+                    body=raw.get("Body", ""),
+                    group=system.get("MessageGroupId", ""),
+                    receive_count=int(system.get("ApproximateReceiveCount", "1")),
+                    sent_at=int(system.get("SentTimestamp", "0")) / 1000.0,
+                    attributes={
+                        k: v.get("StringValue", "")
+                        for k, v in raw.get("MessageAttributes", {}).items()
+                    },
+                )
+            )
+        return received
+
+    async def delete_batch(self, url: str, receipts: Sequence[str]) -> list[PoolError | None]:
+        """DeleteMessageBatch: per receipt, None or the error of its entry."""
+        entries = [{"Id": str(i), "ReceiptHandle": r} for i, r in enumerate(receipts)]
+        result = await self._call("delete_message_batch", QueueUrl=url, Entries=entries)
+        return self._entry_outcomes(result, len(receipts), "DeleteMessageBatch")
+
+    async def change_visibility_batch(
+        self, url: str, changes: Sequence[tuple[str, int]]
+    ) -> list[PoolError | None]:
+        """ChangeMessageVisibilityBatch: per (receipt, seconds), None or its entry's error."""
+        entries = [
+            {"Id": str(i), "ReceiptHandle": r, "VisibilityTimeout": s}
+            for i, (r, s) in enumerate(changes)
+        ]
+        result = await self._call("change_message_visibility_batch", QueueUrl=url, Entries=entries)
+        return self._entry_outcomes(result, len(changes), "ChangeMessageVisibilityBatch")
+
+    @staticmethod
+    def _entry_outcomes(result: dict[str, Any], count: int, action: str) -> list[PoolError | None]:
+        outcome: list[PoolError | None] = [None] * count
+        for failed in result.get("Failed", []):
+            code = str(failed.get("Code", "Unknown"))
+            outcome[int(failed["Id"])] = error_for(
+                code, f"{action} entry: {code}", server_fault=not failed.get("SenderFault", False)
+            )
+        return outcome

@@ -1,0 +1,175 @@
+"""SMTP delivery over aiosmtplib with a bounded pool of persistent connections."""
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import aiosmtplib
+
+from mailpool.envelope import Envelope
+from mailpool.settings import SettingError, env_bool, env_float, env_int, env_opt, env_str
+from sender.mime import build_message
+from sender.providers.base import PermanentError, TransientError
+
+log = logging.getLogger(__name__)
+
+TlsMode = Literal["none", "starttls", "tls"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SmtpConfig:
+    """Where the SMTP relay is and how to talk to it."""
+
+    host: str = "127.0.0.1"
+    port: int = 2525
+    tls: TlsMode = "none"
+    validate_certs: bool = True
+    username: str | None = None
+    password: str | None = None
+    timeout_s: float = 30.0
+    #: Connections kept open at most (sends beyond it wait for a free one).
+    pool_size: int = 16
+    #: A connection idle this long is checked with NOOP before it is used again.
+    idle_check_s: float = 10.0
+    message_id_domain: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "SmtpConfig":
+        """Read MAILPOOL_SMTP_*."""
+        d = cls()
+        tls = env_str(environ, "MAILPOOL_SMTP_TLS", d.tls)
+        if tls not in ("none", "starttls", "tls"):
+            raise SettingError(f"MAILPOOL_SMTP_TLS must be none, starttls or tls, got {tls!r}")
+        return cls(
+            host=env_str(environ, "MAILPOOL_SMTP_HOST", d.host),
+            port=env_int(environ, "MAILPOOL_SMTP_PORT", d.port),
+            tls=tls,  # type: ignore[arg-type]
+            validate_certs=env_bool(environ, "MAILPOOL_SMTP_VALIDATE_CERTS", d.validate_certs),
+            username=env_opt(environ, "MAILPOOL_SMTP_USERNAME"),
+            password=env_opt(environ, "MAILPOOL_SMTP_PASSWORD"),
+            timeout_s=env_float(environ, "MAILPOOL_SMTP_TIMEOUT", d.timeout_s),
+            pool_size=env_int(environ, "MAILPOOL_SMTP_POOL_SIZE", d.pool_size),
+            message_id_domain=env_opt(environ, "MAILPOOL_MESSAGE_ID_DOMAIN"),
+        )
+
+
+@dataclass(slots=True, eq=False)
+class _Connection:
+    client: aiosmtplib.SMTP
+    last_used: float
+
+
+def _classify(exc: Exception) -> TransientError | PermanentError:
+    """SMTP outcome → retry later or give up; reasons carry codes only, never addresses."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        codes = [r.code for r in exc.recipients]
+        if codes and all(500 <= c < 600 for c in codes):
+            return PermanentError(f"smtp_{min(codes)}_all_recipients")
+        return TransientError(f"smtp_{min(codes) if codes else 0}_recipients")
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        if 500 <= exc.code < 600:
+            return PermanentError(f"smtp_{exc.code}")
+        return TransientError(f"smtp_{exc.code}")
+    if isinstance(exc, aiosmtplib.SMTPTimeoutError | TimeoutError):
+        return TransientError("smtp_timeout")
+    return TransientError(f"smtp_{type(exc).__name__}")
+
+
+class SmtpProvider:
+    """Delivers envelopes to one SMTP relay over at most ``pool_size`` connections."""
+
+    name = "smtp"
+
+    def __init__(self, config: SmtpConfig) -> None:
+        self._config = config
+        self._slots = asyncio.Semaphore(config.pool_size)
+        self._idle: list[_Connection] = []
+        self._closed = False
+
+    async def _connect(self) -> _Connection:
+        cfg = self._config
+        client = aiosmtplib.SMTP(
+            hostname=cfg.host,
+            port=cfg.port,
+            use_tls=cfg.tls == "tls",
+            start_tls=cfg.tls == "starttls",
+            validate_certs=cfg.validate_certs,
+            username=cfg.username,
+            password=cfg.password,
+            timeout=cfg.timeout_s,
+        )
+        await client.connect()
+        return _Connection(client, time.monotonic())
+
+    async def _checkout(self) -> _Connection:
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.client.is_connected:
+                continue
+            if time.monotonic() - conn.last_used < self._config.idle_check_s:
+                return conn
+            try:
+                await conn.client.noop()
+            except (aiosmtplib.SMTPException, OSError):
+                self._discard(conn)
+                continue
+            return conn
+        return await self._connect()
+
+    @staticmethod
+    def _discard(conn: _Connection) -> None:
+        try:
+            conn.client.close()
+        except Exception:
+            log.debug("closing a broken SMTP connection failed")
+
+    async def send(self, envelope: Envelope) -> None:
+        """Deliver one envelope to every recipient in a single SMTP transaction."""
+        if self._closed:
+            raise TransientError("smtp_closed")
+        message = build_message(envelope, self._config.message_id_domain)
+        async with self._slots:
+            conn: _Connection | None = None
+            try:
+                conn = await self._checkout()
+                refused, _ = await conn.client.send_message(
+                    message,
+                    sender=envelope.email.sender.addr,
+                    recipients=envelope.email.recipients,
+                )
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                if conn is not None:
+                    self._discard(conn)
+                raise _classify(exc) from None
+            except BaseException:
+                # Cancelled mid-transaction: the connection's state is unknown.
+                if conn is not None:
+                    self._discard(conn)
+                raise
+            conn.last_used = time.monotonic()
+            self._idle.append(conn)
+        if refused:
+            # Some recipients accepted, some refused: retrying would send the accepted
+            # ones a second copy, so the message counts as delivered; the refusal is logged.
+            log.warning(
+                "some recipients refused",
+                extra={
+                    "id": envelope.id,
+                    "count": len(refused),
+                    "codes": sorted({r.code for r in refused.values()}),
+                },
+            )
+
+    async def aclose(self) -> None:
+        """Say QUIT on every idle connection."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            try:
+                await conn.client.quit()
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                self._discard(conn)

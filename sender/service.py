@@ -1,0 +1,60 @@
+"""SenderService: a sender's pool, provider, metrics endpoint and worker, opened together."""
+
+import asyncio
+import contextlib
+import types
+
+from mailpool.runtime import serve
+from metrics.exposition import metrics_app, process_registry
+from metrics.pool import PoolMetrics
+from metrics.sender import SenderMetrics
+from pool.config import PoolConfig
+from pool.pool import QueuePool
+from sender.config import SenderConfig
+from sender.providers.base import Provider
+from sender.worker import Sender
+
+
+class SenderService:
+    """Runs a Sender in the background; closing stops it gracefully and closes the rest."""
+
+    def __init__(self, pool_config: PoolConfig, config: SenderConfig, provider: Provider) -> None:
+        self.config = config
+        self.registry = process_registry()
+        self.pool = QueuePool(pool_config, PoolMetrics(self.registry))
+        self.provider = provider
+        self.metrics = SenderMetrics(self.registry, concurrency=config.concurrency)
+        self.sender = Sender(config, self.pool, provider, self.metrics)
+        self.metrics_port = config.metrics_port
+        self._stack = contextlib.AsyncExitStack()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> "SenderService":
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(self.provider.aclose)
+            await stack.enter_async_context(self.pool)
+            runner, self.metrics_port = await serve(
+                metrics_app(self.registry), self.config.metrics_host, self.config.metrics_port
+            )
+            stack.push_async_callback(runner.cleanup)
+            self._task = asyncio.create_task(self.sender.run(), name="sender")
+            self._stack = stack.pop_all()
+        return self
+
+    async def wait(self) -> None:
+        """Return when the worker has stopped (after ``close``, or if it failed)."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        try:
+            self.sender.stop()
+            if self._task is not None:
+                await self._task
+        finally:
+            await self._stack.aclose()

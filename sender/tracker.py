@@ -1,0 +1,79 @@
+"""The messages a sender holds, and the heartbeat that keeps them invisible meanwhile."""
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from pool.errors import PoolError
+from pool.messages import Received
+from pool.pool import QueuePool
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True, eq=False)
+class Held:
+    """One received message: when its visibility runs out, and whether it was delivered."""
+
+    message: Received
+    expires: float
+    delivered: bool = False
+
+
+class Tracker:
+    """Tracks held messages and extends their visibility before it runs out."""
+
+    def __init__(self, pool: QueuePool, visibility_s: int) -> None:
+        self._pool = pool
+        self._visibility_s = visibility_s
+        self._held: dict[str, Held] = {}
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def hold(self, messages: list[Received], received_at: float) -> None:
+        """Start tracking ``messages`` received at ``received_at`` (monotonic)."""
+        expires = received_at + self._visibility_s
+        for message in messages:
+            self._held[message.receipt] = Held(message, expires)
+
+    def mark_delivered(self, message: Received) -> None:
+        """The provider took ``message``: on shutdown it is deleted, not released."""
+        held = self._held.get(message.receipt)
+        if held is not None:
+            held.delivered = True
+
+    def drop(self, message: Received) -> None:
+        """Stop tracking ``message`` (it was settled)."""
+        self._held.pop(message.receipt, None)
+
+    def remaining(self) -> list[Held]:
+        """Every message still held."""
+        return list(self._held.values())
+
+    async def run(self) -> None:
+        """Extend each held message's visibility when less than half of it is left."""
+        interval = max(0.25, min(5.0, self._visibility_s / 4))
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            due = [h for h in self._held.values() if h.expires - now < self._visibility_s / 2]
+            if due:
+                await asyncio.gather(*(self._extend(h) for h in due))
+
+    async def _extend(self, held: Held) -> None:
+        started = time.monotonic()  # SQS counts the new timeout from the call
+        try:
+            await self._pool.set_visibility(held.message, self._visibility_s)
+        except PoolError as exc:
+            log.warning(
+                "visibility extension failed",
+                extra={
+                    "sqs_id": held.message.message_id,
+                    "shard": held.message.shard,
+                    "error": type(exc).__name__,
+                },
+            )
+            return
+        held.expires = started + self._visibility_s

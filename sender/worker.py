@@ -1,0 +1,259 @@
+"""The sender: long-poll every shard, deliver through a provider, settle every message.
+
+Order: messages of one group in a received batch go one after another; when one fails,
+the later ones of its group are released (visibility 0) unsent, so the group is redelivered
+in order. Different groups run concurrently, bounded by ``Capacity``, which is taken
+*before* each receive so that no message waits in memory while its visibility runs out.
+
+Every received message is settled exactly once: deleted (delivered), hidden for a backoff
+(transient failure; SQS moves it to the DLQ after maxReceiveCount), moved to the DLQ
+(permanent failure), or released (unstarted at shutdown, or behind a failed one of its group).
+"""
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable
+
+from mailpool.envelope import Envelope, EnvelopeError
+from metrics.sender import SenderMetrics
+from pool.errors import PoolError
+from pool.messages import Received
+from pool.pool import QueuePool
+from sender.capacity import Capacity
+from sender.config import SenderConfig
+from sender.providers.base import PermanentError, Provider, TransientError
+from sender.tracker import Tracker
+
+log = logging.getLogger(__name__)
+
+MAX_VISIBILITY_S = 43_200
+
+
+class Sender:
+    """Receives from every shard of ``pool`` and delivers through ``provider``."""
+
+    def __init__(
+        self,
+        config: SenderConfig,
+        pool: QueuePool,
+        provider: Provider,
+        metrics: SenderMetrics,
+    ) -> None:
+        self._config = config
+        self._pool = pool
+        self._provider = provider
+        self._metrics = metrics
+        self._capacity = Capacity(config.concurrency)
+        self._tracker = Tracker(pool, pool.config.visibility_timeout_s)
+        self._stopping = asyncio.Event()
+        self._chains: set[asyncio.Task[None]] = set()
+
+    def stop(self) -> None:
+        """Stop receiving; ``run`` then drains within the grace period. Idempotent."""
+        self._stopping.set()
+        self._capacity.close()
+
+    async def run(self) -> None:
+        """Work until ``stop``; then finish in-flight sends within grace and release the rest."""
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
+                heartbeat = tasks.create_task(self._tracker.run(), name="heartbeat")
+                polls = [
+                    tasks.create_task(self._poll(shard), name=f"poll-{shard}")
+                    for shard in range(self._pool.shards)
+                ]
+                await self._stopping.wait()
+                await self._drain(polls)
+                heartbeat.cancel()
+        finally:
+            await self._settle_leftovers()
+
+    async def _drain(self, polls: list[asyncio.Task[None]]) -> None:
+        try:
+            async with asyncio.timeout(self._config.grace_s):
+                # A long poll already under way is allowed to finish: what it brings is
+                # released at once rather than left to time out invisibly.
+                await asyncio.gather(*polls)
+                await self._capacity.drained()
+        except TimeoutError:
+            log.warning("grace period over; cancelling sends", extra={"count": len(self._chains)})
+            for task in [*polls, *self._chains]:
+                task.cancel()
+
+    async def _poll(self, shard: int) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            room = await self._capacity.take(10)
+            if room == 0:
+                return
+            started = time.monotonic()
+            try:
+                messages = await self._pool.receive(
+                    shard, max_messages=room, wait_s=self._config.wait_time_s
+                )
+            except PoolError as exc:
+                self._capacity.give(room)
+                failures += 1
+                self._metrics.receive_failed(shard)
+                log.warning("receive failed", extra={"shard": shard, "error": type(exc).__name__})
+                await self._pause(min(30.0, 0.25 * 2 ** min(failures, 7)))
+                continue
+            except BaseException:
+                self._capacity.give(room)
+                raise
+            failures = 0
+            self._capacity.give(room - len(messages))
+            if not messages:
+                continue
+            self._metrics.received(shard, len(messages))
+            self._tracker.hold(messages, started)
+            self._metrics.in_flight(self._capacity.used)
+            if self._stopping.is_set():
+                await self._release(messages)
+                return
+            self._dispatch(messages)
+
+    async def _pause(self, seconds: float) -> None:
+        try:
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
+        except TimeoutError:
+            pass
+
+    def _dispatch(self, messages: list[Received]) -> None:
+        chains: dict[str, list[Received]] = {}
+        for message in messages:
+            chains.setdefault(message.group or message.message_id, []).append(message)
+        for chain in chains.values():
+            task = self._tasks.create_task(self._run_chain(chain))
+            self._chains.add(task)
+            task.add_done_callback(self._chains.discard)
+
+    async def _run_chain(self, chain: list[Received]) -> None:
+        for position, message in enumerate(chain):
+            if self._stopping.is_set():
+                await self._release(chain[position:])
+                return
+            if not await self._deliver(message):
+                await self._release(chain[position + 1 :])
+                return
+
+    async def _deliver(self, message: Received) -> bool:
+        """Deliver one message; False when its group must stop here (it will come back)."""
+        try:
+            envelope = Envelope.decode(message.body)
+        except EnvelopeError:
+            return await self._dead_letter(message, "undecodable_envelope", message.message_id)
+        provider = self._provider.name
+        started = time.perf_counter()
+        try:
+            await self._provider.send(envelope)
+        except TransientError as exc:
+            self._metrics.sent(provider, "transient", time.perf_counter() - started)
+            await self._retry_later(message, envelope.id, exc.reason)
+            return False
+        except PermanentError as exc:
+            self._metrics.sent(provider, "permanent", time.perf_counter() - started)
+            return await self._dead_letter(message, exc.reason, envelope.id)
+        except Exception as exc:  # a provider bug: retry later, never kill the loop
+            self._metrics.sent(provider, "error", time.perf_counter() - started)
+            log.exception(
+                "provider raised unexpectedly",
+                extra={"id": envelope.id, "error": type(exc).__name__},
+            )
+            await self._retry_later(message, envelope.id, "provider_error")
+            return False
+        self._metrics.sent(provider, "delivered", time.perf_counter() - started)
+        self._tracker.mark_delivered(message)
+        if await self._settle(message, "delivered", envelope.id, self._pool.delete(message)):
+            self._metrics.delivered_after(time.time() - envelope.accepted_at)
+            log.debug("delivered", extra={"id": envelope.id, "shard": message.shard})
+        return True
+
+    def backoff(self, receive_count: int) -> int:
+        """Seconds to hide a message after its ``receive_count``-th failed attempt."""
+        exponent = min(max(0, receive_count - 1), 30)
+        ceiling: int = min(self._config.max_backoff_s, self._config.backoff_s * 2**exponent)
+        return min(MAX_VISIBILITY_S, round(ceiling * random.uniform(0.8, 1.0)))
+
+    async def _retry_later(self, message: Received, message_id: str, reason: str) -> None:
+        delay = self.backoff(message.receive_count)
+        log.info(
+            "transient failure, retrying later",
+            extra={
+                "id": message_id,
+                "shard": message.shard,
+                "reason": reason,
+                "attempt": message.receive_count,
+                "delay": delay,
+            },
+        )
+        await self._settle(
+            message, "retried", message_id, self._pool.set_visibility(message, delay)
+        )
+
+    async def _dead_letter(self, message: Received, reason: str, message_id: str) -> bool:
+        log.warning(
+            "dead-lettered",
+            extra={"id": message_id, "shard": message.shard, "reason": reason},
+        )
+        await self._settle(
+            message, "dead_lettered", message_id, self._pool.dead_letter(message, reason)
+        )
+        return True
+
+    async def _release(self, messages: list[Received]) -> None:
+        """Make ``messages`` visible again at once, unsent."""
+        await asyncio.gather(
+            *(
+                self._settle(m, "released", m.message_id, self._pool.set_visibility(m, 0))
+                for m in messages
+            )
+        )
+
+    async def _settle(
+        self, message: Received, outcome: str, message_id: str, action: Awaitable[None]
+    ) -> bool:
+        """Run the SQS call that settles ``message``; count it and give its slot back."""
+        try:
+            await action
+        except PoolError as exc:
+            # The message reappears when its visibility runs out; nothing is lost.
+            log.warning(
+                "could not settle message",
+                extra={
+                    "id": message_id,
+                    "shard": message.shard,
+                    "outcome": outcome,
+                    "error": type(exc).__name__,
+                },
+            )
+            outcome = "failed"
+        self._tracker.drop(message)
+        self._capacity.give(1)
+        self._metrics.outcome(message.shard, outcome)
+        self._metrics.in_flight(self._capacity.used)
+        return outcome != "failed"
+
+    async def _settle_leftovers(self) -> None:
+        """After a cancelled drain: delete what was delivered, release everything else."""
+        held = self._tracker.remaining()
+        if not held:
+            return
+        log.warning("settling messages left at shutdown", extra={"count": len(held)})
+        await asyncio.gather(
+            *(
+                self._settle(
+                    h.message,
+                    "delivered" if h.delivered else "released",
+                    h.message.message_id,
+                    self._pool.delete(h.message)
+                    if h.delivered
+                    else self._pool.set_visibility(h.message, 0),
+                )
+                for h in held
+            )
+        )
