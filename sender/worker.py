@@ -31,6 +31,13 @@ log = logging.getLogger(__name__)
 MAX_VISIBILITY_S = 43_200
 
 
+def backoff(config: SenderConfig, receive_count: int) -> int:
+    """Seconds to hide a message after its ``receive_count``-th failed attempt (jittered)."""
+    exponent = min(max(0, receive_count - 1), 30)
+    ceiling: int = min(config.max_backoff_s, config.backoff_s * 2**exponent)
+    return min(MAX_VISIBILITY_S, round(ceiling * random.uniform(0.8, 1.0)))
+
+
 class Sender:
     """Receives from every shard of ``pool`` and delivers through ``provider``."""
 
@@ -173,14 +180,8 @@ class Sender:
             log.debug("delivered", extra={"id": envelope.id, "shard": message.shard})
         return True
 
-    def backoff(self, receive_count: int) -> int:
-        """Seconds to hide a message after its ``receive_count``-th failed attempt."""
-        exponent = min(max(0, receive_count - 1), 30)
-        ceiling: int = min(self._config.max_backoff_s, self._config.backoff_s * 2**exponent)
-        return min(MAX_VISIBILITY_S, round(ceiling * random.uniform(0.8, 1.0)))
-
     async def _retry_later(self, message: Received, message_id: str, reason: str) -> None:
-        delay = self.backoff(message.receive_count)
+        delay = backoff(self._config, message.receive_count)
         log.info(
             "transient failure, retrying later",
             extra={

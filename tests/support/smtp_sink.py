@@ -1,0 +1,89 @@
+"""A loopback SMTP server (aiosmtpd) that records what it receives and fails on command."""
+
+import asyncio
+import email
+import email.policy
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from mailpool.capture import CaptureServer
+
+
+@dataclass
+class Delivery:
+    """One accepted DATA: the SMTP envelope and the parsed message."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    raw: bytes
+    message: EmailMessage
+
+    @property
+    def mailpool_id(self) -> str:
+        """The mailpool id inside the Message-ID header."""
+        return str(self.message["Message-ID"]).strip("<>").split("@")[0]
+
+
+@dataclass
+class SinkHandler:
+    """aiosmtpd handler with switches for the failures a relay can answer with."""
+
+    deliveries: list[Delivery] = field(default_factory=list)
+    #: Reply to the next N DATA commands with ``data_reply`` instead of accepting.
+    data_failures: int = 0
+    data_reply: str = "451 4.3.0 try again later"
+    #: Recipients answered with the given reply at RCPT.
+    rcpt_replies: dict[str, str] = field(default_factory=dict)
+    #: Seconds to wait before answering DATA.
+    delay_s: float = 0.0
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
+    ) -> str:
+        reply = self.rcpt_replies.get(address)
+        if reply is not None:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        if self.data_failures > 0:
+            self.data_failures -= 1
+            return self.data_reply
+        raw = envelope.original_content or b""
+        assert isinstance(raw, bytes)
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        self.deliveries.append(
+            Delivery(str(envelope.mail_from), list(envelope.rcpt_tos), raw, message)
+        )
+        self.arrived.set()
+        return "250 OK"
+
+
+class SmtpSink(CaptureServer):
+    """The capture server with a recording, failure-injecting handler."""
+
+    handler: SinkHandler
+
+    def __init__(self) -> None:
+        super().__init__(SinkHandler(), port=0)
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        """Everything accepted so far, in arrival order."""
+        return self.handler.deliveries
+
+    async def wait_for(self, count: int, timeout: float = 20.0) -> list[Delivery]:
+        """Wait until at least ``count`` messages arrived."""
+        async with asyncio.timeout(timeout):
+            while len(self.handler.deliveries) < count:
+                self.handler.arrived.clear()
+                await self.handler.arrived.wait()
+        return self.deliveries
