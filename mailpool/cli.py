@@ -14,7 +14,7 @@ from intake.service import IntakeService
 from mailpool import logs, runtime
 from mailpool.settings import SettingError, env_str
 from pool.config import PoolConfig
-from pool.errors import PoolError
+from pool.errors import PoolError, QueueMissing
 from pool.pool import QueuePool
 from pool.provision import provision
 from pool.sqs import SqsClient
@@ -166,6 +166,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingError, ValueError) as exc:
         print(f"mailpool: {exc}", file=sys.stderr)
         return 2
+    except QueueMissing:
+        print(
+            "mailpool: the pool's queues do not exist; create them with `mailpool queues create`",
+            file=sys.stderr,
+        )
+        return 1
     except PoolError as exc:
         print(f"mailpool: {exc} ({type(exc).__name__})", file=sys.stderr)
         return 1

@@ -75,7 +75,8 @@ def setup(level: str = "INFO", stream: TextIO | None = None) -> logging.Handler:
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):
-        root.removeHandler(old)
+        if isinstance(old.formatter, JsonFormatter):  # ours, from an earlier setup()
+            root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
     quiet_libraries()

@@ -117,7 +117,7 @@ class Sender:
                 continue
             self._metrics.received(shard, len(messages))
             self._tracker.hold(messages, started)
-            self._metrics.in_flight(self._capacity.used)
+            self._metrics.in_flight(len(self._tracker))
             if self._stopping.is_set():
                 await self._release(messages)
                 return
@@ -236,7 +236,7 @@ class Sender:
         self._tracker.drop(message)
         self._capacity.give(1)
         self._metrics.outcome(message.shard, outcome)
-        self._metrics.in_flight(self._capacity.used)
+        self._metrics.in_flight(len(self._tracker))
         return outcome != "failed"
 
     async def _settle_leftovers(self) -> None:

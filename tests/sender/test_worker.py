@@ -23,6 +23,7 @@ from sender.service import SenderService
 from sender.worker import backoff
 from tests.support.queues import count, drain
 from tests.support.smtp_sink import SmtpSink
+from tests.support.waiting import until
 
 FAST = SenderConfig(wait_time_s=1, backoff_s=1, grace_s=5.0, concurrency=16, metrics_port=0)
 
@@ -61,6 +62,10 @@ async def sender(
 ) -> AsyncIterator[SenderService]:
     async with SenderService(config, settings, SmtpProvider(SmtpConfig(port=port))) as service:
         yield service
+
+
+async def nothing_queued(config: PoolConfig) -> bool:
+    return await count(config) == 0
 
 
 def sample(service: SenderService, name: str, **labels: str) -> float:
@@ -140,14 +145,14 @@ async def test_smtp_down_then_up_delivers_after_backoff(
         dead_port = probe.getsockname()[1]
     [message_id] = await enqueue(provisioned, [email()])
     async with sender(provisioned, dead_port) as service:
-        async with asyncio.timeout(10):
-            while not sum(
+        await until(
+            lambda: any(
                 sample(
                     service, "mailpool_messages_processed_total", shard=str(s), outcome="retried"
                 )
                 for s in range(provisioned.shards)
-            ):
-                await asyncio.sleep(0.1)
+            )
+        )
     async with sender(provisioned, smtp_sink.port):
         [delivery] = await smtp_sink.wait_for(1)
     assert delivery.mailpool_id == message_id
@@ -161,9 +166,7 @@ async def test_a_permanent_refusal_goes_to_the_dlq_with_its_reason(
     [later] = await enqueue(provisioned, [email()])
     async with sender(provisioned, smtp_sink.port):
         [delivery] = await smtp_sink.wait_for(1)
-        async with asyncio.timeout(10):
-            while await count(provisioned):
-                await asyncio.sleep(0.1)
+        await until(lambda: nothing_queued(provisioned))
     assert delivery.mailpool_id == later
     [dead] = await drain(provisioned, dlq=True)
     assert Envelope.decode(dead.body).id == message_id
@@ -230,7 +233,7 @@ async def test_stop_finishes_sends_under_way_and_releases_the_rest_at_once(
     assert 1 <= first_run < 5
     smtp_sink.handler.delay_s = 0.0
     async with sender(provisioned, smtp_sink.port):
-        await smtp_sink.wait_for(5, timeout=10)
+        await smtp_sink.wait_for(5, within=10)
     assert [d.mailpool_id for d in smtp_sink.deliveries] == ids
 
 
@@ -242,16 +245,12 @@ async def test_sends_cut_off_by_the_grace_period_are_released_and_delivered_late
     impatient = dataclasses.replace(FAST, grace_s=0.5)
     loop = asyncio.get_running_loop()
     async with sender(provisioned, smtp_sink.port, impatient) as service:
-        async with asyncio.timeout(10):
-            while sample(service, "mailpool_messages_in_flight") < 6:
-                await asyncio.sleep(0.05)
+        await until(lambda: sample(service, "mailpool_messages_in_flight") == 6)
         stopping = loop.time()
     assert loop.time() - stopping < 3.0
     smtp_sink.handler.delay_s = 0.0
     async with sender(provisioned, smtp_sink.port):
-        async with asyncio.timeout(15):
-            while {d.mailpool_id for d in smtp_sink.deliveries} != set(ids):
-                await asyncio.sleep(0.1)
+        await until(lambda: {d.mailpool_id for d in smtp_sink.deliveries} == set(ids), 15)
     assert await count(provisioned) == 0
 
 

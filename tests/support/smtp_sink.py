@@ -80,9 +80,9 @@ class SmtpSink(CaptureServer):
         """Everything accepted so far, in arrival order."""
         return self.handler.deliveries
 
-    async def wait_for(self, count: int, timeout: float = 20.0) -> list[Delivery]:
+    async def wait_for(self, count: int, within: float = 20.0) -> list[Delivery]:
         """Wait until at least ``count`` messages arrived."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while len(self.handler.deliveries) < count:
                 self.handler.arrived.clear()
                 await self.handler.arrived.wait()
