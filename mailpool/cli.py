@@ -33,8 +33,8 @@ def _pool_config(args: argparse.Namespace) -> PoolConfig:
         PoolConfig.from_env(),
         prefix=args.prefix,
         shards=args.shards,
-        endpoint_url=args.endpoint_url,
-        region=args.region,
+        endpoint_url=getattr(args, "endpoint_url", None),
+        region=getattr(args, "region", None),
     )
 
 
@@ -147,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     sender.set_defaults(handler=_sender)
 
     dev = commands.add_parser("dev", help="run the whole local stack in the foreground")
-    _pool_flags(dev)
+    dev.add_argument("--shards", type=int, help="queues in the pool (MAILPOOL_SHARDS)")
+    dev.add_argument("--prefix", help="queue name prefix (MAILPOOL_QUEUE_PREFIX)")
     dev.add_argument("--port", type=int, help="intake port (MAILPOOL_HTTP_PORT, default 8080)")
     dev.add_argument("--metrics-port", type=int, help="sender metrics port (default 9101)")
     dev.add_argument("--sqs-port", type=int, help="embedded SQS engine port (default 9324)")
