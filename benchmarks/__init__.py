@@ -1,0 +1,1 @@
+"""Load generators and comparative benchmarks (run from the README; not timed tests)."""
