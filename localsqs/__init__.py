@@ -1,0 +1,1 @@
+"""localsqs: an embedded, durable, SQS-compatible queue engine (SQS JSON protocol, SQLite)."""

@@ -1,0 +1,176 @@
+"""The SQLite database behind localsqs, owned by one thread, with group commit.
+
+Every operation runs on the store's thread inside a transaction that may hold many
+operations; the caller's future resolves only after COMMIT. With ``durability="fsync"``
+(SQLite ``synchronous=FULL`` in WAL mode) COMMIT reaches the disk, so an acknowledged
+message survives a power loss; with ``"os"`` (``synchronous=NORMAL``) it reaches the OS,
+which survives ``kill -9`` of the process but not of the machine. Batching many calls into
+one COMMIT is what makes the fsync affordable: the cost is per commit, not per call.
+"""
+
+import asyncio
+import contextlib
+import logging
+import pathlib
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Durability = Literal["fsync", "os"]
+Job = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any], asyncio.AbstractEventLoop]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS queues (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    attributes TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    modified INTEGER NOT NULL,
+    purged INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    queue INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    message_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    attributes TEXT,
+    group_id TEXT,
+    dedup_id TEXT,
+    sent_at INTEGER NOT NULL,
+    visible_at INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    first_receive_at INTEGER,
+    received_at INTEGER,
+    nonce INTEGER NOT NULL DEFAULT 0,
+    source_arn TEXT
+);
+CREATE INDEX IF NOT EXISTS messages_order ON messages (queue, seq);
+CREATE INDEX IF NOT EXISTS messages_visibility ON messages (queue, visible_at);
+CREATE TABLE IF NOT EXISTS dedup (
+    queue INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    expires INTEGER NOT NULL,
+    PRIMARY KEY (queue, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dedup_expiry ON dedup (expires);
+"""
+
+_MAX_GROUP = 512
+
+
+class Store:
+    """Runs functions of a SQLite connection on the store's thread; commits in groups."""
+
+    def __init__(self, path: pathlib.Path, durability: Durability = "fsync") -> None:
+        self.path = path
+        self.durability = durability
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._failure: BaseException | None = None
+
+    def open(self) -> None:
+        """Open (or create) the database and start the store's thread."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._thread = threading.Thread(target=self._run, name="localsqs-store", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._failure is not None:
+            raise self._failure
+
+    def close(self) -> None:
+        """Finish queued work, then close the database."""
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread.join()
+            self._thread = None
+
+    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in a transaction; returns once its changes are committed."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put((fn, future, loop))
+        return await future
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={'FULL' if self.durability == 'fsync' else 'NORMAL'}")
+        conn.execute("PRAGMA temp_store=MEMORY")
+        conn.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache, then disk
+        conn.execute("PRAGMA wal_autocheckpoint=10000")
+        conn.executescript(SCHEMA)
+        return conn
+
+    def _run(self) -> None:
+        try:
+            conn = self._connect()
+        except BaseException as exc:  # reported to open()
+            self._failure = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            while True:
+                job = self._jobs.get()
+                if job is None:
+                    break
+                batch = [job]
+                stop = False
+                while len(batch) < _MAX_GROUP:
+                    try:
+                        more = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        stop = True
+                        break
+                    batch.append(more)
+                self._commit(conn, batch)
+                if stop:
+                    break
+        finally:
+            conn.close()
+
+    def _commit(self, conn: sqlite3.Connection, batch: list[Job]) -> None:
+        results: list[tuple[Any, BaseException | None]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        for fn, _, _ in batch:
+            conn.execute("SAVEPOINT job")
+            try:
+                results.append((fn(conn), None))
+                conn.execute("RELEASE job")
+            except Exception as exc:  # the job's own failure; others in the group go on
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                results.append((None, exc))
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            log.error("commit failed", extra={"error": type(exc).__name__})
+            conn.execute("ROLLBACK")
+            results = [(None, exc)] * len(batch)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, Any]]] = {}
+        for (_, future, loop), (result, error) in zip(batch, results, strict=True):
+            by_loop.setdefault(loop, []).append((future, result, error))
+        for loop, settled in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(_resolve, settled)
+
+
+def _resolve(settled: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, result, error in settled:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
