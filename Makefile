@@ -26,11 +26,16 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed
 	$(BIN)/mailpool dev
 
-test: $(VENV)/.installed-dev
+# The AWS CLI pins its own botocore, so it lives in a venv of its own (for localsqs tests).
+$(VENV)/awscli/bin/aws: | $(BIN)/python
+	$(PYTHON) -m venv $(VENV)/awscli
+	$(VENV)/awscli/bin/python -m pip install --quiet awscli
+
+test: $(VENV)/.installed-dev $(VENV)/awscli/bin/aws
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest
+	MAILPOOL_AWS_CLI=$(VENV)/awscli/bin/aws $(BIN)/pytest
 
 clean:
 	rm -rf $(VENV) var

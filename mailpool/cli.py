@@ -96,6 +96,7 @@ async def _dev(args: argparse.Namespace) -> int:
         sqs_port=args.sqs_port,
         smtp_port=args.smtp_port,
         outbox=None if args.outbox is None else pathlib.Path(args.outbox),
+        sqs_data=None if args.sqs_data is None else pathlib.Path(args.sqs_data),
     )
     intake = _override(IntakeConfig.from_env(), host="127.0.0.1", port=args.port)
     # Short long polls keep Ctrl-C quick; the local engine does not bill per call.
@@ -104,6 +105,24 @@ async def _dev(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
     )
     return await run_dev(dev, _pool_config(args), intake, sender, runtime.stop_event())
+
+
+async def _localsqs(args: argparse.Namespace) -> int:
+    from localsqs.server import LocalSqs, LocalSqsConfig
+
+    config = _override(
+        LocalSqsConfig.from_env(),
+        host=args.host,
+        port=args.port,
+        data_dir=None if args.data_dir is None else pathlib.Path(args.data_dir),
+        durability=args.durability,
+        throttle=args.throttle,
+    )
+    stop = runtime.stop_event()
+    async with LocalSqs(config) as server:
+        print(f"localsqs listening on {server.url} (data in {config.data_dir})", flush=True)
+        await stop.wait()
+    return 0
 
 
 def _pool_flags(parser: argparse.ArgumentParser) -> None:
@@ -146,6 +165,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sender.set_defaults(handler=_sender)
 
+    engine = commands.add_parser("localsqs", help="serve the embedded SQS-compatible engine")
+    engine.add_argument("--host", help="listen address (MAILPOOL_LOCALSQS_HOST, 127.0.0.1)")
+    engine.add_argument("--port", type=int, help="listen port (MAILPOOL_LOCALSQS_PORT, 9324)")
+    engine.add_argument("--data-dir", help="data directory (MAILPOOL_LOCALSQS_DATA)")
+    engine.add_argument(
+        "--durability",
+        choices=("fsync", "os"),
+        help="fsync: on disk before each answer; os: handed to the OS (survives kill -9)",
+    )
+    engine.add_argument(
+        "--throttle",
+        type=float,
+        nargs="?",
+        const=300.0,
+        help="answer like SQS at its quota: calls/s per queue and action (default 300)",
+    )
+    engine.set_defaults(handler=_localsqs)
+
     dev = commands.add_parser("dev", help="run the whole local stack in the foreground")
     dev.add_argument("--shards", type=int, help="queues in the pool (MAILPOOL_SHARDS)")
     dev.add_argument("--prefix", help="queue name prefix (MAILPOOL_QUEUE_PREFIX)")
@@ -154,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--sqs-port", type=int, help="embedded SQS engine port (default 9324)")
     dev.add_argument("--smtp-port", type=int, help="SMTP capture port (default 2525)")
     dev.add_argument("--outbox", help="Maildir for delivered mail (default var/outbox)")
+    dev.add_argument("--sqs-data", help="localsqs data directory (default var/localsqs)")
     dev.set_defaults(handler=_dev)
     return parser
 

@@ -1,18 +1,17 @@
-"""The local stack: SQS engine, queue pool, intake, sender and SMTP capture on 127.0.0.1."""
+"""The local stack: localsqs, the queue pool, intake, sender and SMTP capture on 127.0.0.1."""
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import os
 import pathlib
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from intake.config import IntakeConfig
 from intake.service import IntakeService
+from localsqs.server import LocalSqs, LocalSqsConfig
 from mailpool.capture import CaptureServer, MaildirHandler
 from pool.config import PoolConfig
 from pool.pool import QueuePool, depth_total
@@ -34,22 +33,9 @@ class DevConfig:
     sqs_port: int = 9324
     smtp_port: int = 2525
     outbox: pathlib.Path = pathlib.Path("var/outbox")
+    sqs_data: pathlib.Path = pathlib.Path("var/localsqs")
     #: On stop: how long to wait for the sender to deliver what is queued.
     drain_s: float = 15.0
-
-
-@contextlib.contextmanager
-def moto_engine(port: int) -> Iterator[str]:
-    """moto's SQS server in a thread on 127.0.0.1; yields its endpoint URL."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        host, bound = server.get_host_and_port()
-        yield f"http://{host}:{bound}"
-    finally:
-        server.stop()
 
 
 async def _drain(pool: QueuePool, seconds: float) -> int:
@@ -62,7 +48,9 @@ async def _drain(pool: QueuePool, seconds: float) -> int:
     return left
 
 
-def _banner(intake: IntakeService, sender: SenderService, sqs: str, smtp: CaptureServer) -> str:
+def _banner(
+    intake: IntakeService, sender: SenderService, sqs: LocalSqs, smtp: CaptureServer
+) -> str:
     pool = intake.pool.config
     example = (
         '{"from": "Ana Díaz <ana@example.test>", "to": "bob@example.test", '
@@ -74,8 +62,8 @@ def _banner(intake: IntakeService, sender: SenderService, sqs: str, smtp: Captur
             f"  intake   {intake.url}  (POST /v1/emails, /v1/emails/batch; "
             "GET /openapi.json, /readyz, /metrics)",
             f"  sender   metrics at http://127.0.0.1:{sender.metrics_port}/metrics",
-            f"  SQS      {sqs}  (moto; queues {pool.queue_name(0)} .. "
-            f"{pool.queue_name(pool.shards - 1)}, each with a DLQ)",
+            f"  SQS      {sqs.url}  (localsqs, data in {sqs.config.data_dir}/; queues "
+            f"{pool.queue_name(0)} .. {pool.queue_name(pool.shards - 1)}, each with a DLQ)",
             f"  SMTP     127.0.0.1:{smtp.port} -> Maildir {smtp.handler.path}/",
             "Send one:",
             f"  curl -sS -X POST {intake.url}/v1/emails -H 'Content-Type: application/json' \\",
@@ -96,8 +84,9 @@ async def run_dev(
     """Run the whole stack until ``stop`` is set; then stop it in order."""
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "mailpool-dev")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "mailpool-dev")
-    with moto_engine(dev.sqs_port) as endpoint:
-        pool_config = dataclasses.replace(pool_config, endpoint_url=endpoint, region=REGION)
+    engine = LocalSqsConfig(port=dev.sqs_port, data_dir=dev.sqs_data, region=REGION)
+    async with LocalSqs(engine) as sqs:
+        pool_config = dataclasses.replace(pool_config, endpoint_url=sqs.url, region=REGION)
         async with SqsClient.from_config(pool_config) as client:
             await provision(client, pool_config)
         handler = MaildirHandler(dev.outbox)
@@ -106,17 +95,17 @@ async def run_dev(
             async with SenderService(pool_config, sender_config, provider) as sender:
                 intake = IntakeService(pool_config, intake_config)
                 async with intake:
-                    print(_banner(intake, sender, endpoint, smtp), flush=True)
+                    print(_banner(intake, sender, sqs, smtp), flush=True)
                     await stop.wait()
                     print("stopping intake ...", file=sys.stderr, flush=True)
                 print("delivering what was accepted ...", file=sys.stderr, flush=True)
                 left = await _drain(sender.pool, dev.drain_s)
             if left:
                 print(
-                    f"warning: {left} accepted message(s) were still queued at exit; moto "
-                    "keeps nothing across restarts, so they are gone",
+                    f"{left} accepted message(s) are still queued; they are kept in "
+                    f"{dev.sqs_data}/ and delivered on the next start",
                     file=sys.stderr,
                     flush=True,
                 )
             print(f"stopped; {handler.count} message(s) delivered to {dev.outbox}/", flush=True)
-    return 1 if left else 0
+    return 0

@@ -1,0 +1,65 @@
+"""The engines the conformance suite runs on: moto, localsqs, and any opted-in endpoint."""
+
+import contextlib
+import os
+import pathlib
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import ClientError
+
+from tests.support.engines import ThreadedLocalSqs
+
+#: Set to an SQS endpoint (real AWS, LocalStack, ...) to run the suite against it too.
+EXTERNAL = os.environ.get("MAILPOOL_CONFORMANCE_ENDPOINT")
+ENGINES = ["moto", "localsqs", *(["external"] if EXTERNAL else [])]
+
+
+@pytest.fixture(scope="session")
+def localsqs_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """localsqs on a free port, with a fresh data directory, for the whole session."""
+    server = ThreadedLocalSqs(pathlib.Path(tmp_path_factory.mktemp("localsqs")))
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest, sqs_endpoint: str, localsqs_endpoint: str) -> str:
+    """Which engine this run of a test talks to."""
+    return str(request.param)
+
+
+@pytest.fixture
+def endpoint(engine: str, sqs_endpoint: str, localsqs_endpoint: str) -> str | None:
+    """The engine's endpoint URL (None: the standard AWS chain, for ``external``)."""
+    return {"moto": sqs_endpoint, "localsqs": localsqs_endpoint}.get(engine, EXTERNAL)
+
+
+@pytest.fixture
+async def sqs(endpoint: str | None) -> AsyncIterator[Any]:
+    """A raw aiobotocore SQS client for the engine under test."""
+    config = AioConfig(retries={"total_max_attempts": 1}, read_timeout=30)
+    async with get_session().create_client(
+        "sqs", region_name="us-east-1", endpoint_url=endpoint, config=config
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+def name() -> str:
+    """A queue name no other test uses."""
+    return f"c{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def cleanup(sqs: Any) -> AsyncIterator[list[str]]:
+    """Queue URLs to delete after the test."""
+    urls: list[str] = []
+    yield urls
+    for url in urls:
+        with contextlib.suppress(ClientError):  # a test may have deleted it already
+            await sqs.delete_queue(QueueUrl=url)
