@@ -7,7 +7,8 @@ an aiobotocore client with ``--concurrency`` calls in flight) send batches of 10
 FIFO queue, each message its own group, for ``--seconds``; then they receive (10 at a time)
 and delete (batches of 10) until the queue is empty. The server's CPU time comes from
 /proc, so CPU-µs per message is the engine's own cost, not the clients'. ``--prefill``
-puts that many messages in a second queue first, to show whether depth slows the engine.
+puts that many messages in the measured queue first (the drain then takes as many as were
+sent, oldest first), to show whether depth slows the engine.
 LocalStack is compared when ``--localstack-python`` names a Python that has it installed.
 """
 
@@ -142,7 +143,7 @@ async def _send_for(endpoint: str, url: str, seconds: float, concurrency: int, t
     return sent
 
 
-async def _drain(endpoint: str, url: str, concurrency: int, deadline_s: float) -> int:
+async def _drain(endpoint: str, url: str, concurrency: int, deadline_s: float, target: int) -> int:
     drained = 0
     async with client(endpoint) as sqs:
         until = time.monotonic() + deadline_s
@@ -150,7 +151,7 @@ async def _drain(endpoint: str, url: str, concurrency: int, deadline_s: float) -
         async def loop() -> None:
             nonlocal drained
             empty = 0
-            while time.monotonic() < until and empty < 2:
+            while time.monotonic() < until and empty < 2 and drained < target:
                 answer = await sqs.receive_message(
                     QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0
                 )
@@ -176,7 +177,7 @@ def _send_worker(args: tuple[str, str, float, int, str]) -> int:
     return asyncio.run(_send_for(*args))
 
 
-def _drain_worker(args: tuple[str, str, int, float]) -> int:
+def _drain_worker(args: tuple[str, str, int, float, int]) -> int:
     return asyncio.run(_drain(*args))
 
 
@@ -200,10 +201,9 @@ def measure(engine: str, args: argparse.Namespace, run: int) -> Result:
     with engine_process(engine, args.localstack_python) as (endpoint, pid):
         pool = multiprocessing.get_context("spawn").Pool(args.clients)
         try:
-            if args.prefill:
-                deep = asyncio.run(_queue(endpoint, f"deep-{run}.fifo"))
-                asyncio.run(_prefill(endpoint, deep, args.prefill, args.concurrency))
             url = asyncio.run(_queue(endpoint, f"bench-{run}.fifo"))
+            if args.prefill:  # the measured queue itself is this deep
+                asyncio.run(_prefill(endpoint, url, args.prefill, args.concurrency))
             cpu0, t0 = cpu_seconds(pid), time.monotonic()
             sent = sum(
                 pool.map(
@@ -215,11 +215,13 @@ def measure(engine: str, args: argparse.Namespace, run: int) -> Result:
                 )
             )
             cpu1, t1 = cpu_seconds(pid), time.monotonic()
+            # Drain as many as were sent (from the head: at depth, the oldest go first).
+            share = -(-sent // args.clients)
             drained = sum(
                 pool.map(
                     _drain_worker,
                     [
-                        (endpoint, url, args.concurrency, args.seconds * 20)
+                        (endpoint, url, args.concurrency, args.seconds * 20, share)
                         for _ in range(args.clients)
                     ],
                 )

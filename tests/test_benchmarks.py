@@ -1,0 +1,28 @@
+"""Each benchmark runs at a tiny size (the figures live in benchmarks/RESULTS.md)."""
+
+import subprocess
+import sys
+
+from benchmarks.load import run
+from intake.config import IntakeConfig
+from intake.service import IntakeService
+from pool.config import PoolConfig
+
+
+def test_engines_benchmark_runs() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.engines", "--engines", "localsqs", "--clients", "1",
+         "--concurrency", "2", "--seconds", "0.5", "--runs", "1"],
+        capture_output=True, text=True, check=True, timeout=120,
+    ).stdout  # fmt: skip
+    assert "medians of 1 runs" in out
+    row = next(line for line in out.splitlines() if line.strip().startswith("localsqs "))
+    send_per_s = float(row.split()[1])
+    assert send_per_s > 0
+
+
+async def test_load_benchmark_runs(provisioned: PoolConfig) -> None:
+    async with IntakeService(provisioned, IntakeConfig(port=0)) as intake:
+        result = await run(intake.url, concurrency=2, seconds=0.5)
+    assert result["accepted_per_s"] > 0
+    assert result["non_202"] == 0
