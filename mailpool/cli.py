@@ -6,14 +6,17 @@ import dataclasses
 import os
 import pathlib
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from intake.config import IntakeConfig
 from intake.service import IntakeService
 from mailpool import logs, runtime
+from mailpool.envelope import Envelope, EnvelopeError
 from mailpool.settings import SettingError, env_str
 from pool.config import PoolConfig
+from pool.dlq import list_dead_letters, purge_dead_letters, redrive
 from pool.errors import PoolError, QueueMissing
 from pool.pool import QueuePool
 from pool.provision import provision
@@ -60,6 +63,48 @@ async def _queues_status(args: argparse.Namespace) -> int:
             f"{d.shard:>5} {d.visible:>9} {d.in_flight:>9} {d.delayed:>9} {d.dead_lettered:>9}"
             f"  {config.queue_name(d.shard)}"
         )
+    return 0
+
+
+def _mailpool_id(body: str, fallback: str) -> str:
+    try:
+        return Envelope.decode(body).id
+    except EnvelopeError:
+        return f"sqs:{fallback}"
+
+
+async def _dlq_list(args: argparse.Namespace) -> int:
+    config = _pool_config(args)
+    async with SqsClient.from_config(config) as client:
+        letters = await list_dead_letters(client, config, args.limit)
+    print(f"{'shard':>5}  {'id':<40} {'reason':<28} {'receives':>8} {'age':>8}")
+    now = time.time()
+    for letter in letters:
+        age = f"{(now - letter.sent_at) / 60:.0f}m"
+        print(
+            f"{letter.shard:>5}  {_mailpool_id(letter.body, letter.message_id):<40} "
+            f"{letter.reason:<28} {letter.receive_count:>8} {age:>8}"
+        )
+    print(f"{len(letters)} dead-lettered message(s)")
+    return 0
+
+
+async def _dlq_redrive(args: argparse.Namespace) -> int:
+    config = _pool_config(args)
+    async with SqsClient.from_config(config) as client:
+        moved = await redrive(client, config, rate=args.rate, limit=args.limit)
+    print(f"redrove {moved} message(s) to their source shards")
+    return 0
+
+
+async def _dlq_purge(args: argparse.Namespace) -> int:
+    if not args.yes:
+        print("mailpool: purging deletes every dead-lettered message; add --yes", file=sys.stderr)
+        return 2
+    config = _pool_config(args)
+    async with SqsClient.from_config(config) as client:
+        await purge_dead_letters(client, config)
+    print(f"purged the dead-letter queues of {config.shards} shard(s)")
     return 0
 
 
@@ -146,6 +191,21 @@ def build_parser() -> argparse.ArgumentParser:
         action = queue_actions.add_parser(name, help=text)
         _pool_flags(action)
         action.set_defaults(handler=handler)
+
+    dlq = commands.add_parser("dlq", help="list, redrive or purge dead-lettered messages")
+    dlq_actions = dlq.add_subparsers(dest="action", required=True)
+    listing = dlq_actions.add_parser("list", help="ids, reasons and receive counts (no content)")
+    listing.add_argument("--limit", type=int, default=1000, help="per shard (default 1000)")
+    listing.set_defaults(handler=_dlq_list)
+    moving = dlq_actions.add_parser("redrive", help="move messages back to their source shard")
+    moving.add_argument("--rate", type=float, default=50.0, help="messages/s (default 50)")
+    moving.add_argument("--limit", type=int, default=1_000_000, help="at most this many")
+    moving.set_defaults(handler=_dlq_redrive)
+    purging = dlq_actions.add_parser("purge", help="delete every dead-lettered message")
+    purging.add_argument("--yes", action="store_true", help="really delete them")
+    purging.set_defaults(handler=_dlq_purge)
+    for action in (listing, moving, purging):
+        _pool_flags(action)
 
     intake = commands.add_parser("intake", help="serve the HTTP intake API")
     _pool_flags(intake)

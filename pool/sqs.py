@@ -142,6 +142,10 @@ class SqsClient:
         """Delete a queue."""
         await self._call("delete_queue", QueueUrl=url)
 
+    async def purge(self, url: str) -> None:
+        """Delete every message of a queue."""
+        await self._call("purge_queue", QueueUrl=url)
+
     async def list_queues(self, prefix: str) -> list[str]:
         """URLs of the queues whose names start with ``prefix``."""
         urls: list[str] = []
