@@ -27,6 +27,7 @@ Action = Callable[[Engine, Params], Awaitable[dict[str, Any]]]
 ENGINE = web.AppKey("engine", Engine)
 THROTTLE = web.AppKey("throttle", Throttle)
 CONTENT_TYPE = "application/x-amz-json-1.0"
+THROTTLED_ENTRY = SqsError("RequestThrottled", "Request is throttled.", sender=False)
 SYSTEM_ATTRIBUTES = (
     "SenderId",
     "SentTimestamp",
@@ -140,7 +141,9 @@ def _failed(entry_id: str, error: SqsError) -> dict[str, Any]:
             "Message": error.message}  # fmt: skip
 
 
-async def send_message_batch(engine: Engine, params: Params) -> dict[str, Any]:
+async def send_message_batch(
+    engine: Engine, params: Params, throttle: Throttle | None = None
+) -> dict[str, Any]:
     queue = _queue(engine, params)
     entries = p.entry_ids(params.get("Entries"))
     parsed: list[tuple[str, SendEntry, str | None] | tuple[str, SqsError]] = []
@@ -152,6 +155,9 @@ async def send_message_batch(engine: Engine, params: Params) -> dict[str, Any]:
             parsed.append((raw["Id"], exc))
             continue
         total += len(entry.body.encode()) + entry.attributes_size
+        if throttle is not None and throttle.entry_throttled():
+            parsed.append((raw["Id"], THROTTLED_ENTRY))
+            continue
         parsed.append((raw["Id"], entry, md5))
     if total > p.MAX_BATCH_BYTES:
         raise SqsError(
@@ -323,9 +329,13 @@ async def handle(request: web.Request) -> web.Response:
         if not isinstance(params, dict):
             raise invalid("The request body must be a JSON object.")
         engine = request.app[ENGINE]
-        if params.get("QueueUrl") and action_name != "GetQueueAttributes":
-            request.app[THROTTLE].check(str(params["QueueUrl"]), action_name)
-        result = await action(engine, params)
+        throttle = request.app[THROTTLE]
+        if params.get("QueueUrl"):
+            throttle.check(str(params["QueueUrl"]), action_name)
+        if action is send_message_batch:
+            result = await send_message_batch(engine, params, throttle)
+        else:
+            result = await action(engine, params)
     except orjson.JSONDecodeError:
         error = SqsError("SerializationException", "The request body is not valid JSON.")
         return _answer(error.body(), 400, error)

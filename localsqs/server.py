@@ -33,6 +33,8 @@ class LocalSqsConfig:
     durability: Durability = "fsync"
     #: Calls/s per queue and action before ThrottlingException; 0 turns throttling off.
     throttle: float = 0.0
+    #: Fault injection: this fraction of SendMessageBatch entries fails with RequestThrottled.
+    entry_faults: float = 0.0
     region: str = "us-east-1"
     account: str = "000000000000"
     sweep_interval_s: float = 30.0
@@ -50,6 +52,7 @@ class LocalSqsConfig:
             data_dir=pathlib.Path(env_str(environ, "MAILPOOL_LOCALSQS_DATA", str(d.data_dir))),
             durability=durability,  # type: ignore[arg-type]
             throttle=env_float(environ, "MAILPOOL_LOCALSQS_THROTTLE", d.throttle),
+            entry_faults=env_float(environ, "MAILPOOL_LOCALSQS_ENTRY_FAULTS", d.entry_faults),
         )
 
 
@@ -84,7 +87,7 @@ class LocalSqs:
         engine = Engine(self.store, region=self.config.region, account=self.config.account,
                         base_url="http://pending")  # fmt: skip
         await engine.start()
-        app = create_app(engine, Throttle(self.config.throttle))
+        app = create_app(engine, Throttle(self.config.throttle, self.config.entry_faults))
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port)

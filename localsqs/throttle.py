@@ -1,5 +1,6 @@
 """Per-queue, per-action call quotas, answered with SQS's throttling error when exceeded."""
 
+import random
 import time
 from dataclasses import dataclass
 
@@ -24,11 +25,21 @@ class _Bucket:
 
 
 class Throttle:
-    """Token buckets of ``rate`` calls/s (burst ``rate``) per queue and action; 0 disables."""
+    """Token buckets of ``rate`` calls/s (burst ``rate``) per queue and action; 0 disables.
 
-    def __init__(self, rate: float = 0.0) -> None:
+    ``entry_faults`` is fault injection for testing clients: that fraction of
+    SendMessageBatch entries fails with RequestThrottled while the rest succeed, the
+    partial failure a client must retry entry by entry.
+    """
+
+    def __init__(self, rate: float = 0.0, entry_faults: float = 0.0) -> None:
         self.rate = rate
+        self.entry_faults = entry_faults
         self._buckets: dict[tuple[str, str], _Bucket] = {}
+
+    def entry_throttled(self) -> bool:
+        """Whether to fail one batch entry (see ``entry_faults``)."""
+        return self.entry_faults > 0 and random.random() < self.entry_faults
 
     def check(self, queue_url: str, action: str) -> None:
         """Take one call from the bucket, or raise ThrottlingException."""

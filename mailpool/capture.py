@@ -34,13 +34,13 @@ class CaptureServer:
         self.port = port
         self._server: asyncio.Server | None = None
 
+    def session(self) -> SMTP:
+        """The protocol object serving one SMTP connection."""
+        return SMTP(self.handler, hostname="mailpool.capture", enable_SMTPUTF8=True)
+
     async def __aenter__(self) -> "CaptureServer":
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: SMTP(self.handler, hostname="mailpool.capture", enable_SMTPUTF8=True),
-            self.host,
-            self.port,
-        )
+        self._server = await loop.create_server(self.session, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 

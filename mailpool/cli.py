@@ -162,6 +162,7 @@ async def _localsqs(args: argparse.Namespace) -> int:
         data_dir=None if args.data_dir is None else pathlib.Path(args.data_dir),
         durability=args.durability,
         throttle=args.throttle,
+        entry_faults=args.entry_faults,
     )
     stop = runtime.stop_event()
     async with LocalSqs(config) as server:
@@ -240,6 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         const=300.0,
         help="answer like SQS at its quota: calls/s per queue and action (default 300)",
+    )
+    engine.add_argument(
+        "--entry-faults",
+        type=float,
+        help="fault injection: fail this fraction of SendMessageBatch entries (RequestThrottled)",
     )
     engine.set_defaults(handler=_localsqs)
 

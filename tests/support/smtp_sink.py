@@ -74,6 +74,30 @@ class SmtpSink(CaptureServer):
 
     def __init__(self) -> None:
         super().__init__(SinkHandler(), port=0)
+        self._transports: set[asyncio.BaseTransport] = set()
+
+    def session(self) -> SMTP:
+        """A session whose connection is remembered, so ``go_down`` can cut it."""
+        session = super().session()
+        original = session.connection_made
+
+        def track(transport: asyncio.BaseTransport) -> None:
+            self._transports.add(transport)
+            original(transport)
+
+        session.connection_made = track  # type: ignore[method-assign]
+        return session
+
+    async def go_down(self) -> None:
+        """Stop listening and drop every open session (the relay is down)."""
+        await self.__aexit__()
+        for transport in list(self._transports):
+            transport.abort()
+        self._transports.clear()
+
+    async def come_back(self) -> None:
+        """Listen again on the same port."""
+        await self.__aenter__()
 
     @property
     def deliveries(self) -> list[Delivery]:

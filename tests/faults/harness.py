@@ -1,0 +1,245 @@
+"""Real processes for fault scenarios: localsqs, intake and sender as children of the test,
+a fault proxy between them and the engine, an SMTP sink, producers that retry, and the
+reconciliation every scenario ends with."""
+
+import asyncio
+import contextlib
+import os
+import pathlib
+import signal
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from tests.support.proxy import FaultProxy
+from tests.support.smtp_sink import SmtpSink
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Child:
+    """One `python -m mailpool ...` process, restartable with the same arguments."""
+
+    def __init__(self, name: str, args: list[str], env: Mapping[str, str], log: pathlib.Path):
+        self.name = name
+        self.args = args
+        self.env = dict(env)
+        self.log = log
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        log = self.log.open("ab")
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "mailpool", *self.args,
+            env=self.env, stdout=asyncio.subprocess.PIPE, stderr=log,
+        )  # fmt: skip
+        log.close()
+        assert self.process.stdout is not None
+        async with asyncio.timeout(30):
+            line = await self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{self.name} exited at start; see {self.log}")
+
+    def pause(self) -> None:
+        """SIGSTOP: the process holds everything and answers nothing."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+    async def signal(self, sig: int) -> int:
+        """Send ``sig`` and wait for the exit; the exit code."""
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            self.process.send_signal(sig)
+        async with asyncio.timeout(60):
+            await self.process.wait()
+        return int(self.process.returncode or 0)
+
+    async def ensure_stopped(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            await self.signal(signal.SIGKILL)
+
+
+@dataclass
+class Ledger:
+    """What producers were told and what the SMTP server got."""
+
+    accepted: dict[str, str] = field(default_factory=dict)  # id -> group
+    order: dict[str, list[str]] = field(default_factory=dict)  # group -> ids by 202
+    attempts: int = 0
+    refusals: dict[int, int] = field(default_factory=dict)  # status -> count (0: no answer)
+
+    def accept(self, message_id: str, group: str) -> None:
+        if message_id not in self.accepted:
+            self.accepted[message_id] = group
+            self.order.setdefault(group, []).append(message_id)
+
+
+@dataclass
+class Reconciliation:
+    accepted: int
+    delivered: int
+    duplicates: int
+    lost: list[str]
+    out_of_order: list[str]
+    unexpected: list[str]
+
+    def line(self, scenario: str) -> str:
+        return (
+            f"[{scenario}] accepted={self.accepted} delivered={self.delivered} "
+            f"duplicates={self.duplicates} lost={len(self.lost)} "
+            f"out_of_order_groups={len(self.out_of_order)} unexpected={len(self.unexpected)}"
+        )
+
+
+def reconcile(
+    ledger: Ledger, sink: SmtpSink, *, dead: frozenset[str] = frozenset()
+) -> Reconciliation:
+    """Every 202 delivered (or dead-lettered as intended); group order held; duplicates counted."""
+    delivered = [d.mailpool_id for d in sink.deliveries]
+    unique = set(delivered)
+    first_seen: dict[str, int] = {}
+    for position, message_id in enumerate(delivered):
+        first_seen.setdefault(message_id, position)
+    out_of_order = [
+        group
+        for group, ids in ledger.order.items()
+        if [i for i in sorted(ids, key=lambda i: first_seen.get(i, -1)) if i in first_seen]
+        != [i for i in ids if i in first_seen]
+    ]
+    return Reconciliation(
+        accepted=len(ledger.accepted),
+        delivered=len(unique),
+        duplicates=len(delivered) - len(unique),
+        lost=[i for i in ledger.accepted if i not in unique and i not in dead],
+        out_of_order=out_of_order,
+        unexpected=[i for i in unique if i not in ledger.accepted],
+    )
+
+
+class Stack:
+    """The parts of mailpool as separate processes, and the knobs to break them."""
+
+    def __init__(self, root: pathlib.Path, sink: SmtpSink, *, shards: int = 2,
+                 visibility_s: int = 3, engine_args: tuple[str, ...] = (),
+                 sender_env: Mapping[str, str] | None = None) -> None:  # fmt: skip
+        self.root = root
+        self.sink = sink
+        self.engine_port = free_port()
+        self.intake_port = free_port()
+        self.proxy = FaultProxy("127.0.0.1", self.engine_port)
+        base = {
+            **os.environ,
+            "MAILPOOL_LOG_LEVEL": "INFO",
+            "AWS_ACCESS_KEY_ID": "faults",
+            "AWS_SECRET_ACCESS_KEY": "faults",
+            "AWS_REGION": "us-east-1",
+            "MAILPOOL_QUEUE_PREFIX": f"f{uuid.uuid4().hex[:8]}",
+            "MAILPOOL_SHARDS": str(shards),
+            "MAILPOOL_VISIBILITY_TIMEOUT": str(visibility_s),
+            "MAILPOOL_SEND_DEADLINE": "2",
+        }
+        self.base_env = base
+        self.engine = Child(
+            "localsqs",
+            ["localsqs", "--port", str(self.engine_port), "--data-dir", str(root / "sqs"),
+             *engine_args],
+            base, root / "localsqs.log",
+        )  # fmt: skip
+        self.intake = Child("intake", ["intake"], self._via_proxy(MAILPOOL_HTTP_PORT=str(
+            self.intake_port)), root / "intake.log")  # fmt: skip
+        self.sender = Child(
+            "sender",
+            ["sender"],
+            self._via_proxy(
+                MAILPOOL_METRICS_PORT="0", MAILPOOL_SMTP_PORT=str(sink.port),
+                MAILPOOL_WAIT_TIME="1", MAILPOOL_BACKOFF="1", MAILPOOL_MAX_BACKOFF="2",
+                MAILPOOL_GRACE="5", MAILPOOL_SMTP_TIMEOUT="5", **(sender_env or {}),
+            ),
+            root / "sender.log",
+        )  # fmt: skip
+
+    def _via_proxy(self, **extra: str) -> dict[str, str]:
+        return {**self.base_env, "AWS_ENDPOINT_URL": "http://127.0.0.1:0", **extra}
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.intake_port}"
+
+    async def __aenter__(self) -> "Stack":
+        await self.proxy.__aenter__()
+        for child in (self.intake, self.sender):
+            child.env["AWS_ENDPOINT_URL"] = self.proxy.url
+        await self.engine.start()
+        create = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "mailpool", "queues", "create",
+            "--endpoint-url", f"http://127.0.0.1:{self.engine_port}",
+            env=self.base_env, stdout=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        assert await create.wait() == 0
+        await self.intake.start()
+        await self.sender.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for child in (self.intake, self.sender, self.engine):
+            await child.ensure_stopped()
+        await self.proxy.__aexit__()
+
+    def logs(self) -> str:
+        return "".join(p.read_text(errors="replace") for p in sorted(self.root.glob("*.log")))
+
+
+class Producers:
+    """HTTP clients that retry, with the same Idempotency-Key, until they get a 202."""
+
+    def __init__(self, url: str, ledger: Ledger, *, deadline_s: float = 60.0) -> None:
+        self.url = url
+        self.ledger = ledger
+        self.deadline_s = deadline_s
+
+    async def submit(self, http: aiohttp.ClientSession, group: str, key: str) -> None:
+        email = {"from": "producer@example.test", "to": "sink@example.test",
+                 "subject": "fault test", "text": key, "group": group}  # fmt: skip
+        until = time.monotonic() + self.deadline_s
+        while time.monotonic() < until:
+            self.ledger.attempts += 1
+            try:
+                async with http.post(f"{self.url}/v1/emails", json=email,
+                                     headers={"Idempotency-Key": key}) as response:  # fmt: skip
+                    if response.status == 202:
+                        self.ledger.accept((await response.json())["id"], group)
+                        return
+                    self.ledger.refusals[response.status] = (
+                        self.ledger.refusals.get(response.status, 0) + 1
+                    )
+            except (TimeoutError, aiohttp.ClientError):
+                self.ledger.refusals[0] = self.ledger.refusals.get(0, 0) + 1
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"no 202 for {key} within {self.deadline_s}s")
+
+    async def run(self, groups: int, per_group: int, *, pause_s: float = 0.0) -> None:
+        """Each group's emails one after another (each after the last one's 202)."""
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+
+            async def group_chain(g: int) -> None:
+                for i in range(per_group):
+                    await self.submit(http, f"group-{g}", f"k-{g}-{i}-{uuid.uuid4().hex[:6]}")
+                    if pause_s:
+                        await asyncio.sleep(pause_s)
+
+            await asyncio.gather(*(group_chain(g) for g in range(groups)))

@@ -1,0 +1,238 @@
+"""Nothing accepted is lost: failure scenarios across real processes, each reconciled.
+
+Every scenario ends the same way: every id that got a 202 reached the SMTP server (or,
+where the scenario says so, its DLQ), no group was reordered, nothing arrived that was
+never accepted, and duplicates (allowed only after a crash) are counted. The
+reconciliation line is printed: `pytest -m faults -s` shows them.
+"""
+
+import asyncio
+import pathlib
+import signal
+import time
+
+import aiohttp
+import pytest
+
+from pool.config import PoolConfig
+from pool.dlq import list_dead_letters
+from pool.messages import Outgoing
+from pool.sqs import SqsClient
+from tests.faults.harness import Ledger, Producers, Reconciliation, Stack, reconcile
+from tests.support.smtp_sink import SmtpSink
+from tests.support.waiting import until
+
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(180)]
+
+
+def delivered(sink: SmtpSink) -> set[str]:
+    return {d.mailpool_id for d in sink.deliveries}
+
+
+def settle(
+    ledger: Ledger, sink: SmtpSink, scenario: str, dead: frozenset[str] = frozenset()
+) -> Reconciliation:
+    result = reconcile(ledger, sink, dead=dead)
+    print(result.line(scenario), f"attempts={ledger.attempts} refusals={ledger.refusals}")
+    assert result.lost == []
+    assert result.out_of_order == []
+    assert result.unexpected == []
+    return result
+
+
+async def all_delivered(ledger: Ledger, sink: SmtpSink, within: float = 60) -> None:
+    await until(lambda: set(ledger.accepted) <= delivered(sink), within)
+
+
+def pool_of(stack: Stack) -> PoolConfig:
+    env = stack.base_env
+    return PoolConfig(
+        prefix=env["MAILPOOL_QUEUE_PREFIX"], shards=int(env["MAILPOOL_SHARDS"]),
+        endpoint_url=f"http://127.0.0.1:{stack.engine_port}", region="us-east-1",
+    )  # fmt: skip
+
+
+async def test_1_sender_killed_with_hundreds_in_flight(
+    tmp_path: pathlib.Path, smtp_sink: SmtpSink
+) -> None:
+    smtp_sink.handler.delay_s = 0.02
+    async with Stack(tmp_path, smtp_sink, sender_env={"MAILPOOL_CONCURRENCY": "300"}) as stack:
+        ledger = Ledger()
+        stack.sender.pause()  # let a backlog build, so the sender takes hundreds at once
+        await Producers(stack.url, ledger).run(groups=30, per_group=10)
+        stack.sender.resume()
+        await until(lambda: len(smtp_sink.deliveries) >= 20)
+        await stack.sender.signal(signal.SIGKILL)
+        assert len(delivered(smtp_sink)) < 300, "the kill came too late to test anything"
+        await stack.sender.start()
+        await all_delivered(ledger, smtp_sink)
+    assert settle(ledger, smtp_sink, "1 sender kill -9").accepted == 300
+
+
+async def test_2_intake_killed_under_load(tmp_path: pathlib.Path, smtp_sink: SmtpSink) -> None:
+    async with Stack(tmp_path, smtp_sink) as stack:
+        ledger = Ledger()
+        load = asyncio.create_task(
+            Producers(stack.url, ledger).run(groups=20, per_group=10, pause_s=0.02)
+        )
+        await until(lambda: len(ledger.accepted) >= 40)
+        await stack.intake.signal(signal.SIGKILL)
+        await asyncio.sleep(1)
+        await stack.intake.start()
+        await load
+        await all_delivered(ledger, smtp_sink)
+    result = settle(ledger, smtp_sink, "2 intake kill -9")
+    assert result.accepted == 200
+    assert ledger.refusals.get(0, 0) > 0  # clients did see the crash, and retried
+
+
+async def test_3_sqs_unreachable_then_back(tmp_path: pathlib.Path, smtp_sink: SmtpSink) -> None:
+    async with Stack(tmp_path, smtp_sink) as stack:
+        ledger = Ledger()
+        load = asyncio.create_task(
+            Producers(stack.url, ledger).run(groups=10, per_group=10, pause_s=0.1)
+        )
+        await until(lambda: len(ledger.accepted) >= 20)
+        readiness = []
+        async with aiohttp.ClientSession() as http:
+            for mode in ("reset", "blackhole"):
+                stack.proxy.set_mode(mode)
+                await asyncio.sleep(3)
+                async with http.get(f"{stack.url}/readyz") as response:
+                    readiness.append(response.status)
+            stack.proxy.set_mode("pass")
+            await until(lambda: check_ready(http, stack.url), 20)
+        await load
+        await all_delivered(ledger, smtp_sink)
+    assert readiness == [503, 503]
+    assert ledger.refusals.get(503, 0) > 0  # 503s, never a 202 for what SQS lacked
+    settle(ledger, smtp_sink, "3 SQS unreachable")
+
+
+async def check_ready(http: aiohttp.ClientSession, url: str) -> bool:
+    async with http.get(f"{url}/readyz") as response:
+        return response.status == 200
+
+
+async def test_4_sqs_throttling_calls_and_entries(
+    tmp_path: pathlib.Path, smtp_sink: SmtpSink
+) -> None:
+    engine = ("--throttle", "30", "--entry-faults", "0.2")
+    async with Stack(tmp_path, smtp_sink, engine_args=engine) as stack:
+        ledger = Ledger()
+        await Producers(stack.url, ledger).run(groups=20, per_group=8)
+        await all_delivered(ledger, smtp_sink)
+        async with aiohttp.ClientSession() as http, http.get(f"{stack.url}/metrics") as response:
+            metrics = await response.text()
+    throttled = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("mailpool_sqs_calls_total") and 'outcome="throttled"' in line
+    )
+    assert throttled > 0  # entries and calls were refused for rate and retried
+    settle(ledger, smtp_sink, "4 SQS throttling")
+
+
+async def test_5_smtp_down_4xx_5xx_and_slow(tmp_path: pathlib.Path, smtp_sink: SmtpSink) -> None:
+    async with Stack(tmp_path, smtp_sink) as stack:
+        ledger = Ledger()
+        # Down: connections refused, then back.
+        await smtp_sink.go_down()
+        await Producers(stack.url, ledger).run(groups=5, per_group=4)
+        await asyncio.sleep(2)
+        assert delivered(smtp_sink) == set()
+        await smtp_sink.come_back()
+        await all_delivered(ledger, smtp_sink)
+        # 4xx: retried with backoff, then delivered.
+        smtp_sink.handler.data_failures = 5
+        await Producers(stack.url, ledger).run(groups=5, per_group=2)
+        await all_delivered(ledger, smtp_sink)
+        # Slow beyond the visibility timeout (3 s): extended, delivered once.
+        smtp_sink.handler.delay_s = 4.5
+        slow = Ledger()
+        await Producers(stack.url, slow).run(groups=1, per_group=1)
+        await until(lambda: set(slow.accepted) <= delivered(smtp_sink), 30)
+        smtp_sink.handler.delay_s = 0
+        await asyncio.sleep(3.5)  # a lapsed visibility would deliver it again by now
+        # 5xx for the recipient: to the DLQ with its reason, never delivered.
+        smtp_sink.handler.rcpt_replies["sink@example.test"] = "550 5.1.1 no such user"
+        doomed = Ledger()
+        await Producers(stack.url, doomed).run(groups=2, per_group=1)
+        config = pool_of(stack)
+        async with SqsClient.from_config(config) as client:
+
+            async def dead_letters() -> bool:
+                return len(await list_dead_letters(client, config)) == 2
+
+            await until(dead_letters, 30)
+            letters = await list_dead_letters(client, config)
+    ledger.accepted.update(slow.accepted)
+    ledger.order.update({f"slow-{k}": v for k, v in slow.order.items()})
+    result = settle(ledger, smtp_sink, "5 SMTP down/4xx/slow")
+    assert [d.mailpool_id for d in smtp_sink.deliveries].count(next(iter(slow.accepted))) == 1
+    assert {letter.reason for letter in letters} == {"smtp_550_all_recipients"}
+    assert not set(doomed.accepted) & delivered(smtp_sink)
+    assert result.duplicates == 0
+
+
+async def test_6_a_poison_message_goes_to_the_dlq_and_the_loop_lives(
+    tmp_path: pathlib.Path, smtp_sink: SmtpSink
+) -> None:
+    async with Stack(tmp_path, smtp_sink) as stack:
+        config = pool_of(stack)
+        async with SqsClient.from_config(config) as client:
+            url = await client.queue_url(config.queue_name(0))
+            await client.send_batch(url, [Outgoing(body="{not an envelope", group="p",
+                                                   dedup_id="poison")])  # fmt: skip
+            ledger = Ledger()
+            await Producers(stack.url, ledger).run(groups=4, per_group=5)
+            await all_delivered(ledger, smtp_sink)
+
+            async def one_dead() -> bool:
+                return len(await list_dead_letters(client, config)) == 1
+
+            await until(one_dead, 20)
+            [letter] = await list_dead_letters(client, config)
+    assert letter.reason == "undecodable_envelope"
+    settle(ledger, smtp_sink, "6 poison message")
+
+
+async def test_7_queue_engine_killed_under_load(
+    tmp_path: pathlib.Path, smtp_sink: SmtpSink
+) -> None:
+    async with Stack(tmp_path, smtp_sink) as stack:
+        ledger = Ledger()
+        load = asyncio.create_task(
+            Producers(stack.url, ledger).run(groups=10, per_group=15, pause_s=0.05)
+        )
+        await until(lambda: len(ledger.accepted) >= 30)
+        await stack.engine.signal(signal.SIGKILL)
+        await asyncio.sleep(2)
+        await stack.engine.start()
+        await load
+        await all_delivered(ledger, smtp_sink)
+    assert ledger.refusals.get(503, 0) > 0  # while it was down: 503s, not false 202s
+    settle(ledger, smtp_sink, "7 localsqs kill -9")
+
+
+async def test_8_sigterm_under_load_drains_and_releases_at_once(
+    tmp_path: pathlib.Path, smtp_sink: SmtpSink
+) -> None:
+    smtp_sink.handler.delay_s = 0.1
+    # A 30 s visibility timeout: anything not released at stop would wait that long.
+    async with Stack(tmp_path, smtp_sink, visibility_s=30) as stack:
+        ledger = Ledger()
+        stack.sender.pause()
+        await Producers(stack.url, ledger).run(groups=20, per_group=10)
+        stack.sender.resume()
+        await until(lambda: len(smtp_sink.deliveries) >= 20)
+        started = time.monotonic()
+        assert await stack.sender.signal(signal.SIGTERM) == 0
+        assert time.monotonic() - started < 5 + 2  # MAILPOOL_GRACE is 5
+        assert len(delivered(smtp_sink)) < 200
+        smtp_sink.handler.delay_s = 0
+        restarted = time.monotonic()
+        await stack.sender.start()
+        await all_delivered(ledger, smtp_sink, within=25)
+        assert time.monotonic() - restarted < 25  # released, not waiting out 30 s
+    assert settle(ledger, smtp_sink, "8 SIGTERM drain").duplicates == 0
