@@ -2,12 +2,12 @@
 # Each creates .venv/ with a Python >= 3.11 and installs what it needs.
 
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
-	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
 	&& { echo $$p; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test clean prometheus-tools
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "mailpool needs Python >= 3.11 (python3.11 or newer on PATH)"; exit 1; }
@@ -31,7 +31,23 @@ $(VENV)/awscli/bin/aws: | $(BIN)/python
 	$(PYTHON) -m venv $(VENV)/awscli
 	$(VENV)/awscli/bin/python -m pip install --quiet awscli
 
-test: $(VENV)/.installed-dev $(VENV)/awscli/bin/aws
+# promtool and Prometheus (Debian's package) check the metrics, the alert rules and the
+# dashboard's queries. Installed when missing and this is a Debian-like machine where we
+# are root (as in CI); elsewhere those tests are skipped and say so.
+prometheus-tools:
+	@if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's prometheus package (promtool, prometheus)"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null && \
+	      apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }; \
+	  else \
+	    echo "note: promtool/prometheus not found; the Prometheus tests will be skipped"; \
+	  fi; \
+	fi
+
+test: $(VENV)/.installed-dev $(VENV)/awscli/bin/aws prometheus-tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

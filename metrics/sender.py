@@ -57,12 +57,44 @@ class SenderMetrics:
             ["shard"],
             registry=registry,
         )
+        self._queue = Gauge(
+            "mailpool_queue_messages",
+            "Approximate messages per shard by state (visible, in_flight, delayed, "
+            "dead_lettered), from GetQueueAttributes polled on an interval.",
+            ["shard", "state"],
+            registry=registry,
+        )
+        self._oldest = Gauge(
+            "mailpool_queue_oldest_message_age_seconds",
+            "Approximate age of the oldest visible message per shard (0 when none is "
+            "waiting): the autoscaling signal.",
+            ["shard"],
+            registry=registry,
+        )
+        self._lag = Histogram(
+            "mailpool_receive_lag_seconds",
+            "From SQS's SentTimestamp to the receive, per received message.",
+            buckets=END_TO_END_BUCKETS,
+            registry=registry,
+        )
         for outcome in OUTCOMES:
             self._outcomes.labels("0", outcome)
 
     def received(self, shard: int, count: int) -> None:
         """``count`` messages received on ``shard``."""
         self._received.labels(str(shard)).inc(count)
+
+    def lag(self, seconds: float) -> None:
+        """One message received ``seconds`` after SQS took it."""
+        self._lag.observe(max(0.0, seconds))
+
+    def queue(self, shard: int, state: str, count: int) -> None:
+        """The approximate number of messages of ``shard`` in ``state``."""
+        self._queue.labels(str(shard), state).set(count)
+
+    def oldest(self, shard: int, seconds: float) -> None:
+        """The approximate age of ``shard``'s oldest waiting message."""
+        self._oldest.labels(str(shard)).set(max(0.0, seconds))
 
     def receive_failed(self, shard: int) -> None:
         """A receive call on ``shard`` failed."""

@@ -20,6 +20,8 @@ class SenderConfig:
     max_backoff_s: int = 900
     #: On stop: how long in-flight sends may take before they are cancelled and released.
     grace_s: float = 30.0
+    #: How often queue depth and the age of the oldest message are polled.
+    depth_interval_s: float = 15.0
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9101
 
@@ -39,6 +41,7 @@ class SenderConfig:
             backoff_s=env_int(environ, "MAILPOOL_BACKOFF", d.backoff_s),
             max_backoff_s=env_int(environ, "MAILPOOL_MAX_BACKOFF", d.max_backoff_s),
             grace_s=env_float(environ, "MAILPOOL_GRACE", d.grace_s),
+            depth_interval_s=env_float(environ, "MAILPOOL_DEPTH_INTERVAL", d.depth_interval_s),
             metrics_host=env_str(environ, "MAILPOOL_METRICS_HOST", d.metrics_host),
             metrics_port=env_int(environ, "MAILPOOL_METRICS_PORT", d.metrics_port),
         )

@@ -23,6 +23,7 @@ from pool.messages import Received
 from pool.pool import QueuePool
 from sender.capacity import Capacity
 from sender.config import SenderConfig
+from sender.depth import DepthPoller
 from sender.providers.base import PermanentError, Provider, TransientError
 from sender.tracker import Tracker
 
@@ -56,6 +57,7 @@ class Sender:
         self._tracker = Tracker(pool, pool.config.visibility_timeout_s)
         self._stopping = asyncio.Event()
         self._chains: set[asyncio.Task[None]] = set()
+        self.depth = DepthPoller(pool, metrics, config.depth_interval_s)
 
     def stop(self) -> None:
         """Stop receiving; ``run`` then drains within the grace period. Idempotent."""
@@ -68,6 +70,7 @@ class Sender:
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
                 heartbeat = tasks.create_task(self._tracker.run(), name="heartbeat")
+                depth = tasks.create_task(self.depth.run(), name="depth")
                 polls = [
                     tasks.create_task(self._poll(shard), name=f"poll-{shard}")
                     for shard in range(self._pool.shards)
@@ -75,6 +78,7 @@ class Sender:
                 await self._stopping.wait()
                 await self._drain(polls)
                 heartbeat.cancel()
+                depth.cancel()
         finally:
             await self._settle_leftovers()
 
@@ -116,6 +120,10 @@ class Sender:
             if not messages:
                 continue
             self._metrics.received(shard, len(messages))
+            now = time.time()
+            for message in messages:
+                self._metrics.lag(now - message.sent_at)
+            self.depth.received(shard, max(m.sent_at for m in messages))
             self._tracker.hold(messages, started)
             self._metrics.in_flight(len(self._tracker))
             if self._stopping.is_set():
