@@ -58,9 +58,10 @@ class DepthPoller:
             shard = depth.shard
             for state in STATES:
                 self._metrics.queue(shard, state, getattr(depth, state))
-            self._metrics.oldest(shard, self._age(shard, depth.visible, now))
+            self._metrics.oldest(shard, self.age(shard, depth.visible, now))
 
-    def _age(self, shard: int, visible: int, now: float) -> float:
+    def age(self, shard: int, visible: int, now: float) -> float:
+        """The age estimate for a shard with ``visible`` waiting messages at ``now``."""
         if visible == 0:
             self._empty_at[shard] = now
             self._first_seen.pop(shard, None)
