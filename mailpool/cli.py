@@ -14,7 +14,7 @@ from intake.config import IntakeConfig
 from intake.service import IntakeService
 from mailpool import logs, runtime
 from mailpool.envelope import Envelope, EnvelopeError
-from mailpool.settings import SettingError, env_str
+from mailpool.settings import SettingError
 from pool.config import PoolConfig
 from pool.dlq import list_dead_letters, purge_dead_letters, redrive
 from pool.errors import PoolError, QueueMissing
@@ -121,7 +121,7 @@ async def _sender(args: argparse.Namespace) -> int:
     config = _override(
         SenderConfig.from_env(), concurrency=args.concurrency, metrics_port=args.metrics_port
     )
-    provider = make_provider(args.provider)
+    provider = make_provider(args.providers)
     stop = runtime.stop_event()
     async with SenderService(_pool_config(args), config, provider) as service:
         print(f"sender running; metrics on port {service.metrics_port}", flush=True)
@@ -219,10 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     sender.add_argument("--concurrency", type=int, help="messages in flight (MAILPOOL_CONCURRENCY)")
     sender.add_argument("--metrics-port", type=int, help="metrics port (MAILPOOL_METRICS_PORT)")
     sender.add_argument(
-        "--provider",
-        choices=PROVIDERS,
-        default=env_str(os.environ, "MAILPOOL_PROVIDER", "smtp"),
-        help="delivery provider (MAILPOOL_PROVIDER)",
+        "--providers",
+        help=f"ordered providers, e.g. smtp or smtp,ses (MAILPOOL_PROVIDERS; known: "
+        f"{', '.join(PROVIDERS)})",
     )
     sender.set_defaults(handler=_sender)
 

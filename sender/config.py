@@ -18,6 +18,8 @@ class SenderConfig:
     #: First transient-failure backoff; doubles with each receive, capped below.
     backoff_s: int = 5
     max_backoff_s: int = 900
+    #: How long a send may keep waiting out provider throttling before it counts as failed.
+    delay_budget_s: float = 600.0
     #: On stop: how long in-flight sends may take before they are cancelled and released.
     grace_s: float = 30.0
     #: How often queue depth and the age of the oldest message are polled.
@@ -41,6 +43,7 @@ class SenderConfig:
             backoff_s=env_int(environ, "MAILPOOL_BACKOFF", d.backoff_s),
             max_backoff_s=env_int(environ, "MAILPOOL_MAX_BACKOFF", d.max_backoff_s),
             grace_s=env_float(environ, "MAILPOOL_GRACE", d.grace_s),
+            delay_budget_s=env_float(environ, "MAILPOOL_DELAY_BUDGET", d.delay_budget_s),
             depth_interval_s=env_float(environ, "MAILPOOL_DEPTH_INTERVAL", d.depth_interval_s),
             metrics_host=env_str(environ, "MAILPOOL_METRICS_HOST", d.metrics_host),
             metrics_port=env_int(environ, "MAILPOOL_METRICS_PORT", d.metrics_port),

@@ -11,6 +11,7 @@ Every received message is settled exactly once: deleted (delivered), hidden for 
 """
 
 import asyncio
+import itertools
 import logging
 import random
 import time
@@ -24,7 +25,7 @@ from pool.pool import QueuePool
 from sender.capacity import Capacity
 from sender.config import SenderConfig
 from sender.depth import DepthPoller
-from sender.providers.base import PermanentError, Provider, TransientError
+from sender.providers.base import DelayError, PermanentError, Provider, TransientError
 from sender.tracker import Tracker
 
 log = logging.getLogger(__name__)
@@ -165,7 +166,7 @@ class Sender:
         provider = self._provider.name
         started = time.perf_counter()
         try:
-            await self._provider.send(envelope)
+            await self._send_through_delays(envelope)
         except TransientError as exc:
             self._metrics.sent(provider, "transient", time.perf_counter() - started)
             await self._retry_later(message, envelope.id, exc.reason)
@@ -187,6 +188,27 @@ class Sender:
             self._metrics.delivered_after(time.time() - envelope.accepted_at)
             log.debug("delivered", extra={"id": envelope.id, "shard": message.shard})
         return True
+
+    async def _send_through_delays(self, envelope: Envelope) -> None:
+        """Send; while the provider throttles, wait and try again holding the message.
+
+        Throttling is the provider asking to slow down, not a failure of this message: the
+        message stays held (its visibility extended), so it spends none of its receives
+        toward the DLQ. Past ``delay_budget_s``, or on shutdown, the throttle counts as an
+        ordinary transient failure.
+        """
+        waited = 0.0
+        for attempt in itertools.count():
+            try:
+                await self._provider.send(envelope)
+                return
+            except DelayError:
+                pause = min(60.0, 2.0**attempt) * random.uniform(0.5, 1.0)
+                if waited + pause > self._config.delay_budget_s or self._stopping.is_set():
+                    raise
+                self._metrics.sent(self._provider.name, "delayed", 0.0)
+                waited += pause
+                await asyncio.sleep(pause)
 
     async def _retry_later(self, message: Received, message_id: str, reason: str) -> None:
         delay = backoff(self._config, message.receive_count)

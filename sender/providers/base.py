@@ -1,4 +1,12 @@
-"""The provider protocol: one ``send``, one ``aclose``; failures say whether to retry."""
+"""The provider protocol: one ``send``, one ``aclose``; failures say whether to retry.
+
+DeliveryError
+├── TransientError     retry later (connection trouble, 4xx); each retry spends one of the
+│   │                  message's receives toward the DLQ
+│   └── DelayError     the provider asks to slow down (SES throttling, SMTP 421/454): the
+│                      sender waits and retries while holding the message, spending nothing
+└── PermanentError     never succeeds (5xx for every recipient, message refused): DLQ now
+"""
 
 from typing import Protocol
 
@@ -15,6 +23,10 @@ class DeliveryError(Exception):
 
 class TransientError(DeliveryError):
     """Worth retrying later: connection trouble, 4xx, throttling."""
+
+
+class DelayError(TransientError):
+    """The provider throttles: retry after a pause, without counting a failed attempt."""
 
 
 class PermanentError(DeliveryError):

@@ -13,11 +13,14 @@ import aiosmtplib
 from mailpool.envelope import Envelope
 from mailpool.settings import SettingError, env_bool, env_float, env_int, env_opt, env_str
 from sender.mime import build_message
-from sender.providers.base import PermanentError, TransientError
+from sender.providers.base import DelayError, PermanentError, TransientError
 
 log = logging.getLogger(__name__)
 
 TlsMode = Literal["none", "starttls", "tls"]
+#: Replies that mean "slow down" rather than "this failed": 421 (service busy, e.g. rate
+#: limits) and 454 (SES over SMTP: "Throttling failure: Maximum sending rate exceeded").
+THROTTLE_CODES = frozenset({421, 454})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -69,10 +72,14 @@ def _classify(exc: Exception) -> TransientError | PermanentError:
         codes = [r.code for r in exc.recipients]
         if codes and all(500 <= c < 600 for c in codes):
             return PermanentError(f"smtp_{min(codes)}_all_recipients")
+        if codes and all(c in THROTTLE_CODES for c in codes):
+            return DelayError(f"smtp_{min(codes)}_recipients")
         return TransientError(f"smtp_{min(codes) if codes else 0}_recipients")
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         if 500 <= exc.code < 600:
             return PermanentError(f"smtp_{exc.code}")
+        if exc.code in THROTTLE_CODES:
+            return DelayError(f"smtp_{exc.code}")
         return TransientError(f"smtp_{exc.code}")
     if isinstance(exc, aiosmtplib.SMTPTimeoutError | TimeoutError):
         return TransientError("smtp_timeout")

@@ -259,3 +259,25 @@ def test_backoff_grows_with_receive_count_up_to_its_cap(attempt: int) -> None:
     delay = backoff(SenderConfig(backoff_s=5, max_backoff_s=900), attempt)
     ceiling = min(900, 5 * 2 ** (attempt - 1))
     assert round(0.8 * ceiling) <= delay <= ceiling
+
+
+async def test_provider_throttling_waits_without_spending_receives(
+    provisioned: PoolConfig, smtp_sink: SmtpSink
+) -> None:
+    smtp_sink.handler.data_failures = 2
+    smtp_sink.handler.data_reply = "454 4.7.0 Throttling failure: Maximum sending rate exceeded"
+    [message_id] = await enqueue(provisioned, [email()])
+    async with sender(provisioned, smtp_sink.port) as service:
+        [delivery] = await smtp_sink.wait_for(1, within=20)
+        shards = [str(s) for s in range(provisioned.shards)]
+        retried = sum(
+            sample(service, "mailpool_messages_processed_total", shard=s, outcome="retried")
+            for s in shards
+        )
+        received = sum(sample(service, "mailpool_messages_received_total", shard=s) for s in shards)
+        delayed = sample(
+            service, "mailpool_provider_send_duration_seconds_count", provider="smtp",
+            outcome="delayed",
+        )  # fmt: skip
+    assert delivery.mailpool_id == message_id
+    assert (retried, received, delayed) == (0, 1, 2)
