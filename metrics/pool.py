@@ -1,5 +1,7 @@
 """Metrics of the queue pool: SQS calls by action, shard and outcome; batch sizes; enqueues."""
 
+from collections.abc import Sequence
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from pool.coalesce import CallObserver
@@ -55,6 +57,13 @@ class PoolMetrics:
             buckets=(1, 2, 3, 4, 5, 6, 7, 8, 9, 10),
             registry=registry,
         )
+        self._entry_failures = Counter(
+            "mailpool_sqs_entry_failures",
+            "Batch entries that failed inside a successful batch call, by action, shard and "
+            "outcome (each is retried while its deadline allows).",
+            ["action", "shard", "outcome"],
+            registry=registry,
+        )
         self._enqueued = Counter(
             "mailpool_messages_enqueued",
             "Messages SQS acknowledged, by shard.",
@@ -67,13 +76,18 @@ class PoolMetrics:
         seconds = self._seconds.labels(action)
         entries = self._entries.labels(action)
         calls = self._calls
+        entry_failures = self._entry_failures
         label = str(shard)
 
-        def observe(size: int, elapsed: float, error: PoolError | None) -> None:
+        def observe(
+            size: int, elapsed: float, error: PoolError | None, failed: Sequence[PoolError]
+        ) -> None:
             calls.labels(action, label, outcome_of(error)).inc()
             seconds.observe(elapsed)
             if size:
                 entries.observe(size)
+            for entry_error in failed:
+                entry_failures.labels(action, label, outcome_of(entry_error)).inc()
 
         return observe
 

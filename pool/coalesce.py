@@ -24,8 +24,9 @@ R = TypeVar("R")
 
 #: Performs one batch call: per entry, its result or the error of that entry.
 BatchCall = Callable[[Sequence[E]], Awaitable[Sequence[R | PoolError]]]
-#: Told of each batch call: its size, how long it took, and the error if the call failed.
-CallObserver = Callable[[int, float, PoolError | None], None]
+#: Told of each batch call: its size, how long it took, the error if the whole call
+#: failed, and the errors of the entries that failed inside a call that succeeded.
+CallObserver = Callable[[int, float, PoolError | None, Sequence[PoolError]], None]
 
 
 @dataclass(slots=True, eq=False)  # identity-hashed: items live in sets
@@ -49,7 +50,9 @@ class CoalescerLimits:
     max_backoff_s: float = 1.0
 
 
-def _ignore(size: int, seconds: float, error: PoolError | None) -> None:
+def _ignore(
+    size: int, seconds: float, error: PoolError | None, entries: Sequence[PoolError]
+) -> None:
     return None
 
 
@@ -144,13 +147,14 @@ class Coalescer(Generic[E, R]):
                 outcomes = await self._call([item.entry for item in batch])
         except PoolError as exc:
             outcomes = [exc] * len(batch)
-            self._observe(len(batch), time.monotonic() - started, exc)
+            self._observe(len(batch), time.monotonic() - started, exc, ())
         except TimeoutError:
             error = Unavailable("no answer before the deadline")
             outcomes = [error] * len(batch)
-            self._observe(len(batch), time.monotonic() - started, error)
+            self._observe(len(batch), time.monotonic() - started, error, ())
         else:
-            self._observe(len(batch), time.monotonic() - started, None)
+            failed = [o for o in outcomes if isinstance(o, PoolError)]
+            self._observe(len(batch), time.monotonic() - started, None, failed)
         retry: list[_Item[E, R]] = []
         delay = self._backoff(attempt)
         now = time.monotonic()

@@ -189,9 +189,9 @@ class QueuePool:
                 ),
             )
         except PoolError as exc:
-            observe(0, time.monotonic() - started, exc)
+            observe(0, time.monotonic() - started, exc, ())
             raise
-        observe(len(messages), time.monotonic() - started, None)
+        observe(len(messages), time.monotonic() - started, None, ())
         return messages
 
     async def delete(self, message: Received) -> None:
