@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from intake.auth import ANONYMOUS
 from intake.errors import ApiError
 from intake.ids import idempotent_id, new_id
 from mailpool.envelope import Envelope, ValidationError, parse_email, parse_group
@@ -18,7 +19,7 @@ from pool.pool import QueuePool
 log = logging.getLogger(__name__)
 
 #: Idempotency scope while intake has no API keys: every producer shares it.
-DEFAULT_SCOPE = "default"
+DEFAULT_SCOPE = ANONYMOUS
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from intake.accept import Acceptor
+from intake.auth import Authenticator
 from intake.config import IntakeConfig
 from intake.errors import ApiError, error_middleware, json_response
 from intake.ids import valid_key
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 ACCEPTOR = web.AppKey("acceptor", Acceptor)
 POOL = web.AppKey("pool", QueuePool)
 CONFIG = web.AppKey("config", IntakeConfig)
+AUTH = web.AppKey("auth", Authenticator)
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
@@ -50,16 +52,22 @@ def _idempotency_key(request: web.Request) -> str | None:
     return key
 
 
+def _client(request: web.Request) -> str:
+    return request.app[AUTH].identify(request.headers.get("Authorization"))
+
+
 async def post_email(request: web.Request) -> web.Response:
     """POST /v1/emails: one email; 202 {"id"} once SQS has it."""
+    client = _client(request)
     key = _idempotency_key(request)
     doc = await _read_json(request)
-    message_id = await request.app[ACCEPTOR].accept(doc, key)
+    message_id = await request.app[ACCEPTOR].accept(doc, key, client)
     return json_response({"id": message_id}, 202)
 
 
 async def post_batch(request: web.Request) -> web.Response:
     """POST /v1/emails/batch: many emails, each accepted or refused on its own."""
+    client = _client(request)
     key = _idempotency_key(request)
     docs = await _read_json(request)
     if not isinstance(docs, list):
@@ -69,7 +77,7 @@ async def post_batch(request: web.Request) -> web.Response:
     limit = request.app[CONFIG].max_batch
     if len(docs) > limit:
         raise ApiError(413, "batch_too_large", f"a batch holds at most {limit} emails", None)
-    results = await request.app[ACCEPTOR].accept_many(docs, key)
+    results = await request.app[ACCEPTOR].accept_many(docs, key, client)
     items: list[dict[str, Any]] = []
     accepted = 0
     retry_after = None
@@ -107,7 +115,9 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def openapi(request: web.Request) -> web.Response:
     """GET /openapi.json: the API's OpenAPI 3 document."""
-    return json_response(openapi_document(request.app[CONFIG], request.app[POOL].config))
+    return json_response(
+        openapi_document(request.app[CONFIG], request.app[POOL].config, request.app[AUTH].enabled)
+    )
 
 
 def create_app(
@@ -115,13 +125,19 @@ def create_app(
     pool: QueuePool,
     metrics: IntakeMetrics,
     registry: CollectorRegistry,
+    auth: Authenticator | None = None,
 ) -> web.Application:
-    """The intake application; it opens ``pool`` on startup and closes it on cleanup."""
+    """The intake application; it opens ``pool`` on startup and closes it on cleanup.
+
+    ``auth`` guards ``/v1/*`` (health, readiness, metrics and the OpenAPI document stay
+    open, for probes and scrapers); None leaves the API open.
+    """
     app = web.Application(
         client_max_size=config.max_request_bytes, middlewares=[error_middleware(metrics)]
     )
     app[CONFIG] = config
     app[POOL] = pool
+    app[AUTH] = auth or Authenticator([])
     app[ACCEPTOR] = Acceptor(pool, metrics, retry_after_s=config.retry_after_s)
 
     async def open_pool(app: web.Application) -> AsyncIterator[None]:

@@ -185,15 +185,23 @@ def _post_batch(max_batch: int) -> dict[str, Any]:
     }
 
 
-def openapi_document(config: IntakeConfig, pool: PoolConfig) -> dict[str, Any]:
+def _guarded(operation: dict[str, Any], auth: bool) -> dict[str, Any]:
+    unauthorized = _error("API keys are configured and the request has no valid one.")
+    guarded = {**operation, "responses": {**operation["responses"], "401": unauthorized}}
+    if auth:
+        guarded["security"] = [{"bearer": []}]
+    return guarded
+
+
+def openapi_document(config: IntakeConfig, pool: PoolConfig, auth: bool = False) -> dict[str, Any]:
     """The OpenAPI document for an intake with ``config`` over a pool with ``pool``."""
     errors = {"404": _error("No such resource."), "405": _error("Method not allowed.")}
     return {
         "openapi": "3.1.0",
         "info": {"title": "mailpool intake", "version": "1"},
         "paths": {
-            "/v1/emails": {"post": _post_email(pool.max_message_bytes)},
-            "/v1/emails/batch": {"post": _post_batch(config.max_batch)},
+            "/v1/emails": {"post": _guarded(_post_email(pool.max_message_bytes), auth)},
+            "/v1/emails/batch": {"post": _guarded(_post_batch(config.max_batch), auth)},
             "/healthz": {
                 "get": {"summary": "Alive", "responses": {"200": _json(_STATUS, "Alive.")}}
             },
@@ -227,5 +235,13 @@ def openapi_document(config: IntakeConfig, pool: PoolConfig) -> dict[str, Any]:
         "components": {
             "schemas": {"Email": _email_schema(), "Error": _ERROR},
             "responses": errors,
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key (`mailpool keys new`); required when the "
+                    "intake has keys configured. Each key is its own idempotency scope.",
+                }
+            },
         },
     }

@@ -5,6 +5,7 @@ import types
 from aiohttp import web
 
 from intake.app import create_app
+from intake.auth import Authenticator
 from intake.config import IntakeConfig
 from mailpool.runtime import serve
 from metrics.exposition import process_registry
@@ -17,11 +18,13 @@ from pool.pool import QueuePool
 class IntakeService:
     """Serves the intake API until closed; closing waits for requests under way."""
 
-    def __init__(self, pool_config: PoolConfig, config: IntakeConfig) -> None:
+    def __init__(
+        self, pool_config: PoolConfig, config: IntakeConfig, auth: Authenticator | None = None
+    ) -> None:
         self.config = config
         self.registry = process_registry()
         self.pool = QueuePool(pool_config, PoolMetrics(self.registry))
-        self.app = create_app(config, self.pool, IntakeMetrics(self.registry), self.registry)
+        self.app = create_app(config, self.pool, IntakeMetrics(self.registry), self.registry, auth)
         self.port = config.port
         self._runner: web.AppRunner | None = None
 

@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from intake.auth import Authenticator, check_exposure, new_key
 from intake.config import IntakeConfig
 from intake.service import IntakeService
 from mailpool import logs, runtime
@@ -110,8 +111,10 @@ async def _dlq_purge(args: argparse.Namespace) -> int:
 
 async def _intake(args: argparse.Namespace) -> int:
     config = _override(IntakeConfig.from_env(), host=args.host, port=args.port)
+    auth = Authenticator.from_env()
+    check_exposure(auth, config.host)
     stop = runtime.stop_event()
-    async with IntakeService(_pool_config(args), config) as service:
+    async with IntakeService(_pool_config(args), config, auth) as service:
         print(f"intake listening on {service.url}", flush=True)
         await stop.wait()
     return 0
@@ -171,6 +174,15 @@ async def _localsqs(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _keys_new(args: argparse.Namespace) -> int:
+    key, line = new_key(args.name)
+    print(f"key:  {key}")
+    print("      give it to the client (Authorization: Bearer <key>); it is not stored")
+    print(f"line: {line}")
+    print("      append it to the file MAILPOOL_API_KEYS_FILE names")
+    return 0
+
+
 def _pool_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shards", type=int, help="queues in the pool (MAILPOOL_SHARDS)")
     parser.add_argument("--prefix", help="queue name prefix (MAILPOOL_QUEUE_PREFIX)")
@@ -207,6 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
     purging.set_defaults(handler=_dlq_purge)
     for action in (listing, moving, purging):
         _pool_flags(action)
+
+    keys = commands.add_parser("keys", help="API keys for the intake")
+    key_actions = keys.add_subparsers(dest="action", required=True)
+    new = key_actions.add_parser("new", help="make a key and its keys-file line")
+    new.add_argument("--name", default="client", help="the client's name (its idempotency scope)")
+    new.set_defaults(handler=_keys_new)
 
     intake = commands.add_parser("intake", help="serve the HTTP intake API")
     _pool_flags(intake)

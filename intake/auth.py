@@ -1,0 +1,111 @@
+"""API keys: ``Authorization: Bearer <key>`` checked against SHA-256 digests in constant time.
+
+Keys come from ``MAILPOOL_API_KEYS`` (comma-separated keys) or ``MAILPOOL_API_KEYS_FILE``
+(lines ``name:sha256-hex``, ``#`` comments; ``mailpool keys new`` makes them). Only digests
+are held in memory. Each key's name is its client's idempotency scope. Without any key the
+intake is open, and then listens on loopback only unless ``MAILPOOL_AUTH=off`` says an
+upstream proxy authenticates.
+"""
+
+import hashlib
+import hmac
+import ipaddress
+import os
+import pathlib
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from intake.errors import ApiError
+from mailpool.settings import SettingError, env_opt, env_str
+
+ANONYMOUS = "default"
+_UNAUTHORIZED = ApiError(401, "unauthorized", "a valid API key is required (Authorization: Bearer)")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A named key, known by its SHA-256 digest only."""
+
+    name: str
+    digest: bytes
+
+
+def digest(key: str) -> bytes:
+    """SHA-256 of a key."""
+    return hashlib.sha256(key.encode()).digest()
+
+
+def new_key(name: str) -> tuple[str, str]:
+    """A fresh key and the keys-file line that admits it."""
+    key = f"mp_{secrets.token_urlsafe(32)}"
+    return key, f"{name}:{digest(key).hex()}"
+
+
+def _parse_file(path: pathlib.Path) -> list[ApiKey]:
+    keys = []
+    for number, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, _, hexdigest = line.rpartition(":")
+        try:
+            keys.append(ApiKey(name or f"key{number}", bytes.fromhex(hexdigest)))
+        except ValueError:
+            raise SettingError(f"{path}:{number}: expected name:sha256-hex") from None
+    return keys
+
+
+class Authenticator:
+    """Checks bearer keys; ``enabled`` is False when none are configured."""
+
+    def __init__(self, keys: Sequence[ApiKey], *, required: bool = True) -> None:
+        self.keys = list(keys)
+        self.enabled = required and bool(self.keys)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "Authenticator":
+        """Keys from MAILPOOL_API_KEYS / MAILPOOL_API_KEYS_FILE; MAILPOOL_AUTH=off disables."""
+        mode = env_str(environ, "MAILPOOL_AUTH", "auto")
+        if mode not in ("auto", "off"):
+            raise SettingError(f"MAILPOOL_AUTH must be auto or off, got {mode!r}")
+        raw = [k.strip() for k in (environ.get("MAILPOOL_API_KEYS") or "").split(",")]
+        keys = [ApiKey(f"key-{digest(k).hex()[:8]}", digest(k)) for k in raw if k]
+        path = env_opt(environ, "MAILPOOL_API_KEYS_FILE")
+        if path:
+            keys.extend(_parse_file(pathlib.Path(path)))
+        return cls(keys, required=mode != "off")
+
+    def identify(self, authorization: str | None) -> str:
+        """The calling client's name, or ApiError 401 (never saying which part failed)."""
+        if not self.enabled:
+            return ANONYMOUS
+        scheme, _, token = (authorization or "").partition(" ")
+        presented = digest(token.strip()) if scheme.lower() == "bearer" else b""
+        found = None
+        for key in self.keys:  # every key is compared, so timing does not tell which matched
+            if hmac.compare_digest(presented, key.digest):
+                found = key
+        if found is None:
+            raise _UNAUTHORIZED
+        return found.name
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(auth: Authenticator, host: str, environ: Mapping[str, str] = os.environ) -> None:
+    """Refuse to serve without keys on anything but loopback, unless MAILPOOL_AUTH=off."""
+    if auth.enabled or is_loopback(host) or env_str(environ, "MAILPOOL_AUTH", "auto") == "off":
+        return
+    raise SettingError(
+        f"refusing to listen on {host} without API keys: set MAILPOOL_API_KEYS or "
+        "MAILPOOL_API_KEYS_FILE, or MAILPOOL_AUTH=off if a proxy in front authenticates"
+    )
