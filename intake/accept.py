@@ -10,7 +10,8 @@ from typing import Any
 from intake.auth import ANONYMOUS
 from intake.errors import ApiError
 from intake.ids import idempotent_id, new_id
-from mailpool.envelope import Envelope, ValidationError, parse_email, parse_group
+from mailpool.envelope import Envelope, ValidationError, message_group, parse_email, parse_group
+from mailpool.sealing import Keyring
 from metrics.intake import IntakeMetrics
 from pool.errors import PoolError, Rejected
 from pool.messages import Outgoing
@@ -34,10 +35,18 @@ class Prepared:
 class Acceptor:
     """Turns producers' JSON into acknowledged SQS messages (or ApiErrors naming why not)."""
 
-    def __init__(self, pool: QueuePool, metrics: IntakeMetrics, *, retry_after_s: int) -> None:
+    def __init__(
+        self,
+        pool: QueuePool,
+        metrics: IntakeMetrics,
+        *,
+        retry_after_s: int,
+        keyring: Keyring | None = None,
+    ) -> None:
         self._pool = pool
         self._metrics = metrics
         self._retry_after_s = retry_after_s
+        self._keyring = keyring
         self._limit = pool.config.max_message_bytes
 
     def prepare(self, doc: Any, key: str | None, scope: str = DEFAULT_SCOPE) -> Prepared:
@@ -52,7 +61,7 @@ class Acceptor:
         envelope = Envelope(
             id=message_id, group=group or message_id, accepted_at=time.time(), email=email
         )
-        body = envelope.encode()
+        body = envelope.encode(self._keyring)
         if len(body) > self._limit:
             self._metrics.refused("message_too_large")
             raise ApiError(
@@ -60,7 +69,7 @@ class Acceptor:
                 "message_too_large",
                 f"the email is {len(body)} bytes as queued; the queue takes at most {self._limit}",
             )
-        return Prepared(id=message_id, group=envelope.group, body=body)
+        return Prepared(id=message_id, group=message_group(group, message_id), body=body)
 
     async def send(self, prepared: Prepared) -> str:
         """Enqueue; returns the id once SQS acknowledged it, else ApiError 503/422."""

@@ -14,6 +14,7 @@ from intake.config import IntakeConfig
 from intake.errors import ApiError, error_middleware, json_response
 from intake.ids import valid_key
 from intake.openapi import openapi_document
+from mailpool.sealing import Keyring
 from metrics.exposition import metrics_handler
 from metrics.intake import IntakeMetrics
 from pool.errors import PoolError
@@ -126,6 +127,7 @@ def create_app(
     metrics: IntakeMetrics,
     registry: CollectorRegistry,
     auth: Authenticator | None = None,
+    keyring: Keyring | None = None,
 ) -> web.Application:
     """The intake application; it opens ``pool`` on startup and closes it on cleanup.
 
@@ -138,7 +140,7 @@ def create_app(
     app[CONFIG] = config
     app[POOL] = pool
     app[AUTH] = auth or Authenticator([])
-    app[ACCEPTOR] = Acceptor(pool, metrics, retry_after_s=config.retry_after_s)
+    app[ACCEPTOR] = Acceptor(pool, metrics, retry_after_s=config.retry_after_s, keyring=keyring)
 
     async def open_pool(app: web.Application) -> AsyncIterator[None]:
         async with pool:

@@ -8,6 +8,7 @@ from intake.app import create_app
 from intake.auth import Authenticator
 from intake.config import IntakeConfig
 from mailpool.runtime import serve
+from mailpool.sealing import Keyring
 from metrics.exposition import process_registry
 from metrics.intake import IntakeMetrics
 from metrics.pool import PoolMetrics
@@ -19,12 +20,18 @@ class IntakeService:
     """Serves the intake API until closed; closing waits for requests under way."""
 
     def __init__(
-        self, pool_config: PoolConfig, config: IntakeConfig, auth: Authenticator | None = None
+        self,
+        pool_config: PoolConfig,
+        config: IntakeConfig,
+        auth: Authenticator | None = None,
+        keyring: Keyring | None = None,
     ) -> None:
         self.config = config
         self.registry = process_registry()
         self.pool = QueuePool(pool_config, PoolMetrics(self.registry))
-        self.app = create_app(config, self.pool, IntakeMetrics(self.registry), self.registry, auth)
+        self.app = create_app(
+            config, self.pool, IntakeMetrics(self.registry), self.registry, auth, keyring
+        )
         self.port = config.port
         self._runner: web.AppRunner | None = None
 

@@ -6,8 +6,12 @@ This is the only module that knows the envelope's schema. Version 1, as JSON (or
      "email": {"from": [name, addr], "to"|"cc"|"bcc"|"reply_to": [[name, addr], ...],
                "subject": str, "text": str|null, "html": str|null,
                "headers": {name: value}, "tags": {key: value}}}
+
+Sealed (MAILPOOL_ENCRYPTION_KEYS set): {"v": 1, "id": str, "sealed": {"kid", "n", "ct"}},
+where ``ct`` is everything but ``v`` and ``id``, AES-GCM-encrypted and bound to the id.
 """
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,6 +20,7 @@ from typing import Any
 import orjson
 
 from mailpool.addresses import AddressError, Mailbox, parse_mailbox
+from mailpool.sealing import Keyring, SealError
 
 VERSION = 1
 MAX_RECIPIENTS = 50
@@ -68,7 +73,15 @@ class ValidationError(ValueError):
 
 
 class EnvelopeError(ValueError):
-    """A queue message that is not a mailpool envelope of a known version."""
+    """A queue message that is not a mailpool envelope of a known version.
+
+    ``reason`` is the dead-letter reason: ``undecodable_envelope``, or
+    ``unsealable_envelope`` for a sealed one these keys cannot open.
+    """
+
+    def __init__(self, message: str, reason: str = "undecodable_envelope") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,37 +114,46 @@ class Envelope:
     accepted_at: float
     email: Email
 
-    def encode(self) -> bytes:
-        """The envelope as the UTF-8 JSON that becomes the SQS message body."""
+    def encode(self, keyring: Keyring | None = None) -> bytes:
+        """The UTF-8 JSON that becomes the SQS message body; sealed when given a keyring.
+
+        Sealed, only ``v`` and ``id`` stay readable; everything else is AES-GCM ciphertext
+        bound to the id.
+        """
+        content = self._content()
+        if keyring is None:
+            return orjson.dumps({"v": VERSION, "id": self.id, **content})
+        sealed = keyring.seal(orjson.dumps(content), self.id.encode())
+        return orjson.dumps({"v": VERSION, "id": self.id, "sealed": sealed})
+
+    def _content(self) -> dict[str, Any]:
         e = self.email
-        return orjson.dumps(
-            {
-                "v": VERSION,
-                "id": self.id,
-                "group": self.group,
-                "accepted_at": self.accepted_at,
-                "email": {
-                    "from": [e.sender.name, e.sender.addr],
-                    "to": [[m.name, m.addr] for m in e.to],
-                    "cc": [[m.name, m.addr] for m in e.cc],
-                    "bcc": [[m.name, m.addr] for m in e.bcc],
-                    "reply_to": [[m.name, m.addr] for m in e.reply_to],
-                    "subject": e.subject,
-                    "text": e.text,
-                    "html": e.html,
-                    "headers": dict(e.headers),
-                    "tags": dict(e.tags),
-                },
-            }
-        )
+        return {
+            "group": self.group,
+            "accepted_at": self.accepted_at,
+            "email": {
+                "from": [e.sender.name, e.sender.addr],
+                "to": [[m.name, m.addr] for m in e.to],
+                "cc": [[m.name, m.addr] for m in e.cc],
+                "bcc": [[m.name, m.addr] for m in e.bcc],
+                "reply_to": [[m.name, m.addr] for m in e.reply_to],
+                "subject": e.subject,
+                "text": e.text,
+                "html": e.html,
+                "headers": dict(e.headers),
+                "tags": dict(e.tags),
+            },
+        }
 
     @classmethod
-    def decode(cls, raw: str | bytes) -> "Envelope":
+    def decode(cls, raw: str | bytes, keyring: Keyring | None = None) -> "Envelope":
         """Read an SQS message body; ``EnvelopeError`` if it is not a v1 envelope."""
         try:
             doc = orjson.loads(raw)
             if doc["v"] != VERSION:
                 raise EnvelopeError(f"unknown envelope version {doc['v']!r}")
+            if "sealed" in doc:
+                doc = {**doc, **_unseal(doc, keyring)}
             e = doc["email"]
             return cls(
                 id=str(doc["id"]),
@@ -154,6 +176,26 @@ class Envelope:
             raise
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise EnvelopeError(f"not a mailpool envelope ({type(exc).__name__})") from None
+
+
+def _unseal(doc: dict[str, Any], keyring: Keyring | None) -> dict[str, Any]:
+    if keyring is None:
+        raise EnvelopeError("a sealed envelope and no encryption keys", "unsealable_envelope")
+    try:
+        content: dict[str, Any] = orjson.loads(keyring.open(doc["sealed"], str(doc["id"]).encode()))
+    except SealError:
+        raise EnvelopeError(
+            "a sealed envelope these keys cannot open", "unsealable_envelope"
+        ) from None
+    return content
+
+
+def message_group(group: str | None, message_id: str) -> str:
+    """The SQS MessageGroupId for a producer's group: a digest, so that a group named after
+    a recipient never appears in SQS's metadata (which encryption does not cover)."""
+    if group is None:
+        return message_id
+    return "g" + hashlib.blake2b(group.encode(), digest_size=16).hexdigest()
 
 
 def _string(value: Any, name: str, *, limit: int | None = None, one_line: bool = False) -> str:

@@ -5,6 +5,7 @@ import contextlib
 import types
 
 from mailpool.runtime import serve
+from mailpool.sealing import Keyring
 from metrics.exposition import metrics_app, process_registry
 from metrics.pool import PoolMetrics
 from metrics.sender import SenderMetrics
@@ -18,13 +19,19 @@ from sender.worker import Sender
 class SenderService:
     """Runs a Sender in the background; closing stops it gracefully and closes the rest."""
 
-    def __init__(self, pool_config: PoolConfig, config: SenderConfig, provider: Provider) -> None:
+    def __init__(
+        self,
+        pool_config: PoolConfig,
+        config: SenderConfig,
+        provider: Provider,
+        keyring: Keyring | None = None,
+    ) -> None:
         self.config = config
         self.registry = process_registry()
         self.pool = QueuePool(pool_config, PoolMetrics(self.registry))
         self.provider = provider
         self.metrics = SenderMetrics(self.registry, concurrency=config.concurrency)
-        self.sender = Sender(config, self.pool, provider, self.metrics)
+        self.sender = Sender(config, self.pool, provider, self.metrics, keyring)
         self.metrics_port = config.metrics_port
         self._stack = contextlib.AsyncExitStack()
         self._task: asyncio.Task[None] | None = None

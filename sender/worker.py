@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable
 
 from mailpool.envelope import Envelope, EnvelopeError
+from mailpool.sealing import Keyring
 from metrics.sender import SenderMetrics
 from pool.errors import PoolError
 from pool.messages import Received
@@ -49,8 +50,10 @@ class Sender:
         pool: QueuePool,
         provider: Provider,
         metrics: SenderMetrics,
+        keyring: Keyring | None = None,
     ) -> None:
         self._config = config
+        self._keyring = keyring
         self._pool = pool
         self._provider = provider
         self._metrics = metrics
@@ -160,9 +163,9 @@ class Sender:
     async def _deliver(self, message: Received) -> bool:
         """Deliver one message; False when its group must stop here (it will come back)."""
         try:
-            envelope = Envelope.decode(message.body)
-        except EnvelopeError:
-            return await self._dead_letter(message, "undecodable_envelope", message.message_id)
+            envelope = Envelope.decode(message.body, self._keyring)
+        except EnvelopeError as exc:
+            return await self._dead_letter(message, exc.reason, message.message_id)
         provider = self._provider.name
         started = time.perf_counter()
         try:
