@@ -10,10 +10,19 @@ from typing import Any
 from intake.auth import ANONYMOUS
 from intake.errors import ApiError
 from intake.ids import idempotent_id, new_id
-from mailpool.envelope import Envelope, ValidationError, message_group, parse_email, parse_group
+from mailpool.envelope import (
+    Envelope,
+    Pointer,
+    ValidationError,
+    encode_pointer,
+    message_group,
+    parse_email,
+    parse_group,
+)
 from mailpool.sealing import Keyring
 from metrics.intake import IntakeMetrics
-from pool.errors import PoolError, Rejected
+from pool.blobs import BlobStore
+from pool.errors import PoolError, Rejected, Unavailable
 from pool.messages import Outgoing
 from pool.pool import QueuePool
 
@@ -30,6 +39,8 @@ class Prepared:
     id: str
     group: str
     body: bytes
+    #: Past the queue's size limit: the body goes to S3 and the queue gets a pointer.
+    large: bool = False
 
 
 class Acceptor:
@@ -42,8 +53,10 @@ class Acceptor:
         *,
         retry_after_s: int,
         keyring: Keyring | None = None,
+        blobs: BlobStore | None = None,
     ) -> None:
         self._pool = pool
+        self._blobs = blobs
         self._metrics = metrics
         self._retry_after_s = retry_after_s
         self._keyring = keyring
@@ -62,6 +75,9 @@ class Acceptor:
             id=message_id, group=group or message_id, accepted_at=time.time(), email=email
         )
         body = envelope.encode(self._keyring)
+        group_id = message_group(group, message_id)
+        if len(body) > self._limit and self._blobs is not None:
+            return Prepared(id=message_id, group=group_id, body=body, large=True)
         if len(body) > self._limit:
             self._metrics.refused("message_too_large")
             raise ApiError(
@@ -69,14 +85,25 @@ class Acceptor:
                 "message_too_large",
                 f"the email is {len(body)} bytes as queued; the queue takes at most {self._limit}",
             )
-        return Prepared(id=message_id, group=message_group(group, message_id), body=body)
+        return Prepared(id=message_id, group=group_id, body=body)
+
+    async def _offload(self, prepared: Prepared) -> bytes:
+        """Put a large envelope in S3; the pointer that stands for it in the queue."""
+        assert self._blobs is not None
+        pointer = Pointer(self._blobs.bucket, self._blobs.key_for(prepared.id))
+        try:
+            await self._blobs.put(pointer.key, prepared.body)
+        except PoolError as exc:  # the store is the service's side: never the producer's fault
+            raise Unavailable(f"storing the large body failed: {exc}", code=exc.code) from exc
+        return encode_pointer(prepared.id, pointer)
 
     async def send(self, prepared: Prepared) -> str:
         """Enqueue; returns the id once SQS acknowledged it, else ApiError 503/422."""
         started = time.perf_counter()
-        message = Outgoing(body=prepared.body.decode(), group=prepared.group, dedup_id=prepared.id)
         try:
-            sent = await self._pool.send(message, len(prepared.body))
+            body = await self._offload(prepared) if prepared.large else prepared.body
+            message = Outgoing(body=body.decode(), group=prepared.group, dedup_id=prepared.id)
+            sent = await self._pool.send(message, len(body))
         except Rejected as exc:
             self._metrics.refused("rejected_by_queue")
             log.warning("queue rejected message", extra={"id": prepared.id, "code": exc.code})

@@ -1,5 +1,6 @@
 """The intake HTTP API: thin handlers over the Acceptor, errors as JSON."""
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,6 +18,7 @@ from intake.openapi import openapi_document
 from mailpool.sealing import Keyring
 from metrics.exposition import metrics_handler
 from metrics.intake import IntakeMetrics
+from pool.blobs import BlobStore
 from pool.errors import PoolError
 from pool.pool import QueuePool
 
@@ -128,6 +130,7 @@ def create_app(
     registry: CollectorRegistry,
     auth: Authenticator | None = None,
     keyring: Keyring | None = None,
+    blobs: BlobStore | None = None,
 ) -> web.Application:
     """The intake application; it opens ``pool`` on startup and closes it on cleanup.
 
@@ -140,10 +143,15 @@ def create_app(
     app[CONFIG] = config
     app[POOL] = pool
     app[AUTH] = auth or Authenticator([])
-    app[ACCEPTOR] = Acceptor(pool, metrics, retry_after_s=config.retry_after_s, keyring=keyring)
+    app[ACCEPTOR] = Acceptor(
+        pool, metrics, retry_after_s=config.retry_after_s, keyring=keyring, blobs=blobs
+    )
 
     async def open_pool(app: web.Application) -> AsyncIterator[None]:
-        async with pool:
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(pool)
+            if blobs is not None:
+                await stack.enter_async_context(blobs)
             yield
 
     app.cleanup_ctx.append(open_pool)

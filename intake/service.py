@@ -12,6 +12,7 @@ from mailpool.sealing import Keyring
 from metrics.exposition import process_registry
 from metrics.intake import IntakeMetrics
 from metrics.pool import PoolMetrics
+from pool.blobs import BlobStore
 from pool.config import PoolConfig
 from pool.pool import QueuePool
 
@@ -25,12 +26,13 @@ class IntakeService:
         config: IntakeConfig,
         auth: Authenticator | None = None,
         keyring: Keyring | None = None,
+        blobs: BlobStore | None = None,
     ) -> None:
         self.config = config
         self.registry = process_registry()
         self.pool = QueuePool(pool_config, PoolMetrics(self.registry))
         self.app = create_app(
-            config, self.pool, IntakeMetrics(self.registry), self.registry, auth, keyring
+            config, self.pool, IntakeMetrics(self.registry), self.registry, auth, keyring, blobs
         )
         self.port = config.port
         self._runner: web.AppRunner | None = None

@@ -19,6 +19,7 @@ from mailpool import logs, runtime
 from mailpool.sealing import Keyring
 from mailpool.sealing import new_key as new_encryption_key
 from mailpool.settings import SettingError
+from pool.blobs import BlobConfig, BlobStore
 from pool.config import PoolConfig
 from pool.dlq import list_dead_letters, purge_dead_letters, redrive
 from pool.errors import PoolError, QueueMissing
@@ -45,12 +46,26 @@ def _pool_config(args: argparse.Namespace) -> PoolConfig:
     )
 
 
+def _blobs() -> BlobStore | None:
+    """The S3 store for large bodies, when MAILPOOL_S3_BUCKET names one."""
+    config = BlobConfig.from_env()
+    if not config.bucket:
+        return None
+    return BlobStore(config)  # S3 endpoint: botocore's (AWS_ENDPOINT_URL_S3, ...)
+
+
 async def _queues_create(args: argparse.Namespace) -> int:
     config = _pool_config(args)
     async with SqsClient.from_config(config) as client:
         shards = await provision(client, config)
     for shard in shards:
         print(f"shard {shard.shard}: {shard.url}  dlq: {shard.dlq_url}")
+    blobs = _blobs()
+    if blobs is not None:
+        async with blobs:
+            await blobs.provision()
+        print(f"bucket {blobs.bucket}: bodies under {blobs.config.prefix} expire after "
+              f"{blobs.config.expire_days} days")  # fmt: skip
     return 0
 
 
@@ -118,7 +133,8 @@ async def _intake(args: argparse.Namespace) -> int:
     auth = Authenticator.from_env()
     check_exposure(auth, config.host)
     stop = runtime.stop_event()
-    async with IntakeService(_pool_config(args), config, auth, Keyring.from_env()) as service:
+    service = IntakeService(_pool_config(args), config, auth, Keyring.from_env(), _blobs())
+    async with service:
         print(f"intake listening on {service.url}", flush=True)
         await stop.wait()
     return 0
@@ -130,7 +146,8 @@ async def _sender(args: argparse.Namespace) -> int:
     )
     provider = make_provider(args.providers)
     stop = runtime.stop_event()
-    async with SenderService(_pool_config(args), config, provider, Keyring.from_env()) as service:
+    service = SenderService(_pool_config(args), config, provider, Keyring.from_env(), _blobs())
+    async with service:
         print(f"sender running; metrics on port {service.metrics_port}", flush=True)
         waiter = asyncio.ensure_future(stop.wait())
         worker = asyncio.ensure_future(service.wait())

@@ -9,6 +9,9 @@ This is the only module that knows the envelope's schema. Version 1, as JSON (or
 
 Sealed (MAILPOOL_ENCRYPTION_KEYS set): {"v": 1, "id": str, "sealed": {"kid", "n", "ct"}},
 where ``ct`` is everything but ``v`` and ``id``, AES-GCM-encrypted and bound to the id.
+
+A pointer (the envelope was too large for the queue and went to S3):
+{"v": 1, "id": str, "s3": {"bucket": str, "key": str}}.
 """
 
 import hashlib
@@ -176,6 +179,33 @@ class Envelope:
             raise
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise EnvelopeError(f"not a mailpool envelope ({type(exc).__name__})") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Pointer:
+    """Where a large envelope's body lives in S3."""
+
+    bucket: str
+    key: str
+
+
+def encode_pointer(message_id: str, pointer: Pointer) -> bytes:
+    """The queue body that stands for an envelope kept in S3."""
+    return orjson.dumps(
+        {"v": VERSION, "id": message_id, "s3": {"bucket": pointer.bucket, "key": pointer.key}}
+    )
+
+
+def pointer_of(raw: str | bytes) -> Pointer | None:
+    """The S3 location a queue body points to, or None for an envelope carried inline."""
+    text = raw if isinstance(raw, str) else raw.decode(errors="replace")
+    if '"s3":' not in text:
+        return None
+    try:
+        location = orjson.loads(text)["s3"]
+        return Pointer(str(location["bucket"]), str(location["key"]))
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
 
 
 def _unseal(doc: dict[str, Any], keyring: Keyring | None) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from mailpool.sealing import Keyring
 from metrics.exposition import metrics_app, process_registry
 from metrics.pool import PoolMetrics
 from metrics.sender import SenderMetrics
+from pool.blobs import BlobStore
 from pool.config import PoolConfig
 from pool.pool import QueuePool
 from sender.config import SenderConfig
@@ -25,13 +26,15 @@ class SenderService:
         config: SenderConfig,
         provider: Provider,
         keyring: Keyring | None = None,
+        blobs: BlobStore | None = None,
     ) -> None:
         self.config = config
         self.registry = process_registry()
         self.pool = QueuePool(pool_config, PoolMetrics(self.registry))
         self.provider = provider
         self.metrics = SenderMetrics(self.registry, concurrency=config.concurrency)
-        self.sender = Sender(config, self.pool, provider, self.metrics, keyring)
+        self.blobs = blobs
+        self.sender = Sender(config, self.pool, provider, self.metrics, keyring, blobs)
         self.metrics_port = config.metrics_port
         self._stack = contextlib.AsyncExitStack()
         self._task: asyncio.Task[None] | None = None
@@ -40,6 +43,8 @@ class SenderService:
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(self.provider.aclose)
             await stack.enter_async_context(self.pool)
+            if self.blobs is not None:
+                await stack.enter_async_context(self.blobs)
             runner, self.metrics_port = await serve(
                 metrics_app(self.registry), self.config.metrics_host, self.config.metrics_port
             )

@@ -17,9 +17,10 @@ import random
 import time
 from collections.abc import Awaitable
 
-from mailpool.envelope import Envelope, EnvelopeError
+from mailpool.envelope import Envelope, EnvelopeError, pointer_of
 from mailpool.sealing import Keyring
 from metrics.sender import SenderMetrics
+from pool.blobs import BlobMissing, BlobStore
 from pool.errors import PoolError
 from pool.messages import Received
 from pool.pool import QueuePool
@@ -32,6 +33,15 @@ from sender.tracker import Tracker
 log = logging.getLogger(__name__)
 
 MAX_VISIBILITY_S = 43_200
+
+
+class _Unreadable(Exception):
+    """A message whose envelope cannot be read now (transient) or ever."""
+
+    def __init__(self, reason: str, *, transient: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.transient = transient
 
 
 def backoff(config: SenderConfig, receive_count: int) -> int:
@@ -51,9 +61,11 @@ class Sender:
         provider: Provider,
         metrics: SenderMetrics,
         keyring: Keyring | None = None,
+        blobs: BlobStore | None = None,
     ) -> None:
         self._config = config
         self._keyring = keyring
+        self._blobs = blobs
         self._pool = pool
         self._provider = provider
         self._metrics = metrics
@@ -163,8 +175,11 @@ class Sender:
     async def _deliver(self, message: Received) -> bool:
         """Deliver one message; False when its group must stop here (it will come back)."""
         try:
-            envelope = Envelope.decode(message.body, self._keyring)
-        except EnvelopeError as exc:
+            envelope = await self._open(message)
+        except _Unreadable as exc:
+            if exc.transient:
+                await self._retry_later(message, message.message_id, exc.reason)
+                return False
             return await self._dead_letter(message, exc.reason, message.message_id)
         provider = self._provider.name
         started = time.perf_counter()
@@ -190,7 +205,39 @@ class Sender:
         if await self._settle(message, "delivered", envelope.id, self._pool.delete(message)):
             self._metrics.delivered_after(time.time() - envelope.accepted_at)
             log.debug("delivered", extra={"id": envelope.id, "shard": message.shard})
+            await self._forget_body(message, envelope.id)
         return True
+
+    async def _open(self, message: Received) -> Envelope:
+        """The envelope a message carries, fetched from S3 when the body is a pointer."""
+        body: str | bytes = message.body
+        pointer = pointer_of(message.body)
+        if pointer is not None:
+            if self._blobs is None:
+                raise _Unreadable("blob_store_unconfigured", transient=True)
+            try:
+                body = await self._blobs.get(pointer.bucket, pointer.key)
+            except BlobMissing:
+                raise _Unreadable("blob_missing", transient=False) from None
+            except PoolError:
+                raise _Unreadable("blob_unavailable", transient=True) from None
+        try:
+            return Envelope.decode(body, self._keyring)
+        except EnvelopeError as exc:
+            raise _Unreadable(exc.reason, transient=False) from None
+
+    async def _forget_body(self, message: Received, message_id: str) -> None:
+        """Delete a delivered message's S3 body (the bucket's lifecycle catches a miss)."""
+        pointer = pointer_of(message.body)
+        if pointer is None or self._blobs is None:
+            return
+        try:
+            await self._blobs.delete(pointer.bucket, pointer.key)
+        except PoolError as exc:
+            log.warning(
+                "could not delete a delivered body from S3",
+                extra={"id": message_id, "error": type(exc).__name__},
+            )
 
     async def _send_through_delays(self, envelope: Envelope) -> None:
         """Send; while the provider throttles, wait and try again holding the message.

@@ -142,6 +142,16 @@ async def test_bodies_over_the_request_cap_get_413_before_parsing(
     assert body["error"]["code"] == "request_too_large"
 
 
+async def test_deeply_nested_json_is_refused_as_malformed(
+    api: TestClient[Any, Any], provisioned: PoolConfig
+) -> None:
+    deep = b"[" * 5000 + b"]" * 5000
+    for path in ("/v1/emails", "/v1/emails/batch"):
+        status, body, _ = await post(api, path, deep)
+        assert (status, body["error"]["code"]) == (400, "invalid_json")
+    assert await count(provisioned) == 0
+
+
 async def test_unknown_routes_and_methods_answer_json(api: TestClient[Any, Any]) -> None:
     response = await api.get("/nope")
     assert response.status == 404
