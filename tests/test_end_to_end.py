@@ -1,4 +1,5 @@
-"""HTTP → SQS → sender → SMTP in one process, and no PII in any log line or answer."""
+"""HTTP → SQS → sender → SMTP in one process, and no PII in any log line, answer, metric
+or DLQ listing."""
 
 import asyncio
 import io
@@ -13,6 +14,7 @@ import pytest
 from intake.config import IntakeConfig
 from intake.service import IntakeService
 from mailpool import logs
+from mailpool.cli import main
 from pool.config import PoolConfig
 from sender.config import SenderConfig
 from sender.providers.smtp import SmtpConfig, SmtpProvider
@@ -39,7 +41,10 @@ def captured_logs() -> Iterator[io.StringIO]:
 
 
 async def test_full_flow_delivers_and_logs_no_pii(
-    provisioned: PoolConfig, smtp_sink: SmtpSink, captured_logs: io.StringIO
+    provisioned: PoolConfig,
+    smtp_sink: SmtpSink,
+    captured_logs: io.StringIO,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     smtp_sink.handler.rcpt_replies["refused.canary@pii-canary.test"] = (
         "550 5.1.1 <refused.canary@pii-canary.test> no such user"
@@ -65,7 +70,7 @@ async def test_full_flow_delivers_and_logs_no_pii(
     sender_config = SenderConfig(wait_time_s=1, backoff_s=1, grace_s=5.0, metrics_port=0)
     provider = SmtpProvider(SmtpConfig(port=smtp_sink.port))
     async with (
-        SenderService(provisioned, sender_config, provider),
+        SenderService(provisioned, sender_config, provider) as sender,
         IntakeService(provisioned, IntakeConfig(port=0)) as intake,
         aiohttp.ClientSession() as http,
     ):
@@ -79,6 +84,15 @@ async def test_full_flow_delivers_and_logs_no_pii(
             answers.append(await response.text())
         [delivery] = await smtp_sink.wait_for(1)
         await asyncio.sleep(1)
+        for url in (intake.url, f"http://127.0.0.1:{sender.metrics_port}"):
+            async with http.get(f"{url}/metrics") as response:
+                answers.append(await response.text())
+    flags = ["--prefix", provisioned.prefix, "--shards", str(provisioned.shards),
+             "--endpoint-url", str(provisioned.endpoint_url), "--region", "us-east-1"]  # fmt: skip
+    assert await asyncio.to_thread(main, ["dlq", "list", *flags]) == 0
+    listing = capsys.readouterr().out
+    assert ids[1] in listing  # the refused email is listed, by id
+    answers.append(listing)
     assert len(ids) == 2
     assert delivery.mailpool_id == ids[0]
     assert CANARY_BODY in delivery.message.get_content()
