@@ -3,22 +3,17 @@
 The envelope goes to ``s3://<bucket>/<prefix><id>`` with server-side encryption, and the
 queue carries a small pointer to it. Senders fetch it, and delete it once the email is
 delivered; a bucket lifecycle rule (set by ``mailpool queues create``) expires what is
-left, such as bodies of dead-lettered messages, after the DLQ's retention. This module and
-``sqs.py`` are the pool's only AWS seams; errors map onto ``pool.errors`` alike.
+left, such as bodies of dead-lettered messages, after the DLQ's retention. Like ``sqs.py``, it
+talks to AWS through ``pool.aws`` and maps failures onto ``pool.errors``.
 """
 
-import contextlib
 import os
-import types
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
-from botocore.exceptions import BotoCoreError, ClientError
-
 from mailpool.settings import env_int, env_opt, env_str
+from pool.aws import AwsClient, error_code
 from pool.errors import Misconfigured, PoolError, Rejected, Unavailable
 
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
@@ -51,57 +46,28 @@ class BlobConfig:
         )
 
 
-def _map(action: str, exc: Exception) -> PoolError:
-    if isinstance(exc, ClientError):
-        code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if code in _MISSING:
-            return BlobMissing(f"{action}: {code}", code=code)
-        if status >= 500 or code in ("SlowDown", "RequestTimeout"):
-            return Unavailable(f"{action}: {code}", code=code)
-        return Rejected(f"{action}: {code}", code=code)
-    return Unavailable(f"{action}: {type(exc).__name__}")
-
-
-class BlobStore:
+class BlobStore(AwsClient):
     """Puts, gets and deletes envelope bodies in one S3 bucket."""
+
+    service = "s3"
 
     def __init__(self, config: BlobConfig) -> None:
         if not config.bucket:
             raise Misconfigured("a blob store needs a bucket (MAILPOOL_S3_BUCKET)")
+        super().__init__(
+            region=config.region, endpoint_url=config.endpoint_url, attempts=2, path_style=True
+        )
         self.config = config
         self.bucket: str = config.bucket
-        self._stack = contextlib.AsyncExitStack()
-        self._client: Any = None
 
-    async def __aenter__(self) -> "BlobStore":
-        self._client = await self._stack.enter_async_context(
-            get_session().create_client(
-                "s3",
-                region_name=self.config.region,
-                endpoint_url=self.config.endpoint_url,
-                config=AioConfig(
-                    retries={"total_max_attempts": 2, "mode": "standard"},
-                    s3={"addressing_style": "path"},
-                ),
-            )
-        )
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: types.TracebackType | None,
-    ) -> None:
-        await self._stack.aclose()
-
-    async def _call(self, action: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            result: dict[str, Any] = await getattr(self._client, action)(**kwargs)
-        except (ClientError, BotoCoreError, OSError) as exc:
-            raise _map(action, exc) from exc
-        return result
+    def failure(self, action: str, exc: Exception) -> PoolError:
+        """Map a failed call onto the pool's errors (a missing object is BlobMissing)."""
+        code, status = error_code(exc)
+        if code in _MISSING:
+            return BlobMissing(f"{action}: {code}", code=code)
+        if not code or status >= 500 or code in ("SlowDown", "RequestTimeout"):
+            return Unavailable(f"{action}: {code or type(exc).__name__}", code=code or None)
+        return Rejected(f"{action}: {code}", code=code)
 
     def key_for(self, message_id: str) -> str:
         """The object key of a message's body."""

@@ -1,25 +1,14 @@
-"""The one module that speaks to SQS: aiobotocore calls in, pool types and errors out.
+"""The module that speaks to SQS: pool types and errors in and out (over ``pool.aws``).
 
 Retries are not botocore's business here (``total_max_attempts=1``): the pool retries
 failed batch entries itself, with jitter and under each caller's deadline, so a failure
 path is the same whether a whole call or one entry of a batch failed.
 """
 
-import contextlib
-import types
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    NoCredentialsError,
-    NoRegionError,
-    ParamValidationError,
-)
-
+from pool.aws import AwsClient, error_code, is_setup_error
 from pool.config import PoolConfig
 from pool.errors import Misconfigured, PoolError, QueueMissing, Rejected, Throttled, Unavailable
 from pool.messages import Outgoing, Received
@@ -45,39 +34,10 @@ def error_for(code: str, message: str, *, server_fault: bool) -> PoolError:
     return Rejected(message, code=code)
 
 
-def _map_error(action: str, exc: Exception) -> PoolError:
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        code = str(error.get("Code", "Unknown"))
-        return error_for(code, f"{action}: {code}", server_fault=status >= 500)
-    if isinstance(exc, NoRegionError | NoCredentialsError | ParamValidationError):
-        return Misconfigured(f"{action}: {type(exc).__name__}")
-    return Unavailable(f"{action}: {type(exc).__name__}")
+class SqsClient(AwsClient):
+    """The SQS client of the pool; every call maps failures onto ``pool.errors``."""
 
-
-class SqsClient:
-    """One aiobotocore SQS client; every call maps failures onto ``pool.errors``."""
-
-    def __init__(
-        self,
-        *,
-        region: str | None,
-        endpoint_url: str | None,
-        connect_timeout_s: float,
-        read_timeout_s: float,
-        max_connections: int,
-    ) -> None:
-        self._region = region
-        self._endpoint_url = endpoint_url
-        self._config = AioConfig(
-            connect_timeout=connect_timeout_s,
-            read_timeout=read_timeout_s,
-            max_pool_connections=max_connections,
-            retries={"total_max_attempts": 1, "mode": "standard"},
-        )
-        self._stack = contextlib.AsyncExitStack()
-        self._client: Any = None
+    service = "sqs"
 
     @classmethod
     def from_config(cls, config: PoolConfig) -> "SqsClient":
@@ -90,34 +50,14 @@ class SqsClient:
             max_connections=config.max_connections,
         )
 
-    async def __aenter__(self) -> "SqsClient":
-        try:
-            self._client = await self._stack.enter_async_context(
-                get_session().create_client(
-                    "sqs",
-                    region_name=self._region,
-                    endpoint_url=self._endpoint_url,
-                    config=self._config,
-                )
-            )
-        except (BotoCoreError, ValueError) as exc:
-            raise Misconfigured(f"cannot create the SQS client: {type(exc).__name__}") from exc
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: types.TracebackType | None,
-    ) -> None:
-        await self._stack.aclose()
-
-    async def _call(self, action: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            result: dict[str, Any] = await getattr(self._client, action)(**kwargs)
-        except (ClientError, BotoCoreError, OSError) as exc:
-            raise _map_error(action, exc) from exc
-        return result
+    def failure(self, action: str, exc: Exception) -> PoolError:
+        """Map a failed call onto the pool's errors."""
+        code, status = error_code(exc)
+        if code:
+            return error_for(code, f"{action}: {code}", server_fault=status >= 500)
+        if is_setup_error(exc):
+            return Misconfigured(f"{action}: {type(exc).__name__}")
+        return Unavailable(f"{action}: {type(exc).__name__}")
 
     async def queue_url(self, name: str) -> str:
         """URL of the queue called ``name``."""

@@ -6,18 +6,15 @@ daily quota are delays, not failures; a refused message is permanent; anything e
 (connection trouble, 5xx, a paused account) is transient.
 """
 
-import contextlib
+import asyncio
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
-from botocore.exceptions import BotoCoreError, ClientError
-
 from mailpool.envelope import Envelope
 from mailpool.settings import env_float, env_int, env_opt
+from pool.aws import AwsClient, error_code, error_message
 from sender.mime import build_message
 from sender.providers.base import DelayError, PermanentError, TransientError
 
@@ -60,49 +57,39 @@ class SesConfig:
 
 
 def _classify(exc: Exception) -> TransientError | PermanentError:
-    if isinstance(exc, ClientError):
-        code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
-        message = str(exc.response.get("Error", {}).get("Message", ""))
-        if code in _DELAY_CODES or "Maximum sending rate exceeded" in message:
-            return DelayError(f"ses_{code}")
-        if code in _PERMANENT_CODES:
-            return PermanentError(f"ses_{code}")
-        return TransientError(f"ses_{code}")
-    return TransientError(f"ses_{type(exc).__name__}")
+    code, _ = error_code(exc)
+    if code in _DELAY_CODES or "Maximum sending rate exceeded" in error_message(exc):
+        return DelayError(f"ses_{code}")
+    if code in _PERMANENT_CODES:
+        return PermanentError(f"ses_{code}")
+    return TransientError(f"ses_{code or type(exc).__name__}")
 
 
-class SesProvider:
-    """Delivers envelopes through SES v2 with one aiobotocore client."""
+class SesProvider(AwsClient):
+    """Delivers envelopes through SES v2 with one client, opened on first use."""
 
     name = "ses"
+    service = "sesv2"
 
     def __init__(self, config: SesConfig) -> None:
-        self._config = config
-        self._stack = contextlib.AsyncExitStack()
-        self._client: Any = None
+        super().__init__(
+            region=config.region,
+            endpoint_url=config.endpoint_url,
+            connect_timeout_s=config.timeout_s,
+            read_timeout_s=config.timeout_s,
+            max_connections=config.max_connections,
+        )
+        self._settings = config
+        self._opening = asyncio.Lock()
 
-    async def _open(self) -> Any:
-        if self._client is None:
-            cfg = self._config
-            self._client = await self._stack.enter_async_context(
-                get_session().create_client(
-                    "sesv2",
-                    region_name=cfg.region,
-                    endpoint_url=cfg.endpoint_url,
-                    config=AioConfig(
-                        connect_timeout=cfg.timeout_s,
-                        read_timeout=cfg.timeout_s,
-                        max_pool_connections=cfg.max_connections,
-                        retries={"total_max_attempts": 1, "mode": "standard"},
-                    ),
-                )
-            )
-        return self._client
+    def failure(self, action: str, exc: Exception) -> Exception:
+        """A failed SendEmail as a delivery error."""
+        return _classify(exc)
 
     async def send(self, envelope: Envelope) -> None:
         """Send one envelope as raw MIME to every recipient."""
         email = envelope.email
-        raw = build_message(envelope, self._config.message_id_domain).as_bytes()
+        raw = build_message(envelope, self._settings.message_id_domain).as_bytes()
         request: dict[str, Any] = {
             "FromEmailAddress": email.sender.addr,
             "Destination": {
@@ -112,15 +99,14 @@ class SesProvider:
             },
             "Content": {"Raw": {"Data": raw}},
         }
-        if self._config.configuration_set:
-            request["ConfigurationSetName"] = self._config.configuration_set
-        try:
-            client = await self._open()
-            await client.send_email(**request)
-        except (ClientError, BotoCoreError, OSError) as exc:
-            raise _classify(exc) from None
+        if self._settings.configuration_set:
+            request["ConfigurationSetName"] = self._settings.configuration_set
+        if self._client is None:
+            async with self._opening:
+                if self._client is None:
+                    await self.__aenter__()
+        await self._call("send_email", **request)
 
     async def aclose(self) -> None:
         """Close the client."""
-        await self._stack.aclose()
-        self._client = None
+        await self.__aexit__(None, None, None)

@@ -1,0 +1,111 @@
+"""The one module that imports aiobotocore: an AWS client whose calls map their failures.
+
+SQS (``pool/sqs.py``), S3 (``pool/blobs.py``) and SES (``sender/providers/ses.py``) each
+subclass ``AwsClient`` and say how a botocore failure reads in their own terms.
+"""
+
+import contextlib
+import types
+from typing import Any, Self
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+)
+
+from pool.errors import Misconfigured
+
+#: What a call may fail with below the service: botocore's errors and socket errors.
+CALL_ERRORS = (ClientError, BotoCoreError, OSError)
+
+
+def error_code(exc: Exception) -> tuple[str, int]:
+    """(AWS error code, HTTP status) of a failed call; ("", 0) when it never got an answer."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return str(error.get("Code", "Unknown")), int(status)
+    return "", 0
+
+
+def error_message(exc: Exception) -> str:
+    """The service's error message of a failed call (may name a resource, never content)."""
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Message", ""))
+    return ""
+
+
+def is_setup_error(exc: Exception) -> bool:
+    """No region, no credentials, malformed parameters: the client's setup, not the service."""
+    return isinstance(exc, NoRegionError | NoCredentialsError | ParamValidationError)
+
+
+class AwsClient:
+    """One aiobotocore client for ``service``; subclasses map call failures with ``failure``."""
+
+    service = ""
+
+    def __init__(
+        self,
+        *,
+        region: str | None,
+        endpoint_url: str | None,
+        connect_timeout_s: float = 10.0,
+        read_timeout_s: float = 30.0,
+        max_connections: int = 32,
+        attempts: int = 1,
+        path_style: bool = False,
+    ) -> None:
+        self._region = region
+        self._endpoint_url = endpoint_url
+        options: dict[str, Any] = {"s3": {"addressing_style": "path"}} if path_style else {}
+        self._config = AioConfig(
+            connect_timeout=connect_timeout_s,
+            read_timeout=read_timeout_s,
+            max_pool_connections=max_connections,
+            retries={"total_max_attempts": attempts, "mode": "standard"},
+            **options,
+        )
+        self._stack = contextlib.AsyncExitStack()
+        self._client: Any = None
+
+    async def __aenter__(self) -> Self:
+        try:
+            self._client = await self._stack.enter_async_context(
+                get_session().create_client(
+                    self.service,
+                    region_name=self._region,
+                    endpoint_url=self._endpoint_url,
+                    config=self._config,
+                )
+            )
+        except (BotoCoreError, ValueError) as exc:
+            raise Misconfigured(
+                f"cannot create the {self.service} client: {type(exc).__name__}"
+            ) from exc
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        await self._stack.aclose()
+        self._client = None
+
+    def failure(self, action: str, exc: Exception) -> Exception:
+        """The exception a failed call of ``action`` raises instead of ``exc``."""
+        raise NotImplementedError
+
+    async def _call(self, action: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = await getattr(self._client, action)(**kwargs)
+        except CALL_ERRORS as exc:
+            raise self.failure(action, exc) from exc
+        return result
