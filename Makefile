@@ -7,7 +7,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test clean prometheus-tools
+.PHONY: run test bench clean prometheus-tools
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "mailpool needs Python >= 3.11 (python3.11 or newer on PATH)"; exit 1; }
@@ -52,6 +52,16 @@ test: $(VENV)/.installed-dev $(VENV)/awscli/bin/aws prometheus-tools
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	MAILPOOL_AWS_CLI=$(VENV)/awscli/bin/aws $(BIN)/pytest
+
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@touch $@ $(VENV)/.installed-dev $(VENV)/.installed
+
+# The standard benchmark set; figures and plots are recorded in benchmarks/RESULTS.md.
+bench: $(VENV)/.installed-bench
+	$(BIN)/python -m benchmarks.engines --engines localsqs,moto --clients 2 --seconds 10 --runs 3
+	$(BIN)/python -m benchmarks.scaling --shards 1,2,4,8 --quota 10 --seconds 5 --runs 3 \
+	    --plot benchmarks/scaling.png
 
 clean:
 	rm -rf $(VENV) var

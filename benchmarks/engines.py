@@ -55,8 +55,10 @@ def rss_mib(pid: int) -> float:
 
 
 @contextmanager
-def engine_process(name: str, localstack_python: str | None) -> Iterator[tuple[str, int]]:
-    """Start an engine; yields (endpoint, pid)."""
+def engine_process(
+    name: str, localstack_python: str | None, extra: list[str] | None = None
+) -> Iterator[tuple[str, int]]:
+    """Start an engine (``extra``: more localsqs flags); yields (endpoint, pid)."""
     port = free_port()
     data = tempfile.mkdtemp(prefix=f"bench-{name}-")
     env = {**os.environ, "MAILPOOL_LOG_LEVEL": "WARNING"}
@@ -70,6 +72,7 @@ def engine_process(name: str, localstack_python: str | None) -> Iterator[tuple[s
             str(port),
             "--data-dir",
             data,
+            *(extra or []),
         ]
     elif name == "moto":
         cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]

@@ -21,6 +21,17 @@ def test_engines_benchmark_runs() -> None:
     assert send_per_s > 0
 
 
+def test_scaling_benchmark_runs() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.scaling", "--shards", "1,2", "--quota", "20",
+         "--seconds", "0.5", "--runs", "1", "--senders", "40"],
+        capture_output=True, text=True, check=True, timeout=120,
+    ).stdout  # fmt: skip
+    rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
+    assert [int(row[0]) for row in rows] == [1, 2]
+    assert all(float(row[1]) > 0 for row in rows)
+
+
 async def test_load_benchmark_runs(provisioned: PoolConfig) -> None:
     async with IntakeService(provisioned, IntakeConfig(port=0)) as intake:
         result = await run(intake.url, concurrency=2, seconds=0.5)
