@@ -27,6 +27,8 @@ class PoolConfig:
     dlq_retention_s: int = 14 * 24 * 3600
     #: How long a batch waits for company before it is sent.
     send_linger_s: float = 0.002
+    #: How long deletes and visibility changes wait for company before their batch call.
+    settle_linger_s: float = 0.025
     #: How long a send (with its retries) may take before the caller gets ``Unavailable``.
     send_deadline_s: float = 5.0
     #: Batch calls in flight at once per shard and action.

@@ -117,9 +117,10 @@ class QueuePool:
             deadline_s=cfg.send_deadline_s,
         )
         # Deletes and visibility changes are not on a caller's critical path: let them
-        # linger a little longer to fill batches, and keep retrying for longer.
+        # linger longer to fill batches (one call per ten messages, not per two), and keep
+        # retrying for longer.
         settle = CoalescerLimits(
-            linger_s=max(cfg.send_linger_s, 0.005),
+            linger_s=max(cfg.send_linger_s, cfg.settle_linger_s),
             max_calls=cfg.calls_per_shard,
             deadline_s=max(cfg.send_deadline_s, 10.0),
         )

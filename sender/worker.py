@@ -74,6 +74,9 @@ class Sender:
         self._stopping = asyncio.Event()
         self._chains: set[asyncio.Task[None]] = set()
         self.depth = DepthPoller(pool, metrics, config.depth_interval_s)
+        # Under load, receive only once a batch's worth of slots is free (an eighth of the
+        # bound, at most 10): full receives, and never more than 1/8 of capacity idle.
+        self._receive_at_least = max(1, min(10, config.concurrency // 8))
 
     def stop(self) -> None:
         """Stop receiving; ``run`` then drains within the grace period. Idempotent."""
@@ -113,7 +116,7 @@ class Sender:
     async def _poll(self, shard: int) -> None:
         failures = 0
         while not self._stopping.is_set():
-            room = await self._capacity.take(10)
+            room = await self._capacity.take(10, self._receive_at_least)
             if room == 0:
                 return
             started = time.monotonic()

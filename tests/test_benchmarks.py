@@ -32,6 +32,16 @@ def test_scaling_benchmark_runs() -> None:
     assert all(float(row[1]) > 0 for row in rows)
 
 
+def test_end_to_end_benchmark_runs() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.e2e", "--messages", "40", "--seconds", "0.5",
+         "--runs", "1", "--shards", "2"],
+        capture_output=True, text=True, check=True, timeout=180,
+    ).stdout  # fmt: skip
+    assert "medians of 1 runs" in out
+    assert "per core" in out
+
+
 async def test_load_benchmark_runs(provisioned: PoolConfig) -> None:
     async with IntakeService(provisioned, IntakeConfig(port=0)) as intake:
         result = await run(intake.url, concurrency=2, seconds=0.5)
