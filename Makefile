@@ -63,6 +63,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python -m benchmarks.scaling --shards 1,2,4,8 --quota 10 --seconds 5 --runs 3 \
 	    --plot benchmarks/scaling.png
 	$(BIN)/python -m benchmarks.e2e --messages 3000 --seconds 4 --runs 3
+	$(BIN)/python -m benchmarks.intake --seconds 5 --concurrency 64 --runs 3
 
 clean:
 	rm -rf $(VENV) var

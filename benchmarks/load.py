@@ -46,6 +46,11 @@ async def run(url: str, concurrency: int, seconds: float) -> dict[str, float]:
             *(_worker(http, url, until, latencies, statuses) for _ in range(concurrency))
         )
         elapsed = time.monotonic() - started
+    return summarise(latencies, statuses, elapsed)
+
+
+def summarise(latencies: list[float], statuses: dict[int, int], elapsed: float) -> dict[str, float]:
+    """Accepted/s, refusals and latency percentiles (ms) of one load run."""
     quantiles = statistics.quantiles(latencies, n=1000) if len(latencies) > 1 else [0.0] * 999
     return {
         "accepted_per_s": len(latencies) / elapsed,
@@ -54,6 +59,37 @@ async def run(url: str, concurrency: int, seconds: float) -> dict[str, float]:
         "p99_ms": quantiles[989] * 1e3,
         "p999_ms": quantiles[998] * 1e3,
     }
+
+
+async def open_loop(url: str, rate: float, seconds: float) -> dict[str, float]:
+    """Offer ``rate`` requests/s on a fixed schedule, whether or not answers keep up."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def one(due: float) -> None:
+            try:
+                async with http.post(f"{url}/v1/emails", json=EMAIL) as response:
+                    await response.read()
+                    statuses[response.status] = statuses.get(response.status, 0) + 1
+                    if response.status == 202:
+                        # Measured from when it was due, so queueing in the client counts too.
+                        latencies.append(time.perf_counter() - due)
+            except aiohttp.ClientError:
+                statuses[0] = statuses.get(0, 0) + 1
+
+        started = time.perf_counter()
+        total = int(rate * seconds)
+        async with asyncio.TaskGroup() as tasks:
+            for n in range(total):
+                due = started + n / rate
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.create_task(one(due))
+        elapsed = time.perf_counter() - started
+    return summarise(latencies, statuses, elapsed)
 
 
 def main() -> None:

@@ -42,6 +42,17 @@ def test_end_to_end_benchmark_runs() -> None:
     assert "per core" in out
 
 
+def test_intake_benchmark_runs() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.intake", "--seconds", "0.5", "--runs", "1",
+         "--concurrency", "4"],
+        capture_output=True, text=True, check=True, timeout=180,
+    ).stdout  # fmt: skip
+    assert "medians of 1 runs" in out
+    intake_rate = next(line for line in out.splitlines() if "intake/s:" in line)
+    assert float(intake_rate.split()[-1]) > 0
+
+
 async def test_load_benchmark_runs(provisioned: PoolConfig) -> None:
     async with IntakeService(provisioned, IntakeConfig(port=0)) as intake:
         result = await run(intake.url, concurrency=2, seconds=0.5)

@@ -1,0 +1,117 @@
+"""Intake against its ceiling: accepted/s and accept latency, same run, same load generator.
+
+    python -m benchmarks.intake --seconds 5 --concurrency 64 --runs 3
+
+Closed loop (``--concurrency`` clients, each sending its next email on its last answer)
+against a bare aiohttp handler that only parses the JSON and answers 202, then against
+``mailpool intake`` on localsqs (4 shards); open loop (a fixed arrival rate) at 25 %, 50 %
+and 75 % of intake's closed-loop rate for latency percentiles; and the batch endpoint
+(50 emails a request). The target: intake >= 0.5 x the bare handler while the queue engine is
+not the limit; p99 accept latency <= 3 x (batch linger + one SQS call).
+"""
+
+import argparse
+import asyncio
+import os
+import statistics
+import time
+import uuid
+
+import aiohttp
+
+from benchmarks.e2e import child
+from benchmarks.engines import engine_process, free_port
+from benchmarks.load import EMAIL, open_loop, run
+from pool.config import PoolConfig
+from pool.provision import provision
+from pool.sqs import SqsClient
+
+
+async def batch_rate(url: str, concurrency: int, seconds: float, size: int = 50) -> float:
+    """Emails/s accepted through POST /v1/emails/batch."""
+    accepted = 0
+    until = time.monotonic() + seconds
+    async with aiohttp.ClientSession() as http:
+
+        async def worker() -> None:
+            nonlocal accepted
+            while time.monotonic() < until:
+                async with http.post(f"{url}/v1/emails/batch", json=[EMAIL] * size) as response:
+                    body = await response.json()
+                    accepted += sum(1 for r in body.get("results", []) if "id" in r)
+
+        started = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return accepted / (time.monotonic() - started)
+
+
+async def provision_pool(endpoint: str, prefix: str) -> None:
+    config = PoolConfig(prefix=prefix, shards=4, endpoint_url=endpoint, region="us-east-1")
+    async with SqsClient.from_config(config) as client:
+        await provision(client, config)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    prefix = f"i{uuid.uuid4().hex[:6]}"
+    intake_port, bare_port = free_port(), free_port()
+    rows: dict[str, list[float]] = {}
+    with engine_process("localsqs", None) as (endpoint, _):
+        asyncio.run(provision_pool(endpoint, prefix))
+        env = {
+            **os.environ,
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_REGION": "us-east-1",
+            "MAILPOOL_QUEUE_PREFIX": prefix,
+            "MAILPOOL_SHARDS": "4",
+            "MAILPOOL_HTTP_PORT": str(intake_port),
+            "MAILPOOL_LOG_LEVEL": "WARNING",
+        }
+        with (
+            child("mailpool", "intake", env=env),
+            child("benchmarks.bare_http", "--port", str(bare_port)),
+        ):
+            intake, bare = f"http://127.0.0.1:{intake_port}", f"http://127.0.0.1:{bare_port}"
+            for number in range(args.runs):
+                ceiling = asyncio.run(run(bare, args.concurrency, args.seconds))
+                closed = asyncio.run(run(intake, args.concurrency, args.seconds))
+                batched = asyncio.run(
+                    batch_rate(intake, max(1, args.concurrency // 8), args.seconds)
+                )
+                result = {
+                    "bare/s": ceiling["accepted_per_s"],
+                    "intake/s": closed["accepted_per_s"],
+                    "ratio": closed["accepted_per_s"] / ceiling["accepted_per_s"],
+                    "closed p99 ms": closed["p99_ms"],
+                    "batch emails/s": batched,
+                }
+                for share in (0.25, 0.5, 0.75):
+                    offered = closed["accepted_per_s"] * share
+                    opened = asyncio.run(open_loop(intake, offered, args.seconds))
+                    result[f"{share:.0%} p50 ms"] = opened["p50_ms"]
+                    result[f"{share:.0%} p99 ms"] = opened["p99_ms"]
+                    result[f"{share:.0%} p99.9 ms"] = opened["p999_ms"]
+                for key, value in result.items():
+                    rows.setdefault(key, []).append(value)
+                print(
+                    f"run {number + 1}: " + ", ".join(f"{k} {v:.1f}" for k, v in result.items()),
+                    flush=True,
+                )
+    print(
+        f"\nmedians of {args.runs} runs ({args.concurrency} clients, closed loop; open loop at "
+        "25/50/75 % of intake's closed-loop rate):"
+    )
+    for key, values in rows.items():
+        print(f"  {key:>16}: {statistics.median(values):9.1f}")
+
+
+if __name__ == "__main__":
+    main()
