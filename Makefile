@@ -64,6 +64,7 @@ bench: $(VENV)/.installed-bench
 	    --plot benchmarks/scaling.png
 	$(BIN)/python -m benchmarks.e2e --messages 3000 --seconds 4 --runs 3
 	$(BIN)/python -m benchmarks.intake --seconds 5 --concurrency 64 --runs 3
+	$(BIN)/python -m benchmarks.soak --seconds 300 --rate 200
 
 clean:
 	rm -rf $(VENV) var

@@ -53,6 +53,16 @@ def test_intake_benchmark_runs() -> None:
     assert float(intake_rate.split()[-1]) > 0
 
 
+def test_soak_benchmark_runs() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.soak", "--seconds", "2", "--rate", "20",
+         "--every", "0.5"],
+        capture_output=True, text=True, check=True, timeout=120,
+    ).stdout  # fmt: skip
+    assert "sender RSS MiB" in out
+    assert "non-202 0" in out
+
+
 async def test_load_benchmark_runs(provisioned: PoolConfig) -> None:
     async with IntakeService(provisioned, IntakeConfig(port=0)) as intake:
         result = await run(intake.url, concurrency=2, seconds=0.5)
