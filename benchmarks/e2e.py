@@ -12,18 +12,14 @@ and the sender's CPU-µs per message.
 
 import argparse
 import asyncio
-import os
 import statistics
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import aiosmtplib
 
 from benchmarks.engines import cpu_seconds, engine_process, free_port
+from benchmarks.processes import child, local_credentials, mailpool_env
 from intake.ids import new_id
 from mailpool.envelope import Envelope, parse_email
 from metrics.exposition import process_registry
@@ -48,20 +44,6 @@ def envelope() -> Envelope:
     return Envelope(
         id=message_id, group=message_id, accepted_at=time.time(), email=parse_email(EMAIL)
     )
-
-
-@contextmanager
-def child(*args: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-    )
-    assert process.stdout is not None
-    process.stdout.readline()  # its "listening"/"running" line
-    try:
-        yield process
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 async def ceiling(port: int, seconds: float, connections: int = 16) -> tuple[float, float]:
@@ -119,18 +101,15 @@ def run_once(
         region="us-east-1",
     )
     asyncio.run(fill(config, args.messages))
-    env = {
-        **os.environ,
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_REGION": "us-east-1",
-        "MAILPOOL_QUEUE_PREFIX": config.prefix,
-        "MAILPOOL_SHARDS": str(args.shards),
-        "MAILPOOL_SMTP_PORT": str(sink_port),
-        "MAILPOOL_METRICS_PORT": "0",
-        "MAILPOOL_CONCURRENCY": str(args.concurrency),
-        "MAILPOOL_WAIT_TIME": "1",
-        "MAILPOOL_LOG_LEVEL": "WARNING",
-    }
+    env = mailpool_env(
+        endpoint,
+        config.prefix,
+        args.shards,
+        MAILPOOL_SMTP_PORT=str(sink_port),
+        MAILPOOL_METRICS_PORT="0",
+        MAILPOOL_CONCURRENCY=str(args.concurrency),
+        MAILPOOL_WAIT_TIME="1",
+    )
     started = time.monotonic()
     with child("mailpool", "sender", env=env) as sender:
         cpu0 = cpu_seconds(sender.pid)
@@ -150,8 +129,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=128)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    local_credentials()
     sink_port = free_port()
     rows = []
     with (

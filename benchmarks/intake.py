@@ -12,16 +12,15 @@ not the limit; p99 accept latency <= 3 x (batch linger + one SQS call).
 
 import argparse
 import asyncio
-import os
 import statistics
 import time
 import uuid
 
 import aiohttp
 
-from benchmarks.e2e import child
 from benchmarks.engines import engine_process, free_port
 from benchmarks.load import EMAIL, open_loop, run
+from benchmarks.processes import child, local_credentials, mailpool_env
 from pool.config import PoolConfig
 from pool.provision import provision
 from pool.sqs import SqsClient
@@ -59,22 +58,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    local_credentials()
     prefix = f"i{uuid.uuid4().hex[:6]}"
     intake_port, bare_port = free_port(), free_port()
     rows: dict[str, list[float]] = {}
     with engine_process("localsqs", None) as (endpoint, _):
         asyncio.run(provision_pool(endpoint, prefix))
-        env = {
-            **os.environ,
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_REGION": "us-east-1",
-            "MAILPOOL_QUEUE_PREFIX": prefix,
-            "MAILPOOL_SHARDS": "4",
-            "MAILPOOL_HTTP_PORT": str(intake_port),
-            "MAILPOOL_LOG_LEVEL": "WARNING",
-        }
+        env = mailpool_env(endpoint, prefix, 4, MAILPOOL_HTTP_PORT=str(intake_port))
         with (
             child("mailpool", "intake", env=env),
             child("benchmarks.bare_http", "--port", str(bare_port)),

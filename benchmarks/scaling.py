@@ -12,7 +12,6 @@ throughput ~ N * (quota * 10 messages per batch call) until the CPU is the limit
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import time
@@ -20,6 +19,7 @@ import uuid
 from contextlib import suppress
 
 from benchmarks.engines import engine_process
+from benchmarks.processes import local_credentials
 from metrics.exposition import process_registry
 from metrics.pool import PoolMetrics
 from pool.config import PoolConfig
@@ -88,9 +88,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--plot", help="write a PNG plot here")
     args = parser.parse_args()
-    # localsqs checks no signature; botocore still wants credentials to sign with.
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    local_credentials()
     counts = [int(n) for n in args.shards.split(",")]
     results: dict[int, list[float]] = {n: [] for n in counts}
     with engine_process("localsqs", None, ["--throttle", str(args.quota)]) as (endpoint, _):

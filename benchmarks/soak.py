@@ -10,14 +10,13 @@ sample is compared with the first (target: within ±10 %).
 
 import argparse
 import asyncio
-import os
 import time
 import uuid
 
-from benchmarks.e2e import child
 from benchmarks.engines import engine_process, free_port, rss_mib
 from benchmarks.intake import provision_pool
 from benchmarks.load import open_loop
+from benchmarks.processes import child, local_credentials, mailpool_env
 
 
 async def sample(pids: dict[str, int], seconds: float, every: float) -> dict[str, list[float]]:
@@ -49,24 +48,20 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="emails/s offered")
     parser.add_argument("--every", type=float, default=10.0, help="seconds between RSS samples")
     args = parser.parse_args()
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    local_credentials()
     prefix = f"k{uuid.uuid4().hex[:6]}"
     intake_port, sink_port = free_port(), free_port()
     with engine_process("localsqs", None) as (endpoint, _):
         asyncio.run(provision_pool(endpoint, prefix))
-        env = {
-            **os.environ,
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_REGION": "us-east-1",
-            "MAILPOOL_QUEUE_PREFIX": prefix,
-            "MAILPOOL_SHARDS": "4",
-            "MAILPOOL_HTTP_PORT": str(intake_port),
-            "MAILPOOL_METRICS_PORT": "0",
-            "MAILPOOL_SMTP_PORT": str(sink_port),
-            "MAILPOOL_WAIT_TIME": "1",
-            "MAILPOOL_LOG_LEVEL": "WARNING",
-        }
+        env = mailpool_env(
+            endpoint,
+            prefix,
+            4,
+            MAILPOOL_HTTP_PORT=str(intake_port),
+            MAILPOOL_METRICS_PORT="0",
+            MAILPOOL_SMTP_PORT=str(sink_port),
+            MAILPOOL_WAIT_TIME="1",
+        )
         with (
             child("benchmarks.sink", "--port", str(sink_port)),
             child("mailpool", "intake", env=env) as intake,

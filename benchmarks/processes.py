@@ -1,0 +1,41 @@
+"""Child processes for benchmarks: mailpool commands and helpers, with their environment."""
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+def local_credentials() -> None:
+    """Local engines check no signature, but botocore still needs credentials to sign."""
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+
+
+def mailpool_env(endpoint: str, prefix: str, shards: int, **settings: str) -> dict[str, str]:
+    """The environment of a `mailpool` child on ``endpoint`` with pool ``prefix``."""
+    return {
+        **os.environ,
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_REGION": "us-east-1",
+        "MAILPOOL_QUEUE_PREFIX": prefix,
+        "MAILPOOL_SHARDS": str(shards),
+        "MAILPOOL_LOG_LEVEL": "WARNING",
+        **settings,
+    }
+
+
+@contextmanager
+def child(*args: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """`python -m <args>`, up once it printed its first line; terminated on exit."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    assert process.stdout is not None
+    process.stdout.readline()  # its "listening"/"running" line
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
