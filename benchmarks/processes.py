@@ -39,3 +39,27 @@ def child(*args: str, env: dict[str, str] | None = None) -> Iterator[subprocess.
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and every live descendant (a prefork pool's children)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for stat in os.scandir("/proc"):
+        if not stat.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{stat.name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.name)] = int(fields[1])
+        cpu[int(stat.name)] = sum(int(v) for v in fields[11:15]) / tick
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [p for p, pp in parents.items() if pp == parent and p not in tree]
+        tree.update(children)
+        frontier.extend(children)
+    return sum(cpu.get(p, 0.0) for p in tree)

@@ -1,5 +1,6 @@
 """Each benchmark runs at a tiny size (the figures live in benchmarks/RESULTS.md)."""
 
+import re
 import subprocess
 import sys
 
@@ -51,6 +52,18 @@ def test_intake_benchmark_runs() -> None:
     assert "medians of 1 runs" in out
     intake_rate = next(line for line in out.splitlines() if "intake/s:" in line)
     assert float(intake_rate.split()[-1]) > 0
+
+
+def test_peer_benchmark_runs() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.peer", "--emails", "20", "--runs", "1",
+         "--clients", "4", "--celery-concurrency", "1", "--timeout", "60"],
+        capture_output=True, text=True, check=True, timeout=180,
+    ).stdout  # fmt: skip
+    line = next(line for line in out.splitlines() if line.startswith("medians of 1 runs"))
+    rates = dict(re.findall(r"(mailpool|celery) (\d+) delivered/s", line))
+    assert int(rates["mailpool"]) > 0
+    assert int(rates["celery"]) > 0
 
 
 def test_soak_benchmark_runs() -> None:

@@ -1,0 +1,225 @@
+"""mailpool against its peer, Celery on SQS, end to end on the same queue engine and sink.
+
+    python -m benchmarks.peer --emails 3000 --runs 3
+
+Both systems take ``--emails`` emails through their own front door and deliver them to one
+SMTP sink (``benchmarks.sink``), on one localsqs engine; the figure is emails delivered per
+second from the first enqueue to the sink's last acceptance, so each system's producer,
+queueing and sending all count.
+
+- mailpool: ``--clients`` concurrent HTTP clients POST /v1/emails to ``--intakes`` intake
+  processes (4 shards); ``--senders`` sender processes deliver.
+- Celery: a producer process (``--celery-producers`` threads calling ``apply_async``, each
+  email its own FIFO group, as mailpool's) and one ``celery worker`` (``--celery-pool``,
+  ``--celery-concurrency``, ``--celery-prefetch``) on kombu's SQS transport (JSON protocol,
+  pycurl); the task renders the same MIME message and sends it with smtplib over a
+  persistent connection per thread. ``--celery-acks late`` deletes from SQS only after
+  sending, like mailpool; ``early`` deletes on receipt (faster, loses work on a crash).
+
+Also reported: each side's CPU-µs per email, summed over its processes (and their children).
+The process counts are parameters, so the same command shows multi-process scaling on a
+machine with more cores.
+"""
+
+import argparse
+import asyncio
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
+import aiohttp
+
+from benchmarks.engines import engine_process, free_port
+from benchmarks.intake import provision_pool
+from benchmarks.load import EMAIL
+from benchmarks.processes import child, local_credentials, mailpool_env, tree_cpu_seconds
+from benchmarks.sink import delivered
+from pool.config import PoolConfig
+from pool.sqs import SqsClient
+
+
+async def post_all(urls: list[str], count: int, clients: int) -> None:
+    """POST ``count`` emails from ``clients`` closed-loop clients spread over ``urls``;
+    a refused email (503 under overload) is posted again."""
+    todo = iter(range(count))
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def client(url: str) -> None:
+            for _ in todo:
+                while True:
+                    async with http.post(f"{url}/v1/emails", json=EMAIL) as response:
+                        await response.read()
+                        if response.status == 202:
+                            break
+
+        await asyncio.gather(*(client(urls[n % len(urls)]) for n in range(clients)))
+
+
+def wait_delivered(count_port: int, target: int, timeout_s: float) -> float:
+    """Wait until the sink has ``target`` messages; the time.time() it saw them."""
+    deadline = time.monotonic() + timeout_s
+    while delivered(count_port) < target:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the sink got {delivered(count_port)} of {target}")
+        time.sleep(0.02)
+    return time.time()
+
+
+def run_mailpool(
+    args: argparse.Namespace, endpoint: str, sink: tuple[int, int]
+) -> tuple[float, float]:
+    """(delivered/s, CPU-µs per email over intake and sender processes)."""
+    prefix = f"m{uuid.uuid4().hex[:6]}"
+    asyncio.run(provision_pool(endpoint, prefix))
+    base = delivered(sink[1])
+    with ExitStack() as stack:
+        pids, urls = [], []
+        for _ in range(args.intakes):
+            port = free_port()
+            env = mailpool_env(endpoint, prefix, 4, MAILPOOL_HTTP_PORT=str(port))
+            pids.append(stack.enter_context(child("mailpool", "intake", env=env)).pid)
+            urls.append(f"http://127.0.0.1:{port}")
+        for _ in range(args.senders):
+            env = mailpool_env(
+                endpoint,
+                prefix,
+                4,
+                MAILPOOL_SMTP_PORT=str(sink[0]),
+                MAILPOOL_METRICS_PORT="0",
+                MAILPOOL_WAIT_TIME="1",
+            )
+            pids.append(stack.enter_context(child("mailpool", "sender", env=env)).pid)
+        cpu0 = sum(tree_cpu_seconds(pid) for pid in pids)
+        started = time.time()
+        asyncio.run(post_all(urls, args.emails, args.clients))
+        finished = wait_delivered(sink[1], base + args.emails, args.timeout)
+        cpu = sum(tree_cpu_seconds(pid) for pid in pids) - cpu0
+    return args.emails / (finished - started), cpu / args.emails * 1e6
+
+
+async def fifo_queue(endpoint: str, name: str) -> str:
+    config = PoolConfig(prefix="peer", shards=1, endpoint_url=endpoint, region="us-east-1")
+    async with SqsClient.from_config(config) as client:
+        return await client.create_queue(name, {"FifoQueue": "true", "VisibilityTimeout": "300"})
+
+
+@contextmanager
+def celery_worker(args: argparse.Namespace, env: dict[str, str]) -> Iterator[int]:
+    """A `celery worker` process, up once its worker_ready signal fired; yields its pid."""
+    ready = pathlib.Path(env["PEER_READY_FILE"])
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "celery", "-A", "benchmarks.peer_app", "worker",
+            "--pool", args.celery_pool, "--concurrency", str(args.celery_concurrency),
+            "--prefetch-multiplier", str(args.celery_prefetch), "--loglevel", "WARNING",
+            "--without-gossip", "--without-mingle", "--without-heartbeat",
+        ],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the celery worker did not start")
+            time.sleep(0.05)
+        yield process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def run_celery(
+    args: argparse.Namespace, endpoint: str, sink: tuple[int, int]
+) -> tuple[float, float]:
+    """(delivered/s, CPU-µs per email over the producer and worker processes)."""
+    name = f"peer-{uuid.uuid4().hex[:6]}.fifo"
+    url = asyncio.run(fifo_queue(endpoint, name))
+    scratch = tempfile.mkdtemp(prefix="peer-")
+    env = {
+        **os.environ,
+        "PEER_BROKER": "sqs://" + endpoint.removeprefix("http://"),
+        "PEER_QUEUE": name,
+        "PEER_QUEUE_URL": url,
+        "PEER_SMTP_PORT": str(sink[0]),
+        "PEER_PREFETCH": str(args.celery_prefetch),
+        "PEER_ACKS": args.celery_acks,
+        "PEER_READY_FILE": f"{scratch}/ready",
+    }
+    base = delivered(sink[1])
+    with celery_worker(args, env) as worker:
+        cpu0 = tree_cpu_seconds(worker)
+        producer = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.peer_app", str(args.emails),
+             str(args.celery_producers)],
+            env=env, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert producer.stdout is not None
+        started = float(producer.stdout.readline().split()[1])
+        producer_cpu = 0.0
+        while producer.poll() is None:
+            producer_cpu = tree_cpu_seconds(producer.pid)
+            time.sleep(0.05)
+        if producer.returncode:
+            raise RuntimeError("the celery producer failed")
+        finished = wait_delivered(sink[1], base + args.emails, args.timeout)
+        cpu = tree_cpu_seconds(worker) - cpu0 + producer_cpu
+    return args.emails / (finished - started), cpu / args.emails * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--emails", type=int, default=3000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=600.0, help="per run and system")
+    parser.add_argument("--intakes", type=int, default=1)
+    parser.add_argument("--senders", type=int, default=1)
+    parser.add_argument("--clients", type=int, default=32, help="HTTP clients for mailpool")
+    parser.add_argument("--celery-pool", default="prefork")
+    parser.add_argument("--celery-concurrency", type=int, default=2)
+    parser.add_argument("--celery-prefetch", type=int, default=4)
+    parser.add_argument("--celery-acks", choices=["late", "early"], default="late")
+    parser.add_argument("--celery-producers", type=int, default=8)
+    parser.add_argument(
+        "--celery-only", action="store_true", help="only Celery (to search its configuration)"
+    )
+    args = parser.parse_args()
+    local_credentials()
+    sink = (free_port(), free_port())
+    rows: list[tuple[float, float, float, float]] = []
+    with (
+        engine_process("localsqs", None) as (endpoint, _),
+        child("benchmarks.sink", "--port", str(sink[0]), "--count-port", str(sink[1])),
+    ):
+        for number in range(args.runs):
+            mailpool = (1.0, 0.0) if args.celery_only else run_mailpool(args, endpoint, sink)
+            celery = run_celery(args, endpoint, sink)
+            rows.append((*mailpool, *celery))
+            print(f"run {number + 1}: " + describe(*rows[-1]), flush=True)
+    medians = [statistics.median(row[i] for row in rows) for i in range(4)]
+    print(f"\nmedians of {args.runs} runs: " + describe(*medians))
+
+
+def describe(mailpool: float, mailpool_cpu: float, celery: float, celery_cpu: float) -> str:
+    """One result line: both rates and CPU per email, and mailpool's multiple of Celery."""
+    return (
+        f"mailpool {mailpool:.0f} delivered/s ({mailpool_cpu:.0f} CPU-µs/email), "
+        f"celery {celery:.0f} delivered/s ({celery_cpu:.0f} CPU-µs/email); "
+        f"mailpool/celery {mailpool / celery:.2f}x (target >= 5)"
+    )
+
+
+if __name__ == "__main__":
+    main()
