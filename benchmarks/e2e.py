@@ -29,7 +29,7 @@ from pool.messages import Outgoing
 from pool.pool import QueuePool, depth_total
 from pool.provision import provision
 from pool.sqs import SqsClient
-from sender.mime import build_message
+from sender.mime import render
 
 EMAIL = {
     "from": "Bench <bench@example.test>",
@@ -59,9 +59,7 @@ async def ceiling(port: int, seconds: float, connections: int = 16) -> tuple[flo
         await client.connect()
         while time.monotonic() < until:
             env = envelope()
-            await client.send_message(
-                build_message(env), sender="bench@example.test", recipients=["sink@example.test"]
-            )
+            await client.sendmail("bench@example.test", ["sink@example.test"], render(env))
             sent += 1
         await client.quit()
 

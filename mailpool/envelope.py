@@ -58,7 +58,8 @@ EMAIL_FIELDS = frozenset(
     {"from", "to", "cc", "bcc", "reply_to", "subject", "text", "html", "headers", "tags", "group"}
 )
 _HEADER_NAME = re.compile(r"[!-9;-~]+")
-_LINE_BREAK = re.compile(r"[\r\n\x00\u2028\u2029]")
+# Every character str.splitlines() breaks at (the email package refuses them in headers), and NUL.
+_LINE_BREAK = re.compile(r"[\r\n\x00\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 # Characters an SQS message body may not hold (JSON escapes the other control characters).
 _NOT_SQS = re.compile(r"[\ufffe\uffff]")
 # SQS MessageGroupId: alphanumerics and punctuation.

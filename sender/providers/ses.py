@@ -15,7 +15,7 @@ from typing import Any
 from mailpool.envelope import Envelope
 from mailpool.settings import env_float, env_int, env_opt
 from pool.aws import AwsClient, error_code, error_message
-from sender.mime import build_message
+from sender.mime import render
 from sender.providers.base import DelayError, PermanentError, TransientError
 
 _DELAY_CODES = frozenset(
@@ -89,7 +89,7 @@ class SesProvider(AwsClient):
     async def send(self, envelope: Envelope) -> None:
         """Send one envelope as raw MIME to every recipient."""
         email = envelope.email
-        raw = build_message(envelope, self._settings.message_id_domain).as_bytes()
+        raw = render(envelope, self._settings.message_id_domain)
         request: dict[str, Any] = {
             "FromEmailAddress": email.sender.addr,
             "Destination": {

@@ -12,7 +12,7 @@ import aiosmtplib
 
 from mailpool.envelope import Envelope
 from mailpool.settings import SettingError, env_bool, env_float, env_int, env_opt, env_str
-from sender.mime import build_message
+from sender.mime import render
 from sender.providers.base import DelayError, PermanentError, TransientError
 
 log = logging.getLogger(__name__)
@@ -138,15 +138,13 @@ class SmtpProvider:
         """Deliver one envelope to every recipient in a single SMTP transaction."""
         if self._closed:
             raise TransientError("smtp_closed")
-        message = build_message(envelope, self._config.message_id_domain)
+        message = render(envelope, self._config.message_id_domain)
         async with self._slots:
             conn: _Connection | None = None
             try:
                 conn = await self._checkout()
-                refused, _ = await conn.client.send_message(
-                    message,
-                    sender=envelope.email.sender.addr,
-                    recipients=envelope.email.recipients,
+                refused, _ = await conn.client.sendmail(
+                    envelope.email.sender.addr, envelope.email.recipients, message
                 )
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 if conn is not None:

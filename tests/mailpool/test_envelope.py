@@ -87,6 +87,8 @@ def test_a_full_email_validates_and_round_trips_through_the_envelope() -> None:
         ({"text": None, "html": None}, "text", "required"),
         ({"html": ["x"]}, "html", "invalid_type"),
         ({"headers": {"X-Ok": "a\nb"}}, "headers.X-Ok", "header_injection"),
+        ({"headers": {"X-Ok": "form\x0cfeed"}}, "headers.X-Ok", "header_injection"),
+        ({"subject": "next\x85line"}, "subject", "header_injection"),
         ({"headers": {"Bad Name": "v"}}, "headers", "invalid_header"),
         ({"headers": {"Message-ID": "<x@y>"}}, "headers.Message-ID", "reserved_header"),
         ({"headers": {"X-A": 1}}, "headers.X-A", "invalid_type"),

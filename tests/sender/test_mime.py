@@ -1,33 +1,40 @@
-"""Rendering envelopes as RFC 5322 messages."""
+"""Rendering envelopes as RFC 5322 messages: the fast path and the stdlib agree."""
 
 import email
 import email.policy
+import re
 from email.message import EmailMessage
+from typing import Any
 
-from mailpool.envelope import Envelope, parse_email
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+import sender.mime
+from mailpool.envelope import Envelope, ValidationError, parse_email
 from sender.mime import build_message
+from sender.mime import render as render_bytes
 
 
-def render(doc: dict[str, object], domain: str | None = None) -> EmailMessage:
-    envelope = Envelope(id="a" * 32, group="g", accepted_at=1_700_000_000.0, email=parse_email(doc))
-    raw = build_message(envelope, domain).as_bytes()
+def envelope_of(doc: dict[str, object]) -> Envelope:
+    return Envelope(id="a" * 32, group="g", accepted_at=1_700_000_000.0, email=parse_email(doc))
+
+
+def parse(raw: bytes) -> EmailMessage:
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     assert isinstance(parsed, EmailMessage)
     return parsed
+
+
+def render(doc: dict[str, object], domain: str | None = None) -> EmailMessage:
+    return parse(render_bytes(envelope_of(doc), domain))
 
 
 BASE = {"from": "Ana Díaz <ana@example.test>", "to": "Bob <bob@example.test>", "subject": "Hi"}
 
 
 def test_utf8_names_and_subjects_are_encoded_on_the_wire() -> None:
-    raw = build_message(
-        Envelope(
-            id="a" * 32,
-            group="g",
-            accepted_at=0.0,
-            email=parse_email({**BASE, "subject": "Grüße", "text": "x"}),
-        )
-    ).as_bytes()
+    raw = render_bytes(envelope_of({**BASE, "subject": "Grüße", "text": "x"}))
     assert raw.isascii()
     assert b"=?utf-8?" in raw
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
@@ -73,3 +80,111 @@ def test_bcc_never_appears_and_custom_headers_do() -> None:
     assert message["Reply-To"] == "help@example.test"
     assert message["X-Campaign"] == "spring"
     assert message["Date"] == "Tue, 14 Nov 2023 22:13:20 +0000"
+
+
+def test_a_plain_email_never_touches_the_stdlib_renderer(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_: Any) -> None:
+        raise AssertionError("the stdlib path was taken")
+
+    monkeypatch.setattr(sender.mime, "build_message", refuse)
+    doc = {
+        "from": "Shop Team <shop@example.test>",
+        "to": ["a@example.test", '"Doe, Jane" <jane@example.test>'],
+        "subject": "Your order #1234 has shipped",
+        "text": "Hello,\nyour parcel is on its way.\n" + "-" * 200,
+        "html": "<p>Hello, ünïcode</p>",
+        "headers": {"X-Campaign": "spring"},
+    }
+    message = render(doc)
+    assert message["To"].addresses[1].display_name == "Doe, Jane"
+    assert [p.get_content().replace("\r\n", "\n") for p in message.iter_parts()] == [
+        "Hello,\nyour parcel is on its way.\n" + "-" * 200 + "\n",
+        "<p>Hello, ünïcode</p>\n",
+    ]
+
+
+printable = st.characters(min_codepoint=0x20, max_codepoint=0x7E)
+names = st.one_of(
+    st.just(""),
+    st.from_regex(r"[A-Z][a-z]{1,9}( [A-Z][a-z.]{1,9})?(, Jr)?", fullmatch=True),
+    st.text(printable, max_size=40),
+    st.text(st.characters(categories=["L", "N", "P", "S", "Zs"]), max_size=12),
+)
+mailboxes = st.builds(
+    lambda name, local: f'"{name}" <{local}@example.test>' if name else f"{local}@example.test",
+    names.map(lambda n: re.sub(r'[<>"\\]', "", n)),
+    st.from_regex(r"[a-z0-9]{1,20}", fullmatch=True),
+)
+bodies = st.one_of(
+    st.none(),
+    st.text(st.characters(codec="ascii"), max_size=300),
+    st.text(max_size=300),
+    st.integers(0, 1200).map(lambda n: "y" * n),
+)
+
+
+def read_back(message: EmailMessage) -> dict[str, Any]:
+    """What a mail reader sees: addresses, headers, and each part's type and text."""
+
+    def addresses(name: str) -> list[tuple[str, str]]:
+        header = message[name]
+        return [] if header is None else [(a.display_name, a.addr_spec) for a in header.addresses]
+
+    parts = list(message.iter_parts()) if message.is_multipart() else [message]
+    return {
+        "from": addresses("From"),
+        "to": addresses("To"),
+        "cc": addresses("Cc"),
+        "reply_to": addresses("Reply-To"),
+        "subject": str(message["Subject"]),
+        "date": str(message["Date"]),
+        "message_id": str(message["Message-ID"]),
+        "x_custom": str(message["X-Custom"]),
+        "type": message.get_content_type(),
+        "parts": [
+            (p.get_content_type(), p.get_content().replace("\r\n", "\n"))
+            for p in parts
+            if p.get_content_maintype() == "text"
+        ],
+    }
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    author=mailboxes,
+    to=st.lists(mailboxes, min_size=1, max_size=6),
+    cc=st.lists(mailboxes, max_size=3),
+    subject=st.one_of(
+        st.from_regex(r"[A-Za-z0-9#:!,.]{1,10}( [A-Za-z0-9#:!,.=?]{1,10}){0,5}", fullmatch=True),
+        st.text(printable, max_size=90),
+        st.text(max_size=30),
+    ),
+    custom=st.one_of(st.from_regex(r"[a-z0-9]{1,30}", fullmatch=True), st.text(printable)),
+    text=bodies,
+    html=bodies,
+)
+def test_the_fast_path_reads_back_as_the_stdlib_rendering(
+    author: str,
+    to: list[str],
+    cc: list[str],
+    subject: str,
+    custom: str,
+    text: str | None,
+    html: str | None,
+) -> None:
+    doc: dict[str, object] = {"from": author, "to": to, "cc": cc, "subject": subject}
+    doc.update({"headers": {"X-Custom": custom}, "text": text, "html": html})
+    try:
+        envelope = envelope_of({k: v for k, v in doc.items() if v is not None})
+    except ValidationError:
+        return
+    raw = render_bytes(envelope)
+    try:
+        sender.mime._render_fast(envelope, None)
+        event("fast path")
+    except sender.mime._NeedsStdlib:
+        event("stdlib path")
+    assert raw.isascii()
+    assert not re.search(rb"[^\r]\n|\r[^\n]", raw), "only CRLF line endings"
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+    assert read_back(parse(raw)) == read_back(parse(build_message(envelope).as_bytes()))
