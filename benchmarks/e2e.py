@@ -8,8 +8,9 @@ an SMTP sink process for ``--seconds``:
   ``EmailMessage`` and sending it with ``send_message`` (the issue's "bare SMTP client");
 - *same bytes*: rendering with mailpool's own renderer and sending bytes with ``sendmail``,
   exactly what the sender does minus the queue (the strict ceiling).
-mailpool: the queue pool (localsqs) is filled with ``--messages`` envelopes, then one
-``mailpool sender`` process (one core's worth) delivers them to the same sink. Reported:
+mailpool: the queue pool (localsqs) is filled with ``--messages`` envelopes, then
+``--senders`` ``mailpool sender`` processes (default one: one core's worth) deliver them to
+the same sink; their CPU is summed. Reported:
 messages/s and CPU-µs per message of each, and the sender's per-core ratio to each ceiling
 (the target is >= 0.70: the queueing machinery costs <= 30 % on top of sending).
 """
@@ -19,6 +20,7 @@ import asyncio
 import statistics
 import time
 import uuid
+from contextlib import ExitStack
 from email.message import EmailMessage
 from email.utils import formatdate
 
@@ -131,11 +133,15 @@ def run_once(args: argparse.Namespace, endpoint: str, sink_port: int) -> list[fl
         MAILPOOL_WAIT_TIME="1",
     )
     started = time.monotonic()
-    with child("mailpool", "sender", env=env) as sender:
-        cpu0 = cpu_seconds(sender.pid)
+    with ExitStack() as stack:
+        pids = [
+            stack.enter_context(child("mailpool", "sender", env=env)).pid
+            for _ in range(args.senders)
+        ]
+        cpu0 = sum(cpu_seconds(pid) for pid in pids)
         asyncio.run(wait_empty(config))
         elapsed = time.monotonic() - started
-        cpu = cpu_seconds(sender.pid) - cpu0
+        cpu = sum(cpu_seconds(pid) for pid in pids) - cpu0
     return [stdlib, stdlib_cpu_us, bare, bare_cpu_us, args.messages / elapsed,
             cpu / args.messages * 1e6]  # fmt: skip
 
@@ -148,6 +154,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="ceiling measurement")
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=128)
+    parser.add_argument("--senders", type=int, default=1, help="sender processes")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     local_credentials()

@@ -7,7 +7,9 @@ against a bare aiohttp handler that only parses the JSON and answers 202, then a
 ``mailpool intake`` on localsqs (4 shards); open loop (a fixed arrival rate) at 25 %, 50 %
 and 75 % of intake's closed-loop rate for latency percentiles; and the batch endpoint
 (50 emails a request). The target: intake >= 0.5 x the bare handler while the queue engine is
-not the limit; p99 accept latency <= 3 x (batch linger + one SQS call).
+not the limit; p99 accept latency <= 3 x (batch linger + one SQS call). On a machine whose
+cores the load generator and the engine share with the server, "ratio per core" compares
+the two servers' own CPU-µs per request (from /proc), which the sharing does not distort.
 """
 
 import argparse
@@ -18,7 +20,7 @@ import uuid
 
 import aiohttp
 
-from benchmarks.engines import engine_process, free_port
+from benchmarks.engines import cpu_seconds, engine_process, free_port
 from benchmarks.load import EMAIL, open_loop, run
 from benchmarks.processes import child, local_credentials, mailpool_env
 from pool.config import PoolConfig
@@ -66,13 +68,19 @@ def main() -> None:
         asyncio.run(provision_pool(endpoint, prefix))
         env = mailpool_env(endpoint, prefix, 4, MAILPOOL_HTTP_PORT=str(intake_port))
         with (
-            child("mailpool", "intake", env=env),
-            child("benchmarks.bare_http", "--port", str(bare_port)),
+            child("mailpool", "intake", env=env) as intake_process,
+            child("benchmarks.bare_http", "--port", str(bare_port)) as bare_process,
         ):
             intake, bare = f"http://127.0.0.1:{intake_port}", f"http://127.0.0.1:{bare_port}"
             for number in range(args.runs):
+                bare_cpu = cpu_seconds(bare_process.pid)
                 ceiling = asyncio.run(run(bare, args.concurrency, args.seconds))
+                bare_cpu = cpu_seconds(bare_process.pid) - bare_cpu
+                intake_cpu = cpu_seconds(intake_process.pid)
                 closed = asyncio.run(run(intake, args.concurrency, args.seconds))
+                intake_cpu = cpu_seconds(intake_process.pid) - intake_cpu
+                bare_us = bare_cpu / (ceiling["accepted_per_s"] * args.seconds) * 1e6
+                intake_us = intake_cpu / (closed["accepted_per_s"] * args.seconds) * 1e6
                 batched = asyncio.run(
                     batch_rate(intake, max(1, args.concurrency // 8), args.seconds)
                 )
@@ -80,6 +88,9 @@ def main() -> None:
                     "bare/s": ceiling["accepted_per_s"],
                     "intake/s": closed["accepted_per_s"],
                     "ratio": closed["accepted_per_s"] / ceiling["accepted_per_s"],
+                    "bare CPU-us/req": bare_us,
+                    "intake CPU-us/email": intake_us,
+                    "ratio per core": bare_us / intake_us,
                     "closed p99 ms": closed["p99_ms"],
                     "batch emails/s": batched,
                 }

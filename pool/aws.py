@@ -6,6 +6,7 @@ subclass ``AwsClient`` and say how a botocore failure reads in their own terms.
 
 import contextlib
 import types
+from importlib.metadata import version
 from typing import Any, Self
 
 from aiobotocore.config import AioConfig
@@ -20,6 +21,11 @@ from botocore.exceptions import (
 
 from pool.errors import Misconfigured
 
+#: The User-Agent of every AWS call: mailpool and the SDK underneath.
+USER_AGENT = (
+    f"mailpool/{version('mailpool')} aiobotocore/{version('aiobotocore')} "
+    f"botocore/{version('botocore')}"
+)
 #: What a call may fail with below the service: botocore's errors and socket errors.
 CALL_ERRORS = (ClientError, BotoCoreError, OSError)
 
@@ -69,6 +75,11 @@ class AwsClient:
             read_timeout=read_timeout_s,
             max_pool_connections=max_connections,
             retries={"total_max_attempts": attempts, "mode": "standard"},
+            # A fixed User-Agent: botocore otherwise rebuilds its own for every request,
+            # a quarter of a call's CPU (profiled under load).
+            user_agent=USER_AGENT,
+            # mailpool builds every request itself; the service still validates it.
+            parameter_validation=False,
             **options,
         )
         self._stack = contextlib.AsyncExitStack()
