@@ -108,6 +108,9 @@ class Sender:
                 # released at once rather than left to time out invisibly.
                 await asyncio.gather(*polls)
                 await self._capacity.drained()
+                # Delivered messages gave their slots back before their deletes landed.
+                while self._chains:
+                    await asyncio.wait(set(self._chains))
         except TimeoutError:
             log.warning("grace period over; cancelling sends", extra={"count": len(self._chains)})
             for task in [*polls, *self._chains]:
@@ -204,8 +207,13 @@ class Sender:
             await self._retry_later(message, envelope.id, "provider_error")
             return False
         self._metrics.sent(provider, "delivered", time.perf_counter() - started)
+        # Delivered: its slot goes back now, not after the batched delete (which lingers to
+        # fill its batch), so deletes never hold back receives. The tracker keeps holding
+        # the message (heartbeat, shutdown) until the delete lands.
         self._tracker.mark_delivered(message)
-        if await self._settle(message, "delivered", envelope.id, self._pool.delete(message)):
+        self._capacity.give(1)
+        delete = self._pool.delete(message)
+        if await self._settle(message, "delivered", envelope.id, delete, slot_held=False):
             self._metrics.delivered_after(time.time() - envelope.accepted_at)
             log.debug("delivered", extra={"id": envelope.id, "shard": message.shard})
             await self._forget_body(message, envelope.id)
@@ -299,9 +307,16 @@ class Sender:
         )
 
     async def _settle(
-        self, message: Received, outcome: str, message_id: str, action: Awaitable[None]
+        self,
+        message: Received,
+        outcome: str,
+        message_id: str,
+        action: Awaitable[None],
+        *,
+        slot_held: bool = True,
     ) -> bool:
-        """Run the SQS call that settles ``message``; count it and give its slot back."""
+        """Run the SQS call that settles ``message``; count it and give its slot back
+        (unless ``slot_held`` is False: a delivered message gave it back already)."""
         try:
             await action
         except PoolError as exc:
@@ -317,7 +332,8 @@ class Sender:
             )
             outcome = "failed"
         self._tracker.drop(message)
-        self._capacity.give(1)
+        if slot_held:
+            self._capacity.give(1)
         self._metrics.outcome(message.shard, outcome)
         self._metrics.in_flight(len(self._tracker))
         return outcome != "failed"
@@ -337,6 +353,7 @@ class Sender:
                     self._pool.delete(h.message)
                     if h.delivered
                     else self._pool.set_visibility(h.message, 0),
+                    slot_held=not h.delivered,
                 )
                 for h in held
             )

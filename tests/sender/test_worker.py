@@ -220,6 +220,22 @@ async def test_a_slow_send_keeps_its_visibility_and_is_delivered_once(
     assert extended >= 1
 
 
+async def test_a_delivered_message_frees_its_slot_before_its_batched_delete_lands(
+    provisioned: PoolConfig, smtp_sink: SmtpSink
+) -> None:
+    # One slot, and deletes that linger far longer than a send: the second and third emails
+    # go out while the first one's delete is still waiting for its batch.
+    lingering = dataclasses.replace(provisioned, settle_linger_s=5.0)
+    await enqueue(provisioned, [email(text=str(n)) for n in range(3)])
+    one_slot = dataclasses.replace(FAST, concurrency=1, grace_s=10.0)
+    async with sender(lingering, smtp_sink.port, one_slot):
+        await smtp_sink.wait_for(3)
+        assert await count(provisioned) == 3  # delivered, none deleted yet
+    # Stopping flushes the lingering deletes: nothing is redelivered.
+    assert await count(provisioned) == 0
+    assert len(smtp_sink.deliveries) == 3
+
+
 async def test_stop_finishes_sends_under_way_and_releases_the_rest_at_once(
     provisioned: PoolConfig, smtp_sink: SmtpSink
 ) -> None:
