@@ -33,6 +33,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 
 import aiohttp
 
@@ -73,42 +74,83 @@ def wait_delivered(count_port: int, target: int, timeout_s: float) -> float:
     return time.time()
 
 
-def run_mailpool(
-    args: argparse.Namespace, endpoint: str, sink: tuple[int, int]
-) -> tuple[float, float]:
-    """(delivered/s, CPU-µs per email over intake and sender processes)."""
+@dataclass(frozen=True)
+class Shared:
+    """What both systems use: the queue engine and the sink."""
+
+    endpoint: str
+    smtp_port: int
+    count_port: int
+    pids: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Result:
+    """One system's run: delivered/s, its own CPU-µs per email, cores used per process."""
+
+    rate: float
+    cpu_us: float
+    cores: dict[str, float]
+
+
+class Busy:
+    """CPU used per process over a stretch of wall-clock time, in cores."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self._pids = pids
+        self._wall = time.monotonic()
+        self._cpu = {name: self._of(pid) for name, pid in pids.items()}
+
+    @staticmethod
+    def _of(pid: int) -> float:
+        # This process's children are the other processes measured: count its own CPU only.
+        return tree_cpu_seconds(pid, children=pid != os.getpid())
+
+    def cores(self, **known_cpu: float) -> dict[str, float]:
+        """Cores each process used since the start; ``known_cpu``: CPU-s of exited ones."""
+        wall = time.monotonic() - self._wall
+        cpu = {name: self._of(pid) for name, pid in self._pids.items()}
+        used = {name: (cpu[name] - self._cpu[name]) / wall for name in self._pids}
+        return used | {name: seconds / wall for name, seconds in known_cpu.items()}
+
+
+def run_mailpool(args: argparse.Namespace, shared: Shared) -> Result:
+    """mailpool's run; its CPU is that of its intake and sender processes."""
     prefix = f"m{uuid.uuid4().hex[:6]}"
-    asyncio.run(provision_pool(endpoint, prefix))
-    base = delivered(sink[1])
+    asyncio.run(provision_pool(shared.endpoint, prefix))
+    base = delivered(shared.count_port)
     with ExitStack() as stack:
-        pids, urls = [], []
-        for _ in range(args.intakes):
+        pids: dict[str, int] = {}
+        urls = []
+        for n in range(args.intakes):
             port = free_port()
-            env = mailpool_env(endpoint, prefix, 4, MAILPOOL_HTTP_PORT=str(port))
-            pids.append(stack.enter_context(child("mailpool", "intake", env=env)).pid)
+            env = mailpool_env(shared.endpoint, prefix, 4, MAILPOOL_HTTP_PORT=str(port))
+            pids[f"intake {n + 1}"] = stack.enter_context(child("mailpool", "intake", env=env)).pid
             urls.append(f"http://127.0.0.1:{port}")
-        for _ in range(args.senders):
+        for n in range(args.senders):
             env = mailpool_env(
-                endpoint,
+                shared.endpoint,
                 prefix,
                 4,
-                MAILPOOL_SMTP_PORT=str(sink[0]),
+                MAILPOOL_SMTP_PORT=str(shared.smtp_port),
                 MAILPOOL_METRICS_PORT="0",
                 MAILPOOL_WAIT_TIME="1",
             )
-            pids.append(stack.enter_context(child("mailpool", "sender", env=env)).pid)
-        cpu0 = sum(tree_cpu_seconds(pid) for pid in pids)
+            pids[f"sender {n + 1}"] = stack.enter_context(child("mailpool", "sender", env=env)).pid
+        busy = Busy({**shared.pids, **pids, "load generator": os.getpid()})
         started = time.time()
         asyncio.run(post_all(urls, args.emails, args.clients))
-        finished = wait_delivered(sink[1], base + args.emails, args.timeout)
-        cpu = sum(tree_cpu_seconds(pid) for pid in pids) - cpu0
-    return args.emails / (finished - started), cpu / args.emails * 1e6
+        finished = wait_delivered(shared.count_port, base + args.emails, args.timeout)
+        cores = busy.cores()
+    cpu = sum(cores[name] for name in pids) * (finished - started)
+    return Result(args.emails / (finished - started), cpu / args.emails * 1e6, cores)
 
 
-async def fifo_queue(endpoint: str, name: str) -> str:
+async def make_queue(endpoint: str, name: str, fifo: bool) -> str:
     config = PoolConfig(prefix="peer", shards=1, endpoint_url=endpoint, region="us-east-1")
+    attributes = {"VisibilityTimeout": "300"} | ({"FifoQueue": "true"} if fifo else {})
     async with SqsClient.from_config(config) as client:
-        return await client.create_queue(name, {"FifoQueue": "true", "VisibilityTimeout": "300"})
+        return await client.create_queue(name, attributes)
 
 
 @contextmanager
@@ -139,26 +181,26 @@ def celery_worker(args: argparse.Namespace, env: dict[str, str]) -> Iterator[int
             process.kill()
 
 
-def run_celery(
-    args: argparse.Namespace, endpoint: str, sink: tuple[int, int]
-) -> tuple[float, float]:
-    """(delivered/s, CPU-µs per email over the producer and worker processes)."""
-    name = f"peer-{uuid.uuid4().hex[:6]}.fifo"
-    url = asyncio.run(fifo_queue(endpoint, name))
+def run_celery(args: argparse.Namespace, shared: Shared) -> Result:
+    """Celery's run; its CPU is that of its producer and worker processes."""
+    fifo = args.celery_queue == "fifo"
+    name = f"peer-{uuid.uuid4().hex[:6]}" + (".fifo" if fifo else "")
+    url = asyncio.run(make_queue(shared.endpoint, name, fifo))
+    endpoint = shared.endpoint
     scratch = tempfile.mkdtemp(prefix="peer-")
     env = {
         **os.environ,
         "PEER_BROKER": "sqs://" + endpoint.removeprefix("http://"),
         "PEER_QUEUE": name,
         "PEER_QUEUE_URL": url,
-        "PEER_SMTP_PORT": str(sink[0]),
+        "PEER_SMTP_PORT": str(shared.smtp_port),
         "PEER_PREFETCH": str(args.celery_prefetch),
         "PEER_ACKS": args.celery_acks,
         "PEER_READY_FILE": f"{scratch}/ready",
     }
-    base = delivered(sink[1])
+    base = delivered(shared.count_port)
     with celery_worker(args, env) as worker:
-        cpu0 = tree_cpu_seconds(worker)
+        busy = Busy({**shared.pids, "celery worker": worker})
         producer = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.peer_app", str(args.emails),
              str(args.celery_producers)],
@@ -172,9 +214,10 @@ def run_celery(
             time.sleep(0.05)
         if producer.returncode:
             raise RuntimeError("the celery producer failed")
-        finished = wait_delivered(sink[1], base + args.emails, args.timeout)
-        cpu = tree_cpu_seconds(worker) - cpu0 + producer_cpu
-    return args.emails / (finished - started), cpu / args.emails * 1e6
+        finished = wait_delivered(shared.count_port, base + args.emails, args.timeout)
+        cores = busy.cores(**{"celery producer": producer_cpu})
+    cpu = (cores["celery worker"] + cores["celery producer"]) * (finished - started)
+    return Result(args.emails / (finished - started), cpu / args.emails * 1e6, cores)
 
 
 def main() -> None:
@@ -192,32 +235,44 @@ def main() -> None:
     parser.add_argument("--celery-prefetch", type=int, default=4)
     parser.add_argument("--celery-acks", choices=["late", "early"], default="late")
     parser.add_argument("--celery-producers", type=int, default=8)
+    parser.add_argument("--celery-queue", choices=["fifo", "standard"], default="fifo")
     parser.add_argument(
         "--celery-only", action="store_true", help="only Celery (to search its configuration)"
     )
     args = parser.parse_args()
     local_credentials()
-    sink = (free_port(), free_port())
-    rows: list[tuple[float, float, float, float]] = []
+    smtp_port, count_port = free_port(), free_port()
+    rows: list[tuple[Result, Result]] = []
     with (
-        engine_process("localsqs", None) as (endpoint, _),
-        child("benchmarks.sink", "--port", str(sink[0]), "--count-port", str(sink[1])),
+        engine_process("localsqs", None) as (endpoint, engine),
+        child("benchmarks.sink", "--port", str(smtp_port), "--count-port", str(count_port)) as sink,
     ):
+        shared = Shared(endpoint, smtp_port, count_port, {"localsqs": engine, "sink": sink.pid})
         for number in range(args.runs):
-            mailpool = (1.0, 0.0) if args.celery_only else run_mailpool(args, endpoint, sink)
-            celery = run_celery(args, endpoint, sink)
-            rows.append((*mailpool, *celery))
-            print(f"run {number + 1}: " + describe(*rows[-1]), flush=True)
-    medians = [statistics.median(row[i] for row in rows) for i in range(4)]
+            mailpool = Result(1.0, 1.0, {}) if args.celery_only else run_mailpool(args, shared)
+            celery = run_celery(args, shared)
+            rows.append((mailpool, celery))
+            print(f"run {number + 1}: " + describe(mailpool, celery), flush=True)
+            for system, result in (("mailpool", mailpool), ("celery", celery)):
+                used = ", ".join(f"{name} {cores:.2f}" for name, cores in result.cores.items())
+                print(f"  {system} cores used: {used}", flush=True)
+    medians = [
+        Result(
+            statistics.median(row[i].rate for row in rows),
+            statistics.median(row[i].cpu_us for row in rows),
+            {},
+        )
+        for i in (0, 1)
+    ]
     print(f"\nmedians of {args.runs} runs: " + describe(*medians))
 
 
-def describe(mailpool: float, mailpool_cpu: float, celery: float, celery_cpu: float) -> str:
+def describe(mailpool: Result, celery: Result) -> str:
     """One result line: both rates and CPU per email, and mailpool's multiple of Celery."""
     return (
-        f"mailpool {mailpool:.0f} delivered/s ({mailpool_cpu:.0f} CPU-µs/email), "
-        f"celery {celery:.0f} delivered/s ({celery_cpu:.0f} CPU-µs/email); "
-        f"mailpool/celery {mailpool / celery:.2f}x (target >= 5)"
+        f"mailpool {mailpool.rate:.0f} delivered/s ({mailpool.cpu_us:.0f} CPU-µs/email), "
+        f"celery {celery.rate:.0f} delivered/s ({celery.cpu_us:.0f} CPU-µs/email); "
+        f"mailpool/celery {mailpool.rate / celery.rate:.2f}x (target >= 5)"
     )
 
 

@@ -95,11 +95,16 @@ def produce(count: int, threads: int) -> None:
         "text": "x" * 512,
     }
 
+    fifo = QUEUE.endswith(".fifo")
+
     def one(_: int) -> None:
         message_id = new_id()
-        send_email.apply_async(
-            (message_id, email), MessageGroupId=message_id, MessageDeduplicationId=message_id
-        )
+        if fifo:
+            send_email.apply_async(
+                (message_id, email), MessageGroupId=message_id, MessageDeduplicationId=message_id
+            )
+        else:
+            send_email.apply_async((message_id, email))
 
     send_email.apply_async  # noqa: B018 - resolve the task before the clock starts
     with app.connection_for_write() as conn:

@@ -41,8 +41,9 @@ def child(*args: str, env: dict[str, str] | None = None) -> Iterator[subprocess.
         process.wait(timeout=30)
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and every live descendant (a prefork pool's children)."""
+def tree_cpu_seconds(pid: int, children: bool = True) -> float:
+    """User + system CPU of a process and every live descendant (a prefork pool's children);
+    of the process alone when not ``children``."""
     tick = os.sysconf("SC_CLK_TCK")
     parents: dict[int, int] = {}
     cpu: dict[int, float] = {}
@@ -55,11 +56,12 @@ def tree_cpu_seconds(pid: int) -> float:
         except OSError:
             continue
         parents[int(stat.name)] = int(fields[1])
-        cpu[int(stat.name)] = sum(int(v) for v in fields[11:15]) / tick
-    tree, frontier = {pid}, [pid]
+        # utime, stime: the process's own (cutime/cstime would add exited children again).
+        cpu[int(stat.name)] = sum(int(v) for v in fields[11:13]) / tick
+    tree, frontier = {pid}, [pid] if children else []
     while frontier:
         parent = frontier.pop()
-        children = [p for p, pp in parents.items() if pp == parent and p not in tree]
-        tree.update(children)
-        frontier.extend(children)
+        kids = [p for p, pp in parents.items() if pp == parent and p not in tree]
+        tree.update(kids)
+        frontier.extend(kids)
     return sum(cpu.get(p, 0.0) for p in tree)
