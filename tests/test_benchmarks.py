@@ -66,6 +66,18 @@ def test_peer_benchmark_runs() -> None:
     assert int(rates["celery"]) > 0
 
 
+def test_backlog_benchmark_runs() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.backlog", "--backlog", "200", "--measure", "40",
+         "--runs", "1", "--fillers", "1"],
+        capture_output=True, text=True, check=True, timeout=180,
+    ).stdout  # fmt: skip
+    assert "backlog: 200 envelopes queued" in out
+    ratio = re.search(r"CPU per message (\d+\.\d+)", out)
+    assert ratio is not None
+    assert float(ratio.group(1)) > 0
+
+
 def test_soak_benchmark_runs() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks.soak", "--seconds", "2", "--rate", "20",
