@@ -22,6 +22,7 @@ import aiohttp
 
 from benchmarks.engines import cpu_seconds, engine_process, free_port
 from benchmarks.load import EMAIL, open_loop, run
+from benchmarks.plots import lines
 from benchmarks.processes import child, local_credentials, mailpool_env
 from pool.config import PoolConfig
 from pool.provision import provision
@@ -59,6 +60,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--plot", help="write a PNG plot of latency against offered rate")
     args = parser.parse_args()
     local_credentials()
     prefix = f"i{uuid.uuid4().hex[:6]}"
@@ -110,8 +112,23 @@ def main() -> None:
         f"\nmedians of {args.runs} runs ({args.concurrency} clients, closed loop; open loop at "
         "25/50/75 % of intake's closed-loop rate):"
     )
-    for key, values in rows.items():
-        print(f"  {key:>16}: {statistics.median(values):9.1f}")
+    medians = {key: statistics.median(values) for key, values in rows.items()}
+    for key, value in medians.items():
+        print(f"  {key:>16}: {value:9.1f}")
+    if args.plot:
+        shares = ("25%", "50%", "75%")
+        lines(
+            args.plot,
+            f"Intake accept latency, open loop (medians of {args.runs}); closed loop "
+            f"{medians['intake/s']:.0f}/s",
+            "offered emails / s (share of the closed-loop rate)",
+            "accept latency, ms",
+            [medians["intake/s"] * int(share[:-1]) / 100 for share in shares],
+            {
+                name: [medians[f"{share} {name} ms"] for share in shares]
+                for name in ("p50", "p99", "p99.9")
+            },
+        )
 
 
 if __name__ == "__main__":

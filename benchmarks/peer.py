@@ -40,6 +40,7 @@ import aiohttp
 from benchmarks.engines import engine_process, free_port
 from benchmarks.intake import provision_pool
 from benchmarks.load import EMAIL
+from benchmarks.plots import bars
 from benchmarks.processes import child, local_credentials, mailpool_env, tree_cpu_seconds
 from benchmarks.sink import delivered
 from pool.config import PoolConfig
@@ -236,6 +237,7 @@ def main() -> None:
     parser.add_argument("--celery-acks", choices=["late", "early"], default="late")
     parser.add_argument("--celery-producers", type=int, default=8)
     parser.add_argument("--celery-queue", choices=["fifo", "standard"], default="fifo")
+    parser.add_argument("--plot", help="write a PNG bar chart here")
     parser.add_argument(
         "--celery-only", action="store_true", help="only Celery (to search its configuration)"
     )
@@ -265,6 +267,16 @@ def main() -> None:
         for i in (0, 1)
     ]
     print(f"\nmedians of {args.runs} runs: " + describe(*medians))
+    if args.plot:
+        mailpool, celery = medians
+        bars(
+            args.plot,
+            f"End to end on localsqs and one SMTP sink, {args.emails} emails (medians of "
+            f"{args.runs})",
+            "emails delivered / s",
+            {"mailpool": mailpool.rate, f"Celery + SQS ({args.celery_pool})": celery.rate},
+            [f"{r.rate:.0f}/s, {r.cpu_us:.0f} CPU-µs/email" for r in (mailpool, celery)],
+        )
 
 
 def describe(mailpool: Result, celery: Result) -> str:
