@@ -33,6 +33,8 @@ from typing import Any
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
+from benchmarks.processes import stop
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -101,11 +103,7 @@ def engine_process(
                 time.sleep(0.1)
         yield f"http://127.0.0.1:{port}", process.pid
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process, timeout_s=20)
         shutil.rmtree(data, ignore_errors=True)
 
 

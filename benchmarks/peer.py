@@ -41,7 +41,13 @@ from benchmarks.engines import engine_process, free_port
 from benchmarks.intake import provision_pool
 from benchmarks.load import EMAIL
 from benchmarks.plots import bars
-from benchmarks.processes import child, local_credentials, mailpool_env, tree_cpu_seconds
+from benchmarks.processes import (
+    child,
+    local_credentials,
+    mailpool_env,
+    stop,
+    tree_cpu_seconds,
+)
 from benchmarks.sink import delivered
 from pool.config import PoolConfig
 from pool.sqs import SqsClient
@@ -175,11 +181,7 @@ def celery_worker(args: argparse.Namespace, env: dict[str, str]) -> Iterator[int
             time.sleep(0.05)
         yield process.pid
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
 
 
 def run_celery(args: argparse.Namespace, shared: Shared) -> Result:

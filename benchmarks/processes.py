@@ -5,6 +5,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 
 def local_credentials() -> None:
@@ -37,8 +38,17 @@ def child(*args: str, env: dict[str, str] | None = None) -> Iterator[subprocess.
     try:
         yield process
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop(process)
+
+
+def stop(process: subprocess.Popen[Any], timeout_s: float = 30.0) -> None:
+    """Terminate ``process`` and wait for it; kill it if it outlasts ``timeout_s``."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def tree_cpu_seconds(pid: int, children: bool = True) -> float:

@@ -5,8 +5,8 @@
 otherwise. Anything it cannot write that simply (a non-ASCII display name or subject, a
 header past 78 characters, names that need quoting rules beyond a quoted string) goes through
 ``build_message``, the stdlib's ``email`` package with policy SMTP, which encodes per
-RFC 2047 and folds. The stdlib path costs ten times as much CPU per message, and rendering
-was half of a sender's CPU, so the fast path is the throughput of the whole sender.
+RFC 2047 and folds. The stdlib path costs about 80 times the CPU of the direct one (530 µs
+against 7 µs for a plain email), and rendering was half of a sender's CPU.
 Both paths yield the same headers and content once parsed (tests/sender/test_mime.py).
 """
 

@@ -10,12 +10,17 @@ from intake.service import IntakeService
 from pool.config import PoolConfig
 
 
+def bench(command: str, timeout: float) -> str:
+    """Run ``python -m benchmarks.<command>`` (words split on spaces); its standard output."""
+    module, *args = command.split()
+    argv = [sys.executable, "-m", f"benchmarks.{module}", *args]
+    return subprocess.run(argv, capture_output=True, text=True, check=True, timeout=timeout).stdout
+
+
 def test_engines_benchmark_runs() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.engines", "--engines", "localsqs", "--clients", "1",
-         "--concurrency", "2", "--seconds", "0.5", "--runs", "1"],
-        capture_output=True, text=True, check=True, timeout=120,
-    ).stdout  # fmt: skip
+    out = bench(
+        "engines --engines localsqs --clients 1 --concurrency 2 --seconds 0.5 --runs 1", timeout=120
+    )
     assert "medians of 1 runs" in out
     row = next(line for line in out.splitlines() if line.strip().startswith("localsqs "))
     send_per_s = float(row.split()[1])
@@ -23,43 +28,29 @@ def test_engines_benchmark_runs() -> None:
 
 
 def test_scaling_benchmark_runs() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.scaling", "--shards", "1,2", "--quota", "20",
-         "--seconds", "0.5", "--runs", "1", "--senders", "40"],
-        capture_output=True, text=True, check=True, timeout=120,
-    ).stdout  # fmt: skip
+    out = bench("scaling --shards 1,2 --quota 20 --seconds 0.5 --runs 1 --senders 40", timeout=120)
     rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
     assert [int(row[0]) for row in rows] == [1, 2]
     assert all(float(row[1]) > 0 for row in rows)
 
 
 def test_end_to_end_benchmark_runs() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.e2e", "--messages", "40", "--seconds", "0.5",
-         "--runs", "1", "--shards", "2"],
-        capture_output=True, text=True, check=True, timeout=180,
-    ).stdout  # fmt: skip
+    out = bench("e2e --messages 40 --seconds 0.5 --runs 1 --shards 2", timeout=180)
     assert "medians of 1 runs" in out
     assert "per core" in out
 
 
 def test_intake_benchmark_runs() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.intake", "--seconds", "0.5", "--runs", "1",
-         "--concurrency", "4"],
-        capture_output=True, text=True, check=True, timeout=180,
-    ).stdout  # fmt: skip
+    out = bench("intake --seconds 0.5 --runs 1 --concurrency 4", timeout=180)
     assert "medians of 1 runs" in out
     intake_rate = next(line for line in out.splitlines() if "intake/s:" in line)
     assert float(intake_rate.split()[-1]) > 0
 
 
 def test_peer_benchmark_runs() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.peer", "--emails", "20", "--runs", "1",
-         "--clients", "4", "--celery-concurrency", "1", "--timeout", "60"],
-        capture_output=True, text=True, check=True, timeout=180,
-    ).stdout  # fmt: skip
+    out = bench(
+        "peer --emails 20 --runs 1 --clients 4 --celery-concurrency 1 --timeout 60", timeout=180
+    )
     line = next(line for line in out.splitlines() if line.startswith("medians of 1 runs"))
     rates = dict(re.findall(r"(mailpool|celery) (\d+) delivered/s", line))
     assert int(rates["mailpool"]) > 0
@@ -67,11 +58,7 @@ def test_peer_benchmark_runs() -> None:
 
 
 def test_backlog_benchmark_runs() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.backlog", "--backlog", "200", "--measure", "40",
-         "--runs", "1", "--fillers", "1"],
-        capture_output=True, text=True, check=True, timeout=180,
-    ).stdout  # fmt: skip
+    out = bench("backlog --backlog 200 --measure 40 --runs 1 --fillers 1", timeout=180)
     assert "backlog: 200 envelopes queued" in out
     ratio = re.search(r"CPU per message (\d+\.\d+)", out)
     assert ratio is not None
@@ -79,11 +66,7 @@ def test_backlog_benchmark_runs() -> None:
 
 
 def test_soak_benchmark_runs() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.soak", "--seconds", "2", "--rate", "20",
-         "--every", "0.5"],
-        capture_output=True, text=True, check=True, timeout=120,
-    ).stdout  # fmt: skip
+    out = bench("soak --seconds 2 --rate 20 --every 0.5", timeout=120)
     assert "sender RSS MiB" in out
     assert "non-202 0" in out
 
