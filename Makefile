@@ -62,7 +62,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python -m benchmarks.engines --engines localsqs,moto --clients 2 --seconds 10 --runs 3
 	$(BIN)/python -m benchmarks.scaling --shards 1,2,4,8 --quota 10 --seconds 5 --runs 3 \
 	    --plot benchmarks/scaling.png
-	$(BIN)/python -m benchmarks.e2e --messages 3000 --seconds 4 --runs 3 --plot benchmarks/e2e.png
+	$(BIN)/python -m benchmarks.e2e --messages 20000 --seconds 4 --runs 3 --plot benchmarks/e2e.png
 	$(BIN)/python -m benchmarks.intake --seconds 5 --concurrency 64 --runs 3 \
 	    --plot benchmarks/intake.png
 	$(BIN)/python -m benchmarks.peer --emails 3000 --runs 3 --plot benchmarks/peer.png
