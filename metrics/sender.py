@@ -42,7 +42,8 @@ class SenderMetrics:
         )
         self._in_flight = Gauge(
             "mailpool_messages_in_flight",
-            "Messages received and not yet settled.",
+            "Messages received and being worked on (not yet delivered, retried, released or "
+            "dead-lettered); at most MAILPOOL_CONCURRENCY.",
             registry=registry,
         )
         self._limit = Gauge(
@@ -113,5 +114,5 @@ class SenderMetrics:
         self._end_to_end.observe(max(0.0, seconds))
 
     def in_flight(self, count: int) -> None:
-        """Messages currently in flight."""
+        """Messages currently being worked on."""
         self._in_flight.set(count)

@@ -28,9 +28,15 @@ class Tracker:
         self._pool = pool
         self._visibility_s = visibility_s
         self._held: dict[str, Held] = {}
+        self._delivered = 0
 
     def __len__(self) -> int:
         return len(self._held)
+
+    @property
+    def working(self) -> int:
+        """Held messages not yet delivered (a delivered one only waits for its delete)."""
+        return len(self._held) - self._delivered
 
     def hold(self, messages: list[Received], received_at: float) -> None:
         """Start tracking ``messages`` received at ``received_at`` (monotonic)."""
@@ -41,12 +47,15 @@ class Tracker:
     def mark_delivered(self, message: Received) -> None:
         """The provider took ``message``: on shutdown it is deleted, not released."""
         held = self._held.get(message.receipt)
-        if held is not None:
+        if held is not None and not held.delivered:
             held.delivered = True
+            self._delivered += 1
 
     def drop(self, message: Received) -> None:
         """Stop tracking ``message`` (it was settled)."""
-        self._held.pop(message.receipt, None)
+        held = self._held.pop(message.receipt, None)
+        if held is not None and held.delivered:
+            self._delivered -= 1
 
     def remaining(self) -> list[Held]:
         """Every message still held."""

@@ -147,7 +147,7 @@ class Sender:
                 self._metrics.lag(now - message.sent_at)
             self.depth.received(shard, max(m.sent_at for m in messages))
             self._tracker.hold(messages, started)
-            self._metrics.in_flight(len(self._tracker))
+            self._metrics.in_flight(self._tracker.working)
             if self._stopping.is_set():
                 await self._release(messages)
                 return
@@ -212,6 +212,7 @@ class Sender:
         # the message (heartbeat, shutdown) until the delete lands.
         self._tracker.mark_delivered(message)
         self._capacity.give(1)
+        self._metrics.in_flight(self._tracker.working)
         delete = self._pool.delete(message)
         if await self._settle(message, "delivered", envelope.id, delete, slot_held=False):
             self._metrics.delivered_after(time.time() - envelope.accepted_at)
@@ -335,7 +336,7 @@ class Sender:
         if slot_held:
             self._capacity.give(1)
         self._metrics.outcome(message.shard, outcome)
-        self._metrics.in_flight(len(self._tracker))
+        self._metrics.in_flight(self._tracker.working)
         return outcome != "failed"
 
     async def _settle_leftovers(self) -> None:
