@@ -11,6 +11,7 @@ the flusher dies or is cancelled, every pending and in-flight future fails with
 
 import asyncio
 import collections
+import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -44,6 +45,8 @@ class CoalescerLimits:
     max_entries: int = 10
     max_bytes: int = 262_144
     linger_s: float = 0.002
+    #: While calls are in flight a partial batch waits up to one call's duration, capped here.
+    max_linger_s: float = 0.02
     max_calls: int = 4
     deadline_s: float = 5.0
     backoff_s: float = 0.05
@@ -71,6 +74,9 @@ class Coalescer(Generic[E, R]):
         self._pending: collections.deque[_Item[E, R]] = collections.deque()
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(limits.max_calls)
+        self._full = asyncio.Event()
+        self._calls = 0
+        self._call_s = 0.0
         self._closing = False
         self._dead = False
         self._inflight: set[_Item[E, R]] = set()
@@ -83,12 +89,15 @@ class Coalescer(Generic[E, R]):
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append(_Item(entry, size, time.monotonic() + budget, future))
         self._wake.set()
+        if len(self._pending) >= self._limits.max_entries:
+            self._full.set()
         return await future
 
     def close(self) -> None:
         """Take no new entries; ``run`` returns once the pending ones are settled."""
         self._closing = True
         self._wake.set()
+        self._full.set()
 
     async def run(self) -> None:
         """The flusher: form batches and call them until closed and drained."""
@@ -100,14 +109,27 @@ class Coalescer(Generic[E, R]):
                     if not self._pending:
                         continue
                     if len(self._pending) < self._limits.max_entries and not self._closing:
-                        # Let concurrent callers join this batch; under load it fills anyway.
-                        await asyncio.sleep(self._limits.linger_s)
+                        await self._gather_company()
                     while self._pending:
                         await self._slots.acquire()
                         calls.create_task(self._flush(self._take()))
         finally:
             self._dead = True
             self._fail_all(PoolClosed("the pool's flusher stopped"))
+
+    async def _gather_company(self) -> None:
+        """Let concurrent callers join a partial batch: ``linger_s``, or while calls are in
+        flight up to one call's duration (nothing is gained by overtaking them with a small
+        batch); at once when the batch fills."""
+        wait = self._limits.linger_s
+        if self._calls:
+            wait = max(wait, min(self._call_s, self._limits.max_linger_s))
+        self._full.clear()
+        if len(self._pending) >= self._limits.max_entries or self._closing:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                await self._full.wait()
 
     def _take(self) -> list[_Item[E, R]]:
         batch: list[_Item[E, R]] = []
@@ -125,12 +147,14 @@ class Coalescer(Generic[E, R]):
 
     async def _flush(self, batch: list[_Item[E, R]]) -> None:
         self._inflight.update(batch)
+        self._calls += 1
         try:
             attempt = 0
             while batch:
                 batch = await self._attempt(batch, attempt)
                 attempt += 1
         finally:
+            self._calls -= 1
             self._inflight.difference_update(batch)
             for item in batch:
                 if not item.future.done():
@@ -154,7 +178,10 @@ class Coalescer(Generic[E, R]):
             self._observe(len(batch), time.monotonic() - started, error, ())
         else:
             failed = [o for o in outcomes if isinstance(o, PoolError)]
-            self._observe(len(batch), time.monotonic() - started, None, failed)
+            took = time.monotonic() - started
+            # A moving average of call durations (the first call sets it).
+            self._call_s = took if not self._call_s else self._call_s + (took - self._call_s) / 8
+            self._observe(len(batch), took, None, failed)
         retry: list[_Item[E, R]] = []
         delay = self._backoff(attempt)
         now = time.monotonic()

@@ -142,3 +142,44 @@ async def test_calls_in_flight_are_bounded() -> None:
     coalescer: Coalescer[str, str] = Coalescer(slow, CoalescerLimits(max_calls=2, linger_s=0))
     await run_with(coalescer, *(f"m{i}" for i in range(60)))
     assert peak == 2
+
+
+async def test_a_batch_that_fills_goes_at_once_without_its_linger() -> None:
+    call = Recorder()
+    coalescer = Coalescer(call, CoalescerLimits(linger_s=30.0))
+    runner = asyncio.create_task(coalescer.run())
+    try:
+        first = asyncio.create_task(coalescer.submit("m0"))
+        await asyncio.sleep(0.01)  # the flusher is lingering for company now
+        async with asyncio.timeout(5):  # far below the 30 s linger
+            rest = await asyncio.gather(*(coalescer.submit(f"m{i}") for i in range(1, 10)))
+            results = [await first, *rest]
+    finally:
+        coalescer.close()
+        await runner
+    assert results == [f"ok:m{i}" for i in range(10)]
+    assert [len(b) for b in call.batches] == [10]
+
+
+async def test_while_a_call_is_in_flight_a_small_batch_waits_up_to_a_call_for_company() -> None:
+    sizes: list[int] = []
+
+    async def slow(entries: Sequence[str]) -> list[str | PoolError]:
+        sizes.append(len(entries))
+        await asyncio.sleep(0.5)
+        return [f"ok:{e}" for e in entries]
+
+    coalescer = Coalescer(slow, CoalescerLimits(linger_s=0.001, max_linger_s=2.0))
+    runner = asyncio.create_task(coalescer.run())
+    try:
+        await coalescer.submit("first")  # alone, nothing in flight: after the short linger
+        second = asyncio.create_task(coalescer.submit("second"))  # the call in flight next
+        await asyncio.sleep(0.1)
+        third = asyncio.create_task(coalescer.submit("third"))  # would overtake it alone...
+        await asyncio.sleep(0.1)
+        fourth = asyncio.create_task(coalescer.submit("fourth"))  # ...but waits for company
+        await asyncio.gather(second, third, fourth)
+    finally:
+        coalescer.close()
+        await runner
+    assert sizes == [1, 1, 2]
