@@ -1,8 +1,10 @@
 """Coalescing concurrent requests to one queue into batch calls.
 
 Callers ``submit`` one entry each and await their own future; one flusher task gathers
-entries into batches (≤ ``max_entries``, ≤ ``max_bytes``), waits ``linger_s`` for company
-when a batch is not full, and runs up to ``max_calls`` batch calls at once. An entry that
+entries into batches (≤ ``max_entries``, ≤ ``max_bytes``) and runs up to ``max_calls``
+batch calls at once. A full batch goes at once; a partial one waits ``linger_s`` for
+company, or, while calls are in flight, up to one call's duration (≤ ``max_linger_s``):
+overtaking them with a small batch would cost a call and gain little. An entry that
 fails retriably (throttled, 5xx, connection lost) is retried with jittered exponential
 backoff until its caller's deadline; then the caller gets the error, never silence. If
 the flusher dies or is cancelled, every pending and in-flight future fails with
