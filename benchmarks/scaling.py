@@ -68,6 +68,8 @@ def plot(path: str, shards: list[int], rates: list[float], quota: float) -> None
     figure, axes = plt.subplots(figsize=(6, 4))
     axes.plot(shards, rates, "o-", label="mailpool (median)")
     axes.plot(shards, ideal, "--", color="grey", label="N x one shard")
+    axes.plot(shards, [n * quota * 10 for n in shards], ":", color="black",
+              label=f"N x the quota's rate ({quota * 10:g}/s a shard)")  # fmt: skip
     axes.set_xlabel("shards (FIFO queues)")
     axes.set_ylabel("messages acknowledged / s")
     axes.set_title(f"Shard scaling under a {quota:g} calls/s per-queue quota")
