@@ -22,7 +22,7 @@ from mailpool.envelope import (
 from mailpool.sealing import Keyring
 from metrics.intake import IntakeMetrics
 from pool.blobs import BlobStore
-from pool.errors import PoolError, Rejected, Unavailable
+from pool.errors import NoAnswer, Overloaded, PoolError, Rejected, Unavailable
 from pool.messages import Outgoing
 from pool.pool import QueuePool
 
@@ -97,13 +97,38 @@ class Acceptor:
             raise Unavailable(f"storing the large body failed: {exc}", code=exc.code) from exc
         return encode_pointer(prepared.id, pointer)
 
-    async def send(self, prepared: Prepared) -> str:
-        """Enqueue; returns the id once SQS acknowledged it, else ApiError 503/422."""
+    async def send(self, prepared: Prepared, deadline_s: float | None = None) -> str:
+        """Enqueue; returns the id once SQS acknowledged it, else ApiError 503/422.
+
+        A 503 means the email is not stored, except ``in_doubt``: SQS was asked but did not
+        answer within the deadline and its margin, so it may be; a retry with the same
+        Idempotency-Key is deduplicated either way.
+        """
         started = time.perf_counter()
         try:
             body = await self._offload(prepared) if prepared.large else prepared.body
             message = Outgoing(body=body.decode(), group=prepared.group, dedup_id=prepared.id)
-            sent = await self._pool.send(message, len(body))
+            sent = await self._pool.send(message, len(body), deadline_s)
+        except Overloaded:  # refused before any work; not logged (it comes in floods)
+            self._metrics.refused("overloaded")
+            raise ApiError(
+                503,
+                "overloaded",
+                "mailpool is at capacity and did not take the email; retry after Retry-After",
+                retry_after=self._retry_after_s,
+            ) from None
+        except NoAnswer as exc:
+            self._metrics.refused("in_doubt")
+            log.warning(
+                "queue did not answer", extra={"id": prepared.id, "error": type(exc).__name__}
+            )
+            raise ApiError(
+                503,
+                "in_doubt",
+                "SQS did not answer in time, so the email may or may not be stored; retry with "
+                "the same Idempotency-Key (deduplicated within 5 minutes)",
+                retry_after=self._retry_after_s,
+            ) from None
         except Rejected as exc:
             self._metrics.refused("rejected_by_queue")
             log.warning("queue rejected message", extra={"id": prepared.id, "code": exc.code})
@@ -135,7 +160,9 @@ class Acceptor:
 
         Emails of one group are sent one after another in request order (each only once
         SQS has the one before), so a batch never reorders a group; groups run in parallel.
+        The request has one deadline: an email still unsent when it passes is not sent.
         """
+        until = time.monotonic() + self._pool.config.send_deadline_s
         results: list[str | ApiError] = [ApiError(500, "internal", "not processed")] * len(docs)
         chains: dict[str, list[tuple[int, Prepared]]] = {}
         for index, doc in enumerate(docs):
@@ -151,7 +178,7 @@ class Acceptor:
         async def run_chain(chain: list[tuple[int, Prepared]]) -> None:
             for position, (index, prepared) in enumerate(chain):
                 try:
-                    results[index] = await self.send(prepared)
+                    results[index] = await self.send(prepared, until - time.monotonic())
                 except ApiError as exc:
                     results[index] = exc
                     # Later emails of this group stay unsent so the group's order holds.

@@ -15,6 +15,7 @@ from intake.config import IntakeConfig
 from intake.errors import ApiError, error_middleware, json_response
 from intake.ids import valid_key
 from intake.openapi import openapi_document
+from intake.quota import Grant, Quotas
 from mailpool.sealing import Keyring
 from metrics.exposition import metrics_handler
 from metrics.intake import IntakeMetrics
@@ -28,17 +29,34 @@ ACCEPTOR = web.AppKey("acceptor", Acceptor)
 POOL = web.AppKey("pool", QueuePool)
 CONFIG = web.AppKey("config", IntakeConfig)
 AUTH = web.AppKey("auth", Authenticator)
+QUOTAS = web.AppKey("quotas", Quotas)
+METRICS = web.AppKey("metrics", IntakeMetrics)
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 async def _read_json(request: web.Request) -> Any:
     raw = await request.read()
-    if not raw:
-        raise ApiError(400, "invalid_json", "the request body is empty")
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
+        if not raw:
+            raise ApiError(400, "invalid_json", "the request body is empty")
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
+    except ApiError:
+        request.app[METRICS].refused("invalid_json")
+        raise
+
+
+def _rate_limited(grant: Grant, field: str | None = None) -> ApiError:
+    return ApiError(
+        429,
+        "rate_limited",
+        "this API key's quota of emails per second is spent; retry after Retry-After",
+        field,
+        retry_after=grant.retry_after_s,
+        headers=grant.headers,
+    )
 
 
 def _idempotency_key(request: web.Request) -> str | None:
@@ -63,9 +81,17 @@ async def post_email(request: web.Request) -> web.Response:
     """POST /v1/emails: one email; 202 {"id"} once SQS has it."""
     client = _client(request)
     key = _idempotency_key(request)
+    grant = request.app[QUOTAS].take(client, 1)
+    if not grant.admitted:
+        request.app[METRICS].refused("rate_limited")
+        raise _rate_limited(grant)
     doc = await _read_json(request)
-    message_id = await request.app[ACCEPTOR].accept(doc, key, client)
-    return json_response({"id": message_id}, 202)
+    try:
+        message_id = await request.app[ACCEPTOR].accept(doc, key, client)
+    except ApiError as exc:
+        exc.headers.update(grant.headers)
+        raise
+    return json_response({"id": message_id}, 202, grant.headers)
 
 
 async def post_batch(request: web.Request) -> web.Response:
@@ -80,23 +106,36 @@ async def post_batch(request: web.Request) -> web.Response:
     limit = request.app[CONFIG].max_batch
     if len(docs) > limit:
         raise ApiError(413, "batch_too_large", f"a batch holds at most {limit} emails", None)
-    results = await request.app[ACCEPTOR].accept_many(docs, key, client)
+    # The quota admits a prefix of the batch: the rest is refused, so no group reorders.
+    grant = request.app[QUOTAS].take(client, len(docs))
+    results = await request.app[ACCEPTOR].accept_many(docs[: grant.admitted], key, client)
+    for index in range(grant.admitted, len(docs)):
+        request.app[METRICS].refused("rate_limited")
+        results.append(_rate_limited(grant, f"[{index}]"))
+    return _batch_response(results, grant.headers)
+
+
+def _batch_response(results: list[str | ApiError], headers: dict[str, str]) -> web.Response:
+    """202 if any email was accepted; else the most telling failing status (503, 429, 422)."""
     items: list[dict[str, Any]] = []
     accepted = 0
-    retry_after = None
+    statuses: dict[int, int] = {}  # failing status -> its Retry-After
     for result in results:
         if isinstance(result, str):
             items.append({"id": result})
             accepted += 1
         else:
             items.append({"error": {**result.body(), "status": result.status}})
-            retry_after = result.retry_after if result.retry_after is not None else retry_after
+            if result.retry_after is not None:
+                statuses[result.status] = result.retry_after
     if accepted:
-        return json_response({"results": items}, 202)
+        return json_response({"results": items}, 202, headers)
     # Nothing was accepted: answer with a failing status so that plain clients notice.
-    if retry_after is not None:
-        return json_response({"results": items}, 503, headers={"Retry-After": str(retry_after)})
-    return json_response({"results": items}, 422)
+    for status in (503, 429):
+        if status in statuses:
+            retry = {**headers, "Retry-After": str(statuses[status])}
+            return json_response({"results": items}, status, retry)
+    return json_response({"results": items}, 422, headers)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -105,9 +144,12 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """GET /readyz: every queue of the pool answers."""
+    """GET /readyz: every queue of the pool answers and no background task has died."""
+    pool = request.app[POOL]
+    if not pool.health.ok:
+        return json_response({"status": "failed", "error": {"code": "component_failed"}}, 503)
     try:
-        await request.app[POOL].check()
+        await pool.check()
     except PoolError as exc:
         log.warning("not ready", extra={"error": type(exc).__name__})
         return json_response(
@@ -131,6 +173,7 @@ def create_app(
     auth: Authenticator | None = None,
     keyring: Keyring | None = None,
     blobs: BlobStore | None = None,
+    quotas: Quotas | None = None,
 ) -> web.Application:
     """The intake application; it opens ``pool`` on startup and closes it on cleanup.
 
@@ -143,6 +186,8 @@ def create_app(
     app[CONFIG] = config
     app[POOL] = pool
     app[AUTH] = auth or Authenticator([])
+    app[METRICS] = metrics
+    app[QUOTAS] = quotas or Quotas(config.rate_limit, config.rate_burst)
     app[ACCEPTOR] = Acceptor(
         pool, metrics, retry_after_s=config.retry_after_s, keyring=keyring, blobs=blobs
     )

@@ -27,6 +27,7 @@ class ApiError(Exception):
         field: str | None = None,
         *,
         retry_after: int | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -34,6 +35,7 @@ class ApiError(Exception):
         self.message = message
         self.field = field
         self.retry_after = retry_after
+        self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
         """The ``error`` object of the JSON answer."""
@@ -51,7 +53,9 @@ def json_response(
 
 def error_response(error: ApiError) -> web.Response:
     """The JSON answer for ``error``, with Retry-After when it has one."""
-    headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else None
+    headers = dict(error.headers)
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
     return json_response({"error": error.body()}, error.status, headers)
 
 

@@ -7,6 +7,7 @@ from aiohttp import web
 from intake.app import create_app
 from intake.auth import Authenticator
 from intake.config import IntakeConfig
+from mailpool.health import Health
 from mailpool.runtime import serve
 from mailpool.sealing import Keyring
 from metrics.exposition import process_registry
@@ -30,7 +31,9 @@ class IntakeService:
     ) -> None:
         self.config = config
         self.registry = process_registry()
-        self.pool = QueuePool(pool_config, PoolMetrics(self.registry))
+        #: Turns fatal when a background task (the pool's flushers) dies.
+        self.health = Health()
+        self.pool = QueuePool(pool_config, PoolMetrics(self.registry), self.health)
         self.app = create_app(
             config, self.pool, IntakeMetrics(self.registry), self.registry, auth, keyring, blobs
         )

@@ -16,6 +16,7 @@ from intake.auth import Authenticator, check_exposure, new_key
 from intake.config import IntakeConfig
 from intake.service import IntakeService
 from mailpool import logs, runtime
+from mailpool.health import Health
 from mailpool.sealing import Keyring
 from mailpool.sealing import new_key as new_encryption_key
 from mailpool.settings import SettingError
@@ -136,8 +137,8 @@ async def _intake(args: argparse.Namespace) -> int:
     service = IntakeService(_pool_config(args), config, auth, Keyring.from_env(), _blobs())
     async with service:
         print(f"intake listening on {service.url}", flush=True)
-        await stop.wait()
-    return 0
+        await runtime.until_stopped(stop, service.health)
+    return _exit_code(service.health)
 
 
 async def _sender(args: argparse.Namespace) -> int:
@@ -154,7 +155,15 @@ async def _sender(args: argparse.Namespace) -> int:
         await asyncio.wait([waiter, worker], return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
     worker.cancel()
-    return 0
+    return _exit_code(service.health)
+
+
+def _exit_code(health: Health) -> int:
+    """0 after a requested stop; 1 when a background task died (a supervisor restarts it)."""
+    if health.ok:
+        return 0
+    print(f"mailpool: {health.failure} died; exiting so that it is restarted", file=sys.stderr)
+    return 1
 
 
 async def _dev(args: argparse.Namespace) -> int:

@@ -31,6 +31,8 @@ SAFE_FIELDS = (
     "route",
     "url",
     "address",
+    "component",
+    "action",
 )
 NOISY_LIBRARIES = (
     "botocore",

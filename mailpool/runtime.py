@@ -7,6 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
+from mailpool.health import Health
+
 
 def run(main: Coroutine[Any, Any, int]) -> int:
     """Run ``main`` on uvloop where it is installed."""
@@ -24,6 +26,17 @@ def stop_event() -> asyncio.Event:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, event.set)
     return event
+
+
+async def until_stopped(stop: asyncio.Event, health: Health) -> None:
+    """Wait for a stop signal or for a watched background task to die, whichever is first."""
+    signal_ = asyncio.ensure_future(stop.wait())
+    died = asyncio.ensure_future(health.failed())
+    try:
+        await asyncio.wait([signal_, died], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        signal_.cancel()
+        died.cancel()
 
 
 async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:

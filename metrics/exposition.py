@@ -12,6 +12,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from mailpool.health import Health
+
 
 def process_registry() -> CollectorRegistry:
     """A fresh registry with the process, platform and GC collectors on it."""
@@ -34,13 +36,23 @@ def metrics_handler(
     return handle
 
 
-def metrics_app(registry: CollectorRegistry) -> web.Application:
-    """A minimal app serving ``GET /metrics`` (and ``/healthz``) for a worker process."""
+def metrics_app(registry: CollectorRegistry, health: Health | None = None) -> web.Application:
+    """A minimal app serving ``GET /metrics``, ``/healthz`` and ``/readyz`` (503 once a
+    background task of the process died) for a worker process."""
     app = web.Application()
     app.router.add_get("/metrics", metrics_handler(registry))
+    watched = health or Health()
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
+    async def readyz(request: web.Request) -> web.Response:
+        if not watched.ok:
+            return web.json_response(
+                {"status": "failed", "error": {"code": "component_failed"}}, status=503
+            )
+        return web.json_response({"status": "ready"})
+
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     return app

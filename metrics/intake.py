@@ -4,6 +4,31 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from metrics.pool import LATENCY_BUCKETS
 
+#: Why an email is refused: every error code intake can answer for an email (validation
+#: codes included), so that each series exists at 0 before the first refusal.
+REFUSAL_REASONS = (
+    "invalid_json",
+    "invalid",
+    "invalid_type",
+    "invalid_address",
+    "invalid_group",
+    "invalid_header",
+    "invalid_character",
+    "header_injection",
+    "reserved_header",
+    "duplicate_header",
+    "unknown_field",
+    "too_many",
+    "too_long",
+    "required",
+    "message_too_large",
+    "rejected_by_queue",
+    "unavailable",
+    "overloaded",
+    "in_doubt",
+    "rate_limited",
+)
+
 
 class IntakeMetrics:
     """The intake's seam to Prometheus."""
@@ -39,6 +64,8 @@ class IntakeMetrics:
             ["reason"],
             registry=registry,
         )
+        for reason in REFUSAL_REASONS:
+            self._refused.labels(reason)
 
     def request(self, route: str, status: int, seconds: float) -> None:
         """One HTTP request answered."""

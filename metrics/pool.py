@@ -14,6 +14,8 @@ from pool.errors import (
     Throttled,
 )
 
+#: Every outcome label of an SQS call (see ``outcome_of``).
+OUTCOMES = ("ok", "throttled", "closed", "rejected", "missing", "misconfigured", "unavailable")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25)
 
 
@@ -72,12 +74,16 @@ class PoolMetrics:
         )
 
     def observer(self, action: str, shard: int) -> CallObserver:
-        """A callback that records each call of ``action`` on ``shard``."""
+        """A callback that records each call of ``action`` on ``shard`` (its series start at 0)."""
         seconds = self._seconds.labels(action)
         entries = self._entries.labels(action)
         calls = self._calls
         entry_failures = self._entry_failures
         label = str(shard)
+        for outcome in OUTCOMES:
+            calls.labels(action, label, outcome)
+            entry_failures.labels(action, label, outcome)
+        self._enqueued.labels(label)
 
         def observe(
             size: int, elapsed: float, error: PoolError | None, failed: Sequence[PoolError]

@@ -1,5 +1,7 @@
 """Metrics of the sender: receives, outcomes, send latency, in-flight, end-to-end latency."""
 
+from collections.abc import Sequence
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from metrics.pool import LATENCY_BUCKETS
@@ -8,6 +10,8 @@ END_TO_END_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 
 
 #: Every outcome a received message can have.
 OUTCOMES = ("delivered", "retried", "dead_lettered", "released", "failed")
+#: Every outcome of one provider send attempt.
+SEND_OUTCOMES = ("delivered", "transient", "permanent", "error", "delayed")
 
 
 class SenderMetrics:
@@ -78,8 +82,27 @@ class SenderMetrics:
             buckets=END_TO_END_BUCKETS,
             registry=registry,
         )
-        for outcome in OUTCOMES:
-            self._outcomes.labels("0", outcome)
+        self._undeleted = Gauge(
+            "mailpool_messages_undeleted",
+            "Delivered messages whose delete has not landed yet; while above 0 the sender "
+            "holds them (no second delivery) and receives nothing new.",
+            registry=registry,
+        )
+
+    def prepare(self, shards: int, providers: Sequence[str]) -> None:
+        """Start every series whose labels are known at 0, so dashboards show 0, not gaps."""
+        for shard in map(str, range(shards)):
+            self._received.labels(shard)
+            self._receive_errors.labels(shard)
+            for outcome in OUTCOMES:
+                self._outcomes.labels(shard, outcome)
+        for provider in providers:
+            for outcome in SEND_OUTCOMES:
+                self._send_seconds.labels(provider, outcome)
+
+    def undeleted(self, count: int) -> None:
+        """Delivered messages whose delete is being retried."""
+        self._undeleted.set(count)
 
     def received(self, shard: int, count: int) -> None:
         """``count`` messages received on ``shard``."""

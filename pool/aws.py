@@ -14,6 +14,8 @@ from aiobotocore.session import get_session
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
     NoCredentialsError,
     NoRegionError,
     ParamValidationError,
@@ -44,6 +46,11 @@ def error_message(exc: Exception) -> str:
     if isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Message", ""))
     return ""
+
+
+def never_sent(exc: Exception) -> bool:
+    """The call failed before its request could reach the service (no connection)."""
+    return isinstance(exc, EndpointConnectionError | ConnectTimeoutError)
 
 
 def is_setup_error(exc: Exception) -> bool:

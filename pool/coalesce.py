@@ -6,21 +6,37 @@ batch calls at once. A full batch goes at once; a partial one waits ``linger_s``
 company, or, while calls are in flight, up to one call's duration (≤ ``max_linger_s``):
 overtaking them with a small batch would cost a call and gain little. An entry that
 fails retriably (throttled, 5xx, connection lost) is retried with jittered exponential
-backoff until its caller's deadline; then the caller gets the error, never silence. If
-the flusher dies or is cancelled, every pending and in-flight future fails with
-``PoolClosed`` so that no caller hangs.
+backoff until its caller's deadline; then the caller gets the error, never silence.
+
+Failure discipline: anything a batch call raises (an answer botocore cannot map, a bug in
+an observer) fails only that call's entries with a retriable error naming the action and
+the exception type; the next call goes out normally. An entry whose deadline has passed is
+never sent. A call already under way when an entry's deadline comes is waited for, up to
+``answer_margin_s`` more, so that its caller learns what happened instead of a guess; an
+entry whose last word was no answer at all fails with ``NoAnswer`` (its outcome is in
+doubt). With ``shed`` on, ``submit`` refuses at once (``Overloaded``) an entry that the
+backlog ahead of it (pending and in flight, over the recent completion rate) would keep
+past its deadline. If the flusher dies anyway, every pending and in-flight future fails
+with ``PoolClosed`` so that no caller hangs, and its owner makes the death loud.
 """
 
 import asyncio
 import collections
 import contextlib
+import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from pool.errors import PoolClosed, PoolError, Unavailable
+from pool.errors import NoAnswer, Overloaded, PoolClosed, PoolError, Unavailable
+
+log = logging.getLogger(__name__)
+
+#: Admit an entry while the backlog's expected wait is within this share of its deadline.
+SHED_SHARE = 0.5
 
 E = TypeVar("E")
 R = TypeVar("R")
@@ -38,6 +54,8 @@ class _Item(Generic[E, R]):
     size: int
     deadline: float
     future: asyncio.Future[R]
+    #: An attempt got no answer: the entry may have been stored already.
+    doubtful: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -53,6 +71,36 @@ class CoalescerLimits:
     deadline_s: float = 5.0
     backoff_s: float = 0.05
     max_backoff_s: float = 1.0
+    #: How long past the deadline an entry whose call is under way waits for its answer.
+    answer_margin_s: float = 1.0
+    #: Refuse entries at once (``Overloaded``) that the backlog would keep past their deadline.
+    shed: bool = False
+    #: With ``shed``: entries waiting or in flight at most (bounds memory whatever the rate).
+    max_backlog: int = 5000
+
+
+class Rate:
+    """Events per second, exponentially weighted over ``tau_s`` (decays when idle)."""
+
+    def __init__(self, tau_s: float = 1.0) -> None:
+        self._tau = tau_s
+        self._value = 0.0
+        self._at = time.monotonic()
+
+    def add(self, count: int, now: float) -> None:
+        """Count ``count`` events at ``now`` (monotonic)."""
+        self._decay(now)
+        self._value += count / self._tau
+
+    def per_second(self, now: float) -> float:
+        """The current estimate."""
+        self._decay(now)
+        return self._value
+
+    def _decay(self, now: float) -> None:
+        if now > self._at:
+            self._value *= math.exp((self._at - now) / self._tau)
+            self._at = now
 
 
 def _ignore(
@@ -69,7 +117,10 @@ class Coalescer(Generic[E, R]):
         call: BatchCall[E, R],
         limits: CoalescerLimits,
         observe: CallObserver = _ignore,
+        *,
+        action: str = "batch",
     ) -> None:
+        self.action = action
         self._call = call
         self._limits = limits
         self._observe = observe
@@ -82,18 +133,46 @@ class Coalescer(Generic[E, R]):
         self._closing = False
         self._dead = False
         self._inflight: set[_Item[E, R]] = set()
+        self._done = Rate()
+        #: Whether the latest call failed for every entry it carried.
+        self.failing = False
+
+    @property
+    def backlog(self) -> int:
+        """Entries waiting for a batch or in a call under way."""
+        return len(self._pending) + len(self._inflight)
 
     async def submit(self, entry: E, size: int = 0, deadline_s: float | None = None) -> R:
         """Queue ``entry`` for the next batch and wait for its own result."""
         if self._closing or self._dead:
             raise PoolClosed("the pool is closing")
         budget = self._limits.deadline_s if deadline_s is None else deadline_s
+        if budget <= 0:
+            raise Unavailable(f"{self.action}: no time left before the deadline")
+        if self._limits.shed:
+            self._admit(budget)
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append(_Item(entry, size, time.monotonic() + budget, future))
         self._wake.set()
         if len(self._pending) >= self._limits.max_entries:
             self._full.set()
         return await future
+
+    def _admit(self, budget: float) -> None:
+        """Refuse (``Overloaded``) an entry that would wait past ``SHED_SHARE`` of ``budget``.
+
+        Up to one round of full calls is always admitted (there is no rate to judge by
+        before the first answers); past that, the backlog over the recent completion rate
+        is the expected wait.
+        """
+        backlog = self.backlog
+        if backlog >= self._limits.max_backlog:
+            raise Overloaded(f"{self.action}: the backlog is full")
+        if backlog < self._limits.max_entries * self._limits.max_calls:
+            return
+        rate = self._done.per_second(time.monotonic())
+        if backlog >= rate * budget * SHED_SHARE:
+            raise Overloaded(f"{self.action}: the backlog would outlast the deadline")
 
     def close(self) -> None:
         """Take no new entries; ``run`` returns once the pending ones are settled."""
@@ -136,12 +215,18 @@ class Coalescer(Generic[E, R]):
     def _take(self) -> list[_Item[E, R]]:
         batch: list[_Item[E, R]] = []
         total = 0
+        now = time.monotonic()
         while self._pending and len(batch) < self._limits.max_entries:
             item = self._pending[0]
             if batch and total + item.size > self._limits.max_bytes:
                 break
             self._pending.popleft()
             if item.future.done():  # its caller was cancelled before the send
+                continue
+            if item.deadline <= now:  # never sent: its caller is told it was not stored
+                item.future.set_exception(
+                    Unavailable(f"{self.action}: the deadline passed before it was sent")
+                )
                 continue
             batch.append(item)
             total += item.size
@@ -155,6 +240,15 @@ class Coalescer(Generic[E, R]):
             while batch:
                 batch = await self._attempt(batch, attempt)
                 attempt += 1
+        except Exception as exc:  # a bug here fails this call's entries, not the flusher
+            log.exception(
+                "batch call failed unexpectedly",
+                extra={"action": self.action, "error": type(exc).__name__},
+            )
+            error = NoAnswer(f"{self.action}: unexpected {type(exc).__name__}")
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(error)
         finally:
             self._calls -= 1
             self._inflight.difference_update(batch)
@@ -165,25 +259,7 @@ class Coalescer(Generic[E, R]):
 
     async def _attempt(self, batch: list[_Item[E, R]], attempt: int) -> list[_Item[E, R]]:
         """One batch call; returns the entries to retry after a backoff sleep."""
-        started = time.monotonic()
-        deadline = max(item.deadline for item in batch)
-        outcomes: Sequence[R | PoolError]
-        try:
-            async with asyncio.timeout_at(_loop_time(deadline)):
-                outcomes = await self._call([item.entry for item in batch])
-        except PoolError as exc:
-            outcomes = [exc] * len(batch)
-            self._observe(len(batch), time.monotonic() - started, exc, ())
-        except TimeoutError:
-            error = Unavailable("no answer before the deadline")
-            outcomes = [error] * len(batch)
-            self._observe(len(batch), time.monotonic() - started, error, ())
-        else:
-            failed = [o for o in outcomes if isinstance(o, PoolError)]
-            took = time.monotonic() - started
-            # A moving average of call durations (the first call sets it).
-            self._call_s = took if not self._call_s else self._call_s + (took - self._call_s) / 8
-            self._observe(len(batch), took, None, failed)
+        outcomes = await self._call_once(batch)
         retry: list[_Item[E, R]] = []
         delay = self._backoff(attempt)
         now = time.monotonic()
@@ -192,15 +268,70 @@ class Coalescer(Generic[E, R]):
                 continue
             if not isinstance(outcome, PoolError):
                 item.future.set_result(outcome)
-            elif outcome.retriable and now + delay < item.deadline:
-                retry.append(item)
             else:
-                item.future.set_exception(outcome)
+                item.doubtful = item.doubtful or isinstance(outcome, NoAnswer)
+                if outcome.retriable and now + delay < item.deadline:
+                    retry.append(item)
+                else:
+                    item.future.set_exception(self._final(item, outcome))
             self._inflight.discard(item)
         if retry:
             self._inflight.update(retry)
             await asyncio.sleep(delay)
         return retry
+
+    async def _call_once(self, batch: list[_Item[E, R]]) -> Sequence[R | PoolError]:
+        """Call once; per entry its result or error, whatever the call raised."""
+        started = time.monotonic()
+        # A call under way is waited for past the deadline (by a bounded margin): its answer,
+        # not a guess, tells the caller whether the entry is stored.
+        deadline = max(item.deadline for item in batch) + self._limits.answer_margin_s
+        error: PoolError | None = None
+        failed: list[PoolError] = []
+        try:
+            async with asyncio.timeout_at(_loop_time(deadline)):
+                outcomes = await self._call([item.entry for item in batch])
+            if len(outcomes) != len(batch):
+                raise ValueError("the call answered for a different number of entries")
+        except PoolError as exc:
+            error = exc
+        except TimeoutError:
+            error = NoAnswer(f"{self.action}: no answer before the deadline")
+        except Exception as exc:  # an answer that cannot be read: it may have taken effect
+            log.warning(
+                "batch call answered unexpectedly",
+                extra={"action": self.action, "error": type(exc).__name__},
+            )
+            error = NoAnswer(f"{self.action}: unexpected {type(exc).__name__}")
+        took = time.monotonic() - started
+        if error is not None:
+            outcomes = [error] * len(batch)
+        else:
+            failed = [o for o in outcomes if isinstance(o, PoolError)]
+            # A moving average of call durations (the first call sets it).
+            self._call_s = took if not self._call_s else self._call_s + (took - self._call_s) / 8
+            self._done.add(len(batch) - len(failed), time.monotonic())
+        self.failing = error is not None or len(failed) == len(batch)
+        self._tell_observer(len(batch), took, error, failed)
+        return outcomes
+
+    def _final(self, item: _Item[E, R], error: PoolError) -> PoolError:
+        """The error a caller gets: ``NoAnswer`` if any attempt may have taken effect."""
+        if item.doubtful and not isinstance(error, NoAnswer):
+            return NoAnswer(f"{error} (after an attempt that got no answer)", code=error.code)
+        return error
+
+    def _tell_observer(
+        self, size: int, took: float, error: PoolError | None, failed: Sequence[PoolError]
+    ) -> None:
+        try:
+            self._observe(size, took, error, failed)
+        except Exception as exc:  # metrics must never decide an entry's fate
+            log.warning(
+                "call observer failed",
+                extra={"action": self.action, "error": type(exc).__name__},
+                exc_info=exc,
+            )
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self._limits.max_backoff_s, self._limits.backoff_s * 2**attempt)

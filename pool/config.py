@@ -31,6 +31,13 @@ class PoolConfig:
     settle_linger_s: float = 0.025
     #: How long a send (with its retries) may take before the caller gets ``Unavailable``.
     send_deadline_s: float = 5.0
+    #: How long past its deadline a call already under way is waited for, so that the
+    #: caller is told what happened rather than a guess (answers come within both).
+    answer_margin_s: float = 1.0
+    #: How long a delete or visibility change (with its retries) may take.
+    settle_deadline_s: float = 10.0
+    #: Sends waiting or in flight per shard at most; past it intake answers 503 at once.
+    max_pending_per_shard: int = 5000
     #: Batch calls in flight at once per shard and action.
     calls_per_shard: int = 4
     connect_timeout_s: float = 2.0

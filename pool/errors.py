@@ -1,9 +1,11 @@
 """Errors the pool raises; ``retriable`` says whether the same call may succeed later.
 
 PoolError                   the queue engine did not take the request
-├── Unavailable (retriable)   connection refused/reset, timeout, 5xx, deadline passed
+├── Unavailable (retriable)   connection refused, 5xx, an answer that cannot be read, deadline
 │   ├── Throttled             the engine refused for rate (ThrottlingException, RequestThrottled)
-│   └── PoolClosed            the pool is shutting down and takes no more work
+│   ├── NoAnswer              the request may have reached the engine, but no answer came back
+│   ├── Overloaded            refused before any work: it could not be done before its deadline
+│   └── PoolClosed            the pool is shutting down (or its flusher died) and takes no work
 ├── Rejected                  the engine refused the request itself (invalid, too large)
 ├── QueueMissing              a queue of the pool does not exist
 └── Misconfigured             no region, no credentials, a malformed endpoint
@@ -28,6 +30,16 @@ class Unavailable(PoolError):
 
 class Throttled(Unavailable):
     """The engine refused the call for rate; back off and try again."""
+
+
+class NoAnswer(Unavailable):
+    """The call was sent but no answer came (timeout, connection lost mid-call): the
+    request may or may not have taken effect. Repeating it with the same deduplication ID
+    is safe; until then its outcome is in doubt."""
+
+
+class Overloaded(Unavailable):
+    """Refused before any work: the backlog ahead of it could not be cleared in time."""
 
 
 class PoolClosed(Unavailable):

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import types
@@ -9,10 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mailpool.health import Health
 from metrics.pool import PoolMetrics
 from pool.coalesce import Coalescer, CoalescerLimits
 from pool.config import PoolConfig
-from pool.errors import PoolClosed, PoolError, Unavailable
+from pool.errors import NoAnswer, PoolClosed, PoolError, Unavailable
 from pool.messages import Outgoing, Received, Sent
 from pool.routing import shard_for
 from pool.sqs import SqsClient
@@ -51,10 +53,18 @@ class ShardDepth:
 
 
 class QueuePool:
-    """Routes messages to shards by group and batches every call per shard and action."""
+    """Routes messages to shards by group and batches every call per shard and action.
 
-    def __init__(self, config: PoolConfig, metrics: PoolMetrics) -> None:
+    Its flushers run in one background task watched by ``health``: if it dies, the
+    process turns unready and exits (see ``mailpool.health``).
+    """
+
+    def __init__(
+        self, config: PoolConfig, metrics: PoolMetrics, health: Health | None = None
+    ) -> None:
         self.config = config
+        self.health = health or Health()
+        self._closing = False
         self._metrics = metrics
         self._client = SqsClient.from_config(config)
         self._shards: list[_Shard] = []
@@ -79,6 +89,7 @@ class QueuePool:
             raise
         self._shards = [self._make_shard(k, url, dlq) for k, (url, dlq) in enumerate(urls)]
         self._flushers = asyncio.create_task(self._run_flushers(), name="pool-flushers")
+        self.health.watch(self._flushers, "pool-flushers", may_end=lambda: self._closing)
         return self
 
     async def __aexit__(
@@ -91,6 +102,7 @@ class QueuePool:
 
     async def close(self) -> None:
         """Settle every pending send, delete and visibility change, then close the client."""
+        self._closing = True
         for shard in self._shards:
             for coalescer in shard.coalescers():
                 coalescer.close()
@@ -110,11 +122,16 @@ class QueuePool:
 
     def _make_shard(self, index: int, url: str, dlq_url: str) -> _Shard:
         cfg = self.config
-        send_limits = CoalescerLimits(
+        move_limits = CoalescerLimits(
             max_bytes=cfg.max_message_bytes,
             linger_s=cfg.send_linger_s,
             max_calls=cfg.calls_per_shard,
             deadline_s=cfg.send_deadline_s,
+            answer_margin_s=cfg.answer_margin_s,
+        )
+        # Producers' sends shed load they could not finish in time (503 at once, not late).
+        send_limits = dataclasses.replace(
+            move_limits, shed=True, max_backlog=cfg.max_pending_per_shard
         )
         # Deletes and visibility changes are not on a caller's critical path: let them
         # linger longer to fill batches (one call per ten messages, not per two), and keep
@@ -122,7 +139,8 @@ class QueuePool:
         settle = CoalescerLimits(
             linger_s=max(cfg.send_linger_s, cfg.settle_linger_s),
             max_calls=cfg.calls_per_shard,
-            deadline_s=max(cfg.send_deadline_s, 10.0),
+            deadline_s=cfg.settle_deadline_s,
+            answer_margin_s=cfg.answer_margin_s,
         )
         observe = self._metrics.observer
         client = self._client
@@ -134,21 +152,25 @@ class QueuePool:
                 lambda batch: client.send_batch(url, batch),
                 send_limits,
                 observe("SendMessageBatch", index),
+                action="SendMessageBatch",
             ),
             dead_letter=Coalescer(
                 lambda batch: client.send_batch(dlq_url, batch),
-                send_limits,
+                move_limits,
                 observe("SendMessageBatch.dlq", index),
+                action="SendMessageBatch.dlq",
             ),
             delete=Coalescer(
                 lambda receipts: client.delete_batch(url, receipts),
                 settle,
                 observe("DeleteMessageBatch", index),
+                action="DeleteMessageBatch",
             ),
             visibility=Coalescer(
                 lambda changes: client.change_visibility_batch(url, changes),
                 settle,
                 observe("ChangeMessageVisibilityBatch", index),
+                action="ChangeMessageVisibilityBatch",
             ),
         )
 
@@ -163,12 +185,19 @@ class QueuePool:
             raise PoolClosed("the pool is not open")
         return self._shards[index]
 
-    async def send(self, message: Outgoing, size: int | None = None) -> Sent:
-        """Enqueue ``message`` on its group's shard; returns once SQS acknowledged it."""
+    async def send(
+        self, message: Outgoing, size: int | None = None, deadline_s: float | None = None
+    ) -> Sent:
+        """Enqueue ``message`` on its group's shard; returns once SQS acknowledged it.
+
+        Raises ``Overloaded`` at once when the shard's backlog would outlast the deadline
+        (``send_deadline_s``, or ``deadline_s`` when given), and ``NoAnswer`` when SQS was
+        asked but never answered (the message may be stored: repeat with the same dedup ID).
+        """
         index = self.shard_of(message.group)
         if size is None:
             size = len(message.body.encode())
-        message_id = await self._shard(index).send.submit(message, size)
+        message_id = await self._shard(index).send.submit(message, size, deadline_s)
         self._metrics.enqueued(index)
         return Sent(shard=index, message_id=message_id)
 
@@ -192,12 +221,24 @@ class QueuePool:
         except PoolError as exc:
             observe(0, time.monotonic() - started, exc, ())
             raise
+        except Exception as exc:  # an answer that cannot be read fails this receive only
+            log.warning(
+                "receive answered unexpectedly",
+                extra={"action": "ReceiveMessage", "shard": shard, "error": type(exc).__name__},
+            )
+            error = NoAnswer(f"ReceiveMessage: unexpected {type(exc).__name__}")
+            observe(0, time.monotonic() - started, error, ())
+            raise error from exc
         observe(len(messages), time.monotonic() - started, None, ())
         return messages
 
     async def delete(self, message: Received) -> None:
         """Delete a received message (batched with other deletes of its shard)."""
         await self._shard(message.shard).delete.submit(message.receipt)
+
+    def deletes_failing(self, shard: int) -> bool:
+        """Whether the latest delete call on ``shard`` failed for every entry it carried."""
+        return self._shard(shard).delete.failing
 
     async def set_visibility(self, message: Received, seconds: int) -> None:
         """Hide ``message`` for ``seconds`` from now (0 makes it visible at once)."""
@@ -221,7 +262,10 @@ class QueuePool:
         await target.delete.submit(message.receipt)
 
     async def check(self, timeout_s: float = 2.0) -> None:
-        """Raise ``Unavailable`` unless every queue of the pool answers within ``timeout_s``."""
+        """Raise ``Unavailable`` unless every queue of the pool answers within ``timeout_s``
+        (``PoolClosed`` at once when a background task of the process has died)."""
+        if not self.health.ok:
+            raise PoolClosed(f"{self.health.failure} died")
         try:
             async with asyncio.timeout(timeout_s):
                 await asyncio.gather(

@@ -8,9 +8,17 @@ path is the same whether a whole call or one entry of a batch failed.
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pool.aws import AwsClient, error_code, is_setup_error
+from pool.aws import AwsClient, error_code, is_setup_error, never_sent
 from pool.config import PoolConfig
-from pool.errors import Misconfigured, PoolError, QueueMissing, Rejected, Throttled, Unavailable
+from pool.errors import (
+    Misconfigured,
+    NoAnswer,
+    PoolError,
+    QueueMissing,
+    Rejected,
+    Throttled,
+    Unavailable,
+)
 from pool.messages import Outgoing, Received
 
 _MISSING_QUEUE_CODES = frozenset(
@@ -57,7 +65,10 @@ class SqsClient(AwsClient):
             return error_for(code, f"{action}: {code}", server_fault=status >= 500)
         if is_setup_error(exc):
             return Misconfigured(f"{action}: {type(exc).__name__}")
-        return Unavailable(f"{action}: {type(exc).__name__}")
+        if never_sent(exc):
+            return Unavailable(f"{action}: {type(exc).__name__}")
+        # Sent, perhaps taken, but unanswered (read timeout, connection lost mid-call).
+        return NoAnswer(f"{action}: {type(exc).__name__}")
 
     async def queue_url(self, name: str) -> str:
         """URL of the queue called ``name``."""

@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import types
 
+from mailpool.health import Health
 from mailpool.runtime import serve
 from mailpool.sealing import Keyring
 from metrics.exposition import metrics_app, process_registry
@@ -30,7 +31,9 @@ class SenderService:
     ) -> None:
         self.config = config
         self.registry = process_registry()
-        self.pool = QueuePool(pool_config, PoolMetrics(self.registry))
+        #: Turns fatal when a background task (the worker, the pool's flushers) dies.
+        self.health = Health()
+        self.pool = QueuePool(pool_config, PoolMetrics(self.registry), self.health)
         self.provider = provider
         self.metrics = SenderMetrics(self.registry, concurrency=config.concurrency)
         self.blobs = blobs
@@ -46,17 +49,24 @@ class SenderService:
             if self.blobs is not None:
                 await stack.enter_async_context(self.blobs)
             runner, self.metrics_port = await serve(
-                metrics_app(self.registry), self.config.metrics_host, self.config.metrics_port
+                metrics_app(self.registry, self.health),
+                self.config.metrics_host,
+                self.config.metrics_port,
             )
             stack.push_async_callback(runner.cleanup)
             self._task = asyncio.create_task(self.sender.run(), name="sender")
+            self.health.watch(self._task, "sender", may_end=lambda: self.sender.stopping)
             self._stack = stack.pop_all()
         return self
 
     async def wait(self) -> None:
-        """Return when the worker has stopped (after ``close``, or if it failed)."""
+        """Return when the worker has stopped (after ``close``) or a background task died."""
         if self._task is not None:
-            await asyncio.shield(self._task)
+            died = asyncio.ensure_future(self.health.failed())
+            try:
+                await asyncio.wait([died, self._task], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                died.cancel()
 
     async def __aexit__(
         self,
@@ -67,6 +77,7 @@ class SenderService:
         try:
             self.sender.stop()
             if self._task is not None:
-                await self._task
+                # A worker that died was logged (with its traceback) by ``health``.
+                await asyncio.gather(self._task, return_exceptions=True)
         finally:
             await self._stack.aclose()

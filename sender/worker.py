@@ -8,6 +8,11 @@ in order. Different groups run concurrently, bounded by ``Capacity``, which is t
 Every received message is settled exactly once: deleted (delivered), hidden for a backoff
 (transient failure; SQS moves it to the DLQ after maxReceiveCount), moved to the DLQ
 (permanent failure), or released (unstarted at shutdown, or behind a failed one of its group).
+
+What cannot be settled is not taken: a delivered message whose delete fails stays held
+(its visibility extended, so it is not delivered again) while a mender retries the delete,
+and no shard receives anything new until every such delete has landed and the latest
+delete call of its shard went through.
 """
 
 import asyncio
@@ -69,14 +74,23 @@ class Sender:
         self._pool = pool
         self._provider = provider
         self._metrics = metrics
+        metrics.prepare(pool.shards, [provider.name])
         self._capacity = Capacity(config.concurrency)
         self._tracker = Tracker(pool, pool.config.visibility_timeout_s)
         self._stopping = asyncio.Event()
         self._chains: set[asyncio.Task[None]] = set()
+        #: Delivered messages whose delete failed, by receipt, with their mailpool id.
+        self._undeleted: dict[str, tuple[Received, str]] = {}
+        self._owed = asyncio.Event()
         self.depth = DepthPoller(pool, metrics, config.depth_interval_s)
         # Under load, receive only once a batch's worth of slots is free (an eighth of the
         # bound, at most 10): full receives, and never more than 1/8 of capacity idle.
         self._receive_at_least = max(1, min(10, config.concurrency // 8))
+
+    @property
+    def stopping(self) -> bool:
+        """Whether ``stop`` was called."""
+        return self._stopping.is_set()
 
     def stop(self) -> None:
         """Stop receiving; ``run`` then drains within the grace period. Idempotent."""
@@ -90,6 +104,7 @@ class Sender:
                 self._tasks = tasks
                 heartbeat = tasks.create_task(self._tracker.run(), name="heartbeat")
                 depth = tasks.create_task(self.depth.run(), name="depth")
+                mender = tasks.create_task(self._mend(), name="mender")
                 polls = [
                     tasks.create_task(self._poll(shard), name=f"poll-{shard}")
                     for shard in range(self._pool.shards)
@@ -98,6 +113,7 @@ class Sender:
                 await self._drain(polls)
                 heartbeat.cancel()
                 depth.cancel()
+                mender.cancel()
         finally:
             await self._settle_leftovers()
 
@@ -119,6 +135,7 @@ class Sender:
     async def _poll(self, shard: int) -> None:
         failures = 0
         while not self._stopping.is_set():
+            await self._until_settled(shard)
             room = await self._capacity.take(10, self._receive_at_least)
             if room == 0:
                 return
@@ -152,6 +169,54 @@ class Sender:
                 await self._release(messages)
                 return
             self._dispatch(messages)
+
+    async def _until_settled(self, shard: int) -> None:
+        """Receive nothing new while deletes fail: what cannot be settled is not taken."""
+        paused = False
+        while not self._stopping.is_set() and (
+            self._undeleted or self._pool.deletes_failing(shard)
+        ):
+            if not paused:
+                paused = True
+                log.warning(
+                    "deletes are failing; receiving nothing until they land",
+                    extra={"shard": shard, "count": len(self._undeleted)},
+                )
+            await self._pause(0.2)
+        if paused:
+            log.info("deletes land again; receiving", extra={"shard": shard})
+
+    async def _mend(self) -> None:
+        """Retry the deletes of delivered messages until each lands (or its receipt is gone)."""
+        failures = 0
+        while True:
+            await self._owed.wait()
+            await asyncio.sleep(min(5.0, 0.25 * 2 ** min(failures, 5)))
+            owed = list(self._undeleted.items())
+            results = await asyncio.gather(
+                *(self._pool.delete(message) for _, (message, _) in owed), return_exceptions=True
+            )
+            progress = False
+            for (receipt, (message, message_id)), result in zip(owed, results, strict=True):
+                if isinstance(result, PoolError) and result.retriable:
+                    continue
+                if isinstance(result, BaseException) and not isinstance(result, PoolError):
+                    raise result
+                outcome = "delivered"
+                if isinstance(result, PoolError):  # the receipt no longer holds the message
+                    outcome = "failed"
+                    log.warning(
+                        "could not delete a delivered message; it will be delivered again",
+                        extra={"id": message_id, "shard": message.shard, "code": result.code},
+                    )
+                del self._undeleted[receipt]
+                self._tracker.drop(message)
+                self._metrics.outcome(message.shard, outcome)
+                progress = True
+            self._metrics.undeleted(len(self._undeleted))
+            failures = 0 if progress else failures + 1
+            if not self._undeleted:
+                self._owed.clear()
 
     async def _pause(self, seconds: float) -> None:
         try:
@@ -321,6 +386,16 @@ class Sender:
         try:
             await action
         except PoolError as exc:
+            if outcome == "delivered":
+                # Held (not delivered again) while the mender retries its delete.
+                self._undeleted[message.receipt] = (message, message_id)
+                self._owed.set()
+                self._metrics.undeleted(len(self._undeleted))
+                log.warning(
+                    "could not delete a delivered message; holding it and retrying",
+                    extra={"id": message_id, "shard": message.shard, "error": type(exc).__name__},
+                )
+                return False
             # The message reappears when its visibility runs out; nothing is lost.
             log.warning(
                 "could not settle message",

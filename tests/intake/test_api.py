@@ -229,11 +229,12 @@ async def test_sqs_down_answers_503_with_retry_after_and_readiness_fails(
         config = dataclasses.replace(provisioned, endpoint_url=proxy.url, send_deadline_s=1.0)
         client = await start_client(config)
         try:
+            # The request went out and no answer came back: whether SQS took it is unknown.
             for mode in ("reset", "blackhole"):
                 proxy.set_mode(mode)  # type: ignore[arg-type]
                 status, body, headers = await post(client, "/v1/emails", EMAIL)
                 assert status == 503
-                assert body["error"]["code"] == "unavailable"
+                assert body["error"]["code"] == "in_doubt"
                 assert headers["Retry-After"] == "1"
                 status, body, _ = await post(client, "/v1/emails/batch", [EMAIL, EMAIL])
                 assert status == 503
@@ -247,6 +248,23 @@ async def test_sqs_down_answers_503_with_retry_after_and_readiness_fails(
             await client.close()
     # Nothing half-accepted: only the email that got its 202 is queued.
     assert await count(provisioned) == 1
+
+
+async def test_sqs_refusing_connections_answers_503_not_stored(
+    provisioned: PoolConfig, sqs_endpoint: str
+) -> None:
+    host, port = sqs_endpoint.removeprefix("http://").split(":")
+    async with FaultProxy(host, int(port)) as proxy:
+        config = dataclasses.replace(provisioned, endpoint_url=proxy.url, send_deadline_s=1.0)
+        client = await start_client(config)
+        try:
+            proxy.refuse()
+            status, body, headers = await post(client, "/v1/emails", EMAIL)
+        finally:
+            await client.close()
+    assert status == 503
+    assert body["error"]["code"] == "unavailable"  # never sent: certainly not stored
+    assert headers["Retry-After"] == "1"
 
 
 async def test_concurrent_requests_share_batch_calls(provisioned: PoolConfig) -> None:

@@ -42,6 +42,12 @@ class FaultProxy:
         self.mode = mode
         self._drop_all()
 
+    def refuse(self) -> None:
+        """Stop listening: every new connection is refused, so nothing reaches the target."""
+        assert self._server is not None
+        self._server.close()
+        self._drop_all()
+
     def _drop_all(self) -> None:
         for writer in list(self._writers):
             writer.transport.abort()
