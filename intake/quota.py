@@ -10,6 +10,7 @@ a global quota over N intake processes is ``rate / N`` each, as for provider rat
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 #: The name of the one policy the headers describe.
@@ -34,8 +35,16 @@ class Grant:
 class Quotas:
     """Token buckets by API key; ``rate`` 0 admits everything (and sends no headers)."""
 
-    def __init__(self, rate: float, burst: int = 0, *, max_keys: int = 100_000) -> None:
+    def __init__(
+        self,
+        rate: float,
+        burst: int = 0,
+        *,
+        max_keys: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.rate = rate
+        self._clock = clock
         self.burst = burst or max(1, math.ceil(rate))
         self._buckets: dict[str, _Bucket] = {}
         self._max_keys = max_keys
@@ -49,7 +58,7 @@ class Quotas:
         """Admit up to ``count`` emails for ``key`` now: the first ``admitted`` of them."""
         if not self.enabled:
             return Grant(count, 0, {})
-        now = time.monotonic()
+        now = self._clock()
         bucket = self._bucket(key, now)
         admitted = min(count, int(bucket.tokens))
         bucket.tokens -= admitted

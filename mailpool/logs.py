@@ -64,11 +64,23 @@ class JsonFormatter(logging.Formatter):
             if value is not None:
                 doc[name] = value
         if record.exc_info and record.exc_info[0] is not None:
-            exc_type, _, tb = record.exc_info
+            exc_type, exc, tb = record.exc_info
             # The exception's message is left out on purpose: it may hold an address.
             doc["exception"] = exc_type.__name__
-            doc["traceback"] = "".join(traceback.format_tb(tb))
+            doc["traceback"] = "".join(traceback.format_tb(tb)) + _inner_frames(exc)
         return orjson.dumps(doc, default=str).decode()
+
+
+def _inner_frames(exc: BaseException | None, depth: int = 1) -> str:
+    """The frames of an exception group's members (types and frames, no messages)."""
+    if not isinstance(exc, BaseExceptionGroup):
+        return ""
+    text = ""
+    for number, inner in enumerate(exc.exceptions, 1):
+        text += f"{'  ' * depth}[{number}] {type(inner).__name__}:\n"
+        text += "".join(traceback.format_tb(inner.__traceback__))
+        text += _inner_frames(inner, depth + 1)
+    return text
 
 
 def setup(level: str = "INFO", stream: TextIO | None = None) -> logging.Handler:

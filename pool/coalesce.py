@@ -134,7 +134,7 @@ class Coalescer(Generic[E, R]):
         self._dead = False
         self._inflight: set[_Item[E, R]] = set()
         self._done = Rate()
-        #: Whether the latest call failed for every entry it carried.
+        #: Whether the latest call failed, retriably, for every entry it carried.
         self.failing = False
 
     @property
@@ -311,7 +311,7 @@ class Coalescer(Generic[E, R]):
             # A moving average of call durations (the first call sets it).
             self._call_s = took if not self._call_s else self._call_s + (took - self._call_s) / 8
             self._done.add(len(batch) - len(failed), time.monotonic())
-        self.failing = error is not None or len(failed) == len(batch)
+        self.failing = all(isinstance(o, PoolError) and o.retriable for o in outcomes)
         self._tell_observer(len(batch), took, error, failed)
         return outcomes
 

@@ -108,7 +108,8 @@ class QueuePool:
                 coalescer.close()
         if self._flushers is not None:
             try:
-                await self._flushers
+                # A flusher that died was logged, with its traceback, by ``health``.
+                await asyncio.gather(self._flushers, return_exceptions=True)
             finally:
                 self._flushers = None
         await self._stack.aclose()
@@ -237,7 +238,7 @@ class QueuePool:
         await self._shard(message.shard).delete.submit(message.receipt)
 
     def deletes_failing(self, shard: int) -> bool:
-        """Whether the latest delete call on ``shard`` failed for every entry it carried."""
+        """Whether the latest delete call on ``shard`` failed, retriably, for every entry."""
         return self._shard(shard).delete.failing
 
     async def set_visibility(self, message: Received, seconds: int) -> None:

@@ -126,8 +126,9 @@ class SqsClient(AwsClient):
                 }
             entries.append(entry)
         result = await self._call("send_message_batch", QueueUrl=url, Entries=entries)
+        # An entry the answer does not mention may have been stored: its outcome is in doubt.
         outcome: list[str | PoolError] = [
-            Unavailable("SendMessageBatch: entry missing from the answer")
+            NoAnswer("SendMessageBatch: no answer for the entry")
         ] * len(messages)
         for ok in result.get("Successful", []):
             outcome[int(ok["Id"])] = str(ok["MessageId"])
@@ -191,7 +192,10 @@ class SqsClient(AwsClient):
 
     @staticmethod
     def _entry_outcomes(result: dict[str, Any], count: int, action: str) -> list[PoolError | None]:
-        outcome: list[PoolError | None] = [None] * count
+        # Only an entry the answer lists as successful succeeded.
+        outcome: list[PoolError | None] = [NoAnswer(f"{action}: no answer for the entry")] * count
+        for ok in result.get("Successful", []):
+            outcome[int(ok["Id"])] = None
         for failed in result.get("Failed", []):
             code = str(failed.get("Code", "Unknown"))
             outcome[int(failed["Id"])] = error_for(

@@ -168,14 +168,15 @@ class Sender:
             if self._stopping.is_set():
                 await self._release(messages)
                 return
+            if self._cannot_settle(shard):  # deletes began failing during the long poll
+                await self._release(messages)
+                continue
             self._dispatch(messages)
 
     async def _until_settled(self, shard: int) -> None:
         """Receive nothing new while deletes fail: what cannot be settled is not taken."""
         paused = False
-        while not self._stopping.is_set() and (
-            self._undeleted or self._pool.deletes_failing(shard)
-        ):
+        while not self._stopping.is_set() and self._cannot_settle(shard):
             if not paused:
                 paused = True
                 log.warning(
@@ -185,6 +186,9 @@ class Sender:
             await self._pause(0.2)
         if paused:
             log.info("deletes land again; receiving", extra={"shard": shard})
+
+    def _cannot_settle(self, shard: int) -> bool:
+        return bool(self._undeleted) or self._pool.deletes_failing(shard)
 
     async def _mend(self) -> None:
         """Retry the deletes of delivered messages until each lands (or its receipt is gone)."""

@@ -282,3 +282,22 @@ async def test_concurrent_requests_share_batch_calls(provisioned: PoolConfig) ->
     ]  # fmt: skip
     assert len(calls) == 1
     assert float(calls[0].split()[-1]) < 20
+
+
+async def test_counters_with_known_labels_start_at_zero_and_bad_json_is_a_refusal(
+    api: TestClient[Any, Any],
+) -> None:
+    before = await (await api.get("/metrics")).text()
+    for series in (
+        'mailpool_emails_refused_total{reason="overloaded"} 0.0',
+        'mailpool_emails_refused_total{reason="invalid_json"} 0.0',
+        'mailpool_sqs_calls_total{action="SendMessageBatch",outcome="throttled",shard="1"} 0.0',
+        'mailpool_sqs_entry_failures_total{action="DeleteMessageBatch",outcome="unavailable",'
+        'shard="0"} 0.0',
+        'mailpool_messages_enqueued_total{shard="1"} 0.0',
+    ):
+        assert series in before
+    status, body, _ = await post(api, "/v1/emails", b"{not json")
+    assert (status, body["error"]["code"]) == (400, "invalid_json")
+    after = await (await api.get("/metrics")).text()
+    assert 'mailpool_emails_refused_total{reason="invalid_json"} 1.0' in after

@@ -6,7 +6,15 @@ from collections.abc import Sequence
 import pytest
 
 from pool.coalesce import Coalescer, CoalescerLimits
-from pool.errors import PoolClosed, PoolError, Rejected, Throttled, Unavailable
+from pool.errors import (
+    NoAnswer,
+    Overloaded,
+    PoolClosed,
+    PoolError,
+    Rejected,
+    Throttled,
+    Unavailable,
+)
 
 
 class Recorder:
@@ -183,3 +191,141 @@ async def test_while_a_call_is_in_flight_a_small_batch_waits_up_to_a_call_for_co
         coalescer.close()
         await runner
     assert sizes == [1, 1, 2]
+
+
+async def test_an_unexpected_exception_fails_only_that_call_and_the_next_one_goes_out() -> None:
+    def broken(entry: str) -> str:
+        raise KeyError("Id")  # what a malformed answer does to the parsing
+
+    call = Recorder([broken])
+    coalescer = Coalescer(call, CoalescerLimits(deadline_s=0.05, backoff_s=1.0), action="Send")
+    runner = asyncio.create_task(coalescer.run())
+    try:
+        with pytest.raises(NoAnswer, match=r"^Send: unexpected KeyError$"):
+            await coalescer.submit("a")
+        assert await coalescer.submit("b") == "ok:b"
+    finally:
+        coalescer.close()
+        await runner
+    assert call.batches == [["a"], ["b"]]
+
+
+async def test_a_broken_observer_never_decides_an_entry_s_fate() -> None:
+    def observe(size: int, took: float, error: object, failed: object) -> None:
+        raise RuntimeError("observer bug")
+
+    coalescer = Coalescer(Recorder(), CoalescerLimits(), observe)
+    assert await run_with(coalescer, "a", "b") == ["ok:a", "ok:b"]
+
+
+async def test_an_entry_whose_deadline_passed_while_waiting_is_never_sent() -> None:
+    release = asyncio.Event()
+    sent: list[list[str]] = []
+
+    async def held(entries: Sequence[str]) -> list[str | PoolError]:
+        sent.append(list(entries))
+        await release.wait()
+        return [f"ok:{e}" for e in entries]
+
+    limits = CoalescerLimits(max_calls=1, linger_s=0, deadline_s=60)
+    coalescer: Coalescer[str, str] = Coalescer(held, limits, action="Send")
+    runner = asyncio.create_task(coalescer.run())
+    try:
+        first = asyncio.create_task(coalescer.submit("first"))
+        await asyncio.sleep(0.05)  # the only call slot is taken by "first"
+        late = asyncio.create_task(coalescer.submit("late", deadline_s=0.1))
+        await asyncio.sleep(0.3)
+        release.set()
+        assert await first == "ok:first"
+        with pytest.raises(Unavailable, match="deadline passed before it was sent"):
+            await late
+    finally:
+        coalescer.close()
+        await runner
+    assert sent == [["first"]]
+
+
+async def test_a_call_under_way_at_the_deadline_is_waited_for_within_the_margin() -> None:
+    async def slow(entries: Sequence[str]) -> list[str | PoolError]:
+        await asyncio.sleep(0.3)
+        return [f"ok:{e}" for e in entries]
+
+    patient = Coalescer(slow, CoalescerLimits(deadline_s=0.1, answer_margin_s=1.0))
+    assert await run_with(patient, "a") == ["ok:a"]  # stored, so never a 503
+    hasty = Coalescer(slow, CoalescerLimits(deadline_s=0.1, answer_margin_s=0.05))
+    [result] = await run_with(hasty, "a")
+    assert isinstance(result, NoAnswer)  # no answer at all: in doubt, and said so
+
+
+async def test_an_entry_that_once_got_no_answer_ends_in_doubt_whatever_came_after() -> None:
+    attempts = 0
+
+    async def unanswered_then_throttled(entries: Sequence[str]) -> list[str | PoolError]:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise NoAnswer("Send: ReadTimeoutError")  # it may have been stored
+        raise Throttled("slow down")  # refused: says nothing about the first attempt
+
+    limits = CoalescerLimits(deadline_s=0.2, backoff_s=0.02)
+    [result] = await run_with(Coalescer(unanswered_then_throttled, limits), "a")
+    assert isinstance(result, NoAnswer)
+    assert attempts > 2
+
+
+async def test_overload_is_refused_at_once_and_capacity_still_serves() -> None:
+    async def paced(entries: Sequence[str]) -> list[str | PoolError]:
+        await asyncio.sleep(0.05)  # one call at a time: 200 entries/s at most
+        return [f"ok:{e}" for e in entries]
+
+    limits = CoalescerLimits(max_calls=1, linger_s=0, deadline_s=1.0, shed=True)
+    coalescer: Coalescer[str, str] = Coalescer(paced, limits)
+    loop = asyncio.get_running_loop()
+    runner = asyncio.create_task(coalescer.run())
+
+    async def timed(entry: str) -> tuple[str | BaseException, float]:
+        started = loop.time()
+        try:
+            return await coalescer.submit(entry), loop.time() - started
+        except Overloaded as exc:
+            return exc, loop.time() - started
+
+    try:
+        # Offered: 2,000 entries/s for 1 s, ten times what the call can take.
+        waves = []
+        for wave in range(20):
+            waves += [asyncio.create_task(timed(f"m{wave}-{i}")) for i in range(100)]
+            await asyncio.sleep(0.05)
+        results = await asyncio.gather(*waves)
+    finally:
+        coalescer.close()
+        await runner
+    accepted = [took for result, took in results if isinstance(result, str)]
+    refused = [took for result, took in results if isinstance(result, Overloaded)]
+    assert len(accepted) + len(refused) == 2000
+    # Every answer within the deadline and its margin.
+    assert max(accepted) < limits.deadline_s + limits.answer_margin_s
+    assert max(refused) < 0.01  # refusals are at once, before any work
+    assert len(accepted) >= 0.8 * 200 * 1.0  # goodput holds near the call's capacity
+
+
+async def test_the_backlog_is_bounded_whatever_the_rate() -> None:
+    never = asyncio.Event()
+
+    async def hang(entries: Sequence[str]) -> list[str | PoolError]:
+        await never.wait()
+        raise AssertionError("unreachable")
+
+    limits = CoalescerLimits(max_calls=1, deadline_s=0.2, shed=True, max_backlog=5)
+    coalescer: Coalescer[str, str] = Coalescer(hang, limits)
+    runner = asyncio.create_task(coalescer.run())
+    try:
+        waiting = [asyncio.create_task(coalescer.submit(f"m{i}")) for i in range(5)]
+        await asyncio.sleep(0)
+        assert coalescer.backlog == 5
+        with pytest.raises(Overloaded):
+            await coalescer.submit("one too many")
+    finally:
+        coalescer.close()
+        await asyncio.gather(*waiting, return_exceptions=True)
+        await runner

@@ -21,6 +21,7 @@ from sender.config import SenderConfig
 from sender.providers.smtp import SmtpConfig, SmtpProvider
 from sender.service import SenderService
 from sender.worker import backoff
+from tests.support.answers import MALFORMED, answer_proxy
 from tests.support.queues import count, drain
 from tests.support.smtp_sink import SmtpSink
 from tests.support.waiting import until
@@ -299,3 +300,43 @@ async def test_provider_throttling_waits_without_spending_receives(
         )  # fmt: skip
     assert delivery.mailpool_id == message_id
     assert (retried, received, delayed) == (0, 1, 2)
+
+
+async def test_a_sender_that_cannot_delete_holds_what_it_sent_and_takes_nothing_new(
+    provisioned: PoolConfig, smtp_sink: SmtpSink, sqs_endpoint: str
+) -> None:
+    async with answer_proxy(sqs_endpoint) as proxy:
+        config = dataclasses.replace(
+            provisioned, endpoint_url=proxy.url, visibility_timeout_s=2, settle_deadline_s=1.0
+        )
+        [first] = await enqueue(provisioned, [email(text="first")])
+        proxy.malform("DeleteMessageBatch", MALFORMED["array"])
+        async with sender(config, smtp_sink.port) as service:
+            await smtp_sink.wait_for(1)
+            await until(lambda: sample(service, "mailpool_messages_undeleted") == 1)
+            [second] = await enqueue(provisioned, [email(text="second")])
+            # Three visibility timeouts: without the hold the first would come back (and be
+            # sent again), and without the pause the second would be taken and sent.
+            await asyncio.sleep(6)
+            assert [d.mailpool_id for d in smtp_sink.deliveries] == [first]
+            proxy.heal()
+            await smtp_sink.wait_for(2)
+            await until(lambda: nothing_queued(provisioned))
+            assert sample(service, "mailpool_messages_undeleted") == 0
+    assert [d.mailpool_id for d in smtp_sink.deliveries] == [first, second]
+
+
+async def test_the_sender_s_series_with_known_labels_start_at_zero(
+    provisioned: PoolConfig, smtp_sink: SmtpSink
+) -> None:
+    async with sender(provisioned, smtp_sink.port) as service:
+        value = service.registry.get_sample_value
+        for shard in ("0", "1"):
+            for outcome in ("delivered", "retried", "dead_lettered", "released", "failed"):
+                labels = {"shard": shard, "outcome": outcome}
+                assert value("mailpool_messages_processed_total", labels) == 0
+            assert value("mailpool_receive_errors_total", {"shard": shard}) == 0
+        for outcome in ("delivered", "transient", "permanent", "error", "delayed"):
+            labels = {"provider": "smtp", "outcome": outcome}
+            assert value("mailpool_provider_send_duration_seconds_count", labels) == 0
+        assert value("mailpool_messages_undeleted") == 0
