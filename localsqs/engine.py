@@ -48,6 +48,8 @@ class Engine:
         self.account = account
         self.base_url = base_url.rstrip("/")
         self.ledger = ops.Ledger()
+        # A rolled-back write may have moved the in-memory counters: reload them.
+        store.after_rollback = self.ledger.load
         self._by_name: dict[str, Queue] = {}
         self._by_id: dict[int, Queue] = {}
 

@@ -5,6 +5,7 @@ Only the JSON protocol is spoken: every current AWS SDK and the AWS CLI use it f
 """
 
 import logging
+import sqlite3
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -341,7 +342,18 @@ async def handle(request: web.Request) -> web.Response:
         return _answer(error.body(), 400, error)
     except SqsError as error:
         return _answer(error.body(), error.status, error)
+    except sqlite3.Error:  # the store could not write: nothing was done, say so at once
+        return _answer(STORE_FAILED.body(), STORE_FAILED.status, STORE_FAILED)
     return _answer(result)
+
+
+#: The answer when the store could not write (a full disk): a server error, nothing done.
+STORE_FAILED = SqsError(
+    "InternalFailure",
+    "The engine could not write to its data directory; nothing was done.",
+    status=500,
+    sender=False,
+)
 
 
 def create_app(engine: Engine, throttle: Throttle) -> web.Application:

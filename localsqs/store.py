@@ -6,11 +6,18 @@ operations; the caller's future resolves only after COMMIT. With ``durability="f
 message survives a power loss; with ``"os"`` (``synchronous=NORMAL``) it reaches the OS,
 which survives ``kill -9`` of the process but not of the machine. Batching many calls into
 one COMMIT is what makes the fsync affordable: the cost is per commit, not per call.
+
+A write that fails (a full disk, an I/O error) fails only the calls of its group, at once:
+the transaction is rolled back, nothing is promised, the thread lives on and commits again
+as soon as the disk takes writes. The cause is logged once per episode. The write-ahead log
+is checkpointed every ``WAL_CHECKPOINT_PAGES`` pages and truncated back to
+``WAL_LIMIT_BYTES`` afterwards, so it stays near 40 MiB plus the largest group commit.
 """
 
 import asyncio
 import contextlib
 import logging
+import os
 import pathlib
 import queue
 import sqlite3
@@ -64,6 +71,24 @@ CREATE INDEX IF NOT EXISTS dedup_expiry ON dedup (expires);
 """
 
 _MAX_GROUP = 512
+#: Pages of write-ahead log between automatic checkpoints (4 KiB pages: about 40 MiB).
+WAL_CHECKPOINT_PAGES = 10_000
+#: The WAL file is truncated back to this size after a checkpoint.
+WAL_LIMIT_BYTES = 64 * 1024 * 1024
+
+
+class DataDirError(RuntimeError):
+    """The data directory cannot be opened or written (a full disk, permissions, I/O)."""
+
+
+def describe(exc: BaseException) -> str:
+    """A short cause: SQLite's error name, or the OS error's."""
+    name = getattr(exc, "sqlite_errorname", None)
+    if name:
+        return str(name)
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return os.strerror(exc.errno)
+    return type(exc).__name__
 
 
 class Store:
@@ -76,15 +101,29 @@ class Store:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._failure: BaseException | None = None
+        #: Whether writes are failing now (one log line per episode).
+        self.failing = False
+        #: Run on the store's thread after a rolled-back write, to reload in-memory state.
+        self.after_rollback: Callable[[sqlite3.Connection], None] | None = None
 
     def open(self) -> None:
-        """Open (or create) the database and start the store's thread."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Open (or create) the database and start the store's thread; ``DataDirError``
+        naming the directory when it cannot."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self._unusable(exc) from exc
         self._thread = threading.Thread(target=self._run, name="localsqs-store", daemon=True)
         self._thread.start()
         self._ready.wait()
         if self._failure is not None:
-            raise self._failure
+            raise self._unusable(self._failure) from self._failure
+
+    def _unusable(self, exc: BaseException) -> DataDirError:
+        return DataDirError(
+            f"localsqs cannot use its data directory {self.path.parent}: {describe(exc)} "
+            "(is the disk full?)"
+        )
 
     def close(self) -> None:
         """Finish queued work, then close the database."""
@@ -106,7 +145,8 @@ class Store:
         conn.execute(f"PRAGMA synchronous={'FULL' if self.durability == 'fsync' else 'NORMAL'}")
         conn.execute("PRAGMA temp_store=MEMORY")
         conn.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache, then disk
-        conn.execute("PRAGMA wal_autocheckpoint=10000")
+        conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+        conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
         conn.executescript(SCHEMA)
         return conn
 
@@ -141,6 +181,27 @@ class Store:
             conn.close()
 
     def _commit(self, conn: sqlite3.Connection, batch: list[Job]) -> None:
+        try:
+            results = self._apply(conn, batch)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:  # nothing of this group is written; the thread lives on
+            self._rolled_back(conn, exc)
+            results = [(None, exc)] * len(batch)
+        else:
+            if self.failing:
+                self.failing = False
+                log.warning("writes succeed again", extra={"count": len(batch)})
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, Any]]] = {}
+        for (_, future, loop), (result, error) in zip(batch, results, strict=True):
+            by_loop.setdefault(loop, []).append((future, result, error))
+        for loop, settled in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(_resolve, settled)
+
+    @staticmethod
+    def _apply(
+        conn: sqlite3.Connection, batch: list[Job]
+    ) -> list[tuple[Any, BaseException | None]]:
         results: list[tuple[Any, BaseException | None]] = []
         conn.execute("BEGIN IMMEDIATE")
         for fn, _, _ in batch:
@@ -152,18 +213,21 @@ class Store:
                 conn.execute("ROLLBACK TO job")
                 conn.execute("RELEASE job")
                 results.append((None, exc))
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            log.error("commit failed", extra={"error": type(exc).__name__})
+        return results
+
+    def _rolled_back(self, conn: sqlite3.Connection, exc: sqlite3.Error) -> None:
+        # SQLite may have rolled back already (then ROLLBACK itself fails, harmlessly).
+        with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
-            results = [(None, exc)] * len(batch)
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, Any]]] = {}
-        for (_, future, loop), (result, error) in zip(batch, results, strict=True):
-            by_loop.setdefault(loop, []).append((future, result, error))
-        for loop, settled in by_loop.items():
-            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-                loop.call_soon_threadsafe(_resolve, settled)
+        if not self.failing:
+            self.failing = True
+            log.error(
+                "cannot write to the data directory; answering with server errors until it can",
+                extra={"error": describe(exc), "path": str(self.path.parent)},
+            )
+        if self.after_rollback is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self.after_rollback(conn)
 
 
 def _resolve(settled: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:

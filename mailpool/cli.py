@@ -15,6 +15,7 @@ import orjson
 from intake.auth import Authenticator, check_exposure, new_key
 from intake.config import IntakeConfig
 from intake.service import IntakeService
+from localsqs.store import DataDirError
 from mailpool import logs, runtime
 from mailpool.health import Health
 from mailpool.sealing import Keyring
@@ -324,6 +325,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.setup(os.environ.get("MAILPOOL_LOG_LEVEL", "INFO"))
     try:
         return runtime.run(args.handler(args))
+    except DataDirError as exc:
+        print(f"mailpool: {exc}", file=sys.stderr)
+        return 1
     except (SettingError, ValueError) as exc:
         print(f"mailpool: {exc}", file=sys.stderr)
         return 2

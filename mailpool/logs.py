@@ -33,6 +33,7 @@ SAFE_FIELDS = (
     "address",
     "component",
     "action",
+    "path",
 )
 NOISY_LIBRARIES = (
     "botocore",

@@ -2,6 +2,8 @@
 
 import logging
 import os
+import pathlib
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -75,3 +77,22 @@ async def smtp_sink() -> AsyncIterator[SmtpSink]:
     """A recording SMTP server on a free loopback port."""
     async with SmtpSink() as sink:
         yield sink
+
+
+@pytest.fixture
+def small_disk(tmp_path: pathlib.Path) -> Iterator[pathlib.Path]:
+    """A 64 MiB tmpfs of its own (needs root, as in CI; skipped with the reason otherwise)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(disk)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=False)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from tests.support.answers import AnswerProxy
 from tests.support.proxy import FaultProxy
 from tests.support.smtp_sink import SmtpSink
 
@@ -135,12 +136,18 @@ class Stack:
 
     def __init__(self, root: pathlib.Path, sink: SmtpSink, *, shards: int = 2,
                  visibility_s: int = 3, engine_args: tuple[str, ...] = (),
-                 sender_env: Mapping[str, str] | None = None) -> None:  # fmt: skip
+                 sender_env: Mapping[str, str] | None = None,
+                 intake_env: Mapping[str, str] | None = None,
+                 engine_dir: pathlib.Path | None = None,
+                 answers: bool = False) -> None:  # fmt: skip
         self.root = root
         self.sink = sink
         self.engine_port = free_port()
         self.intake_port = free_port()
         self.proxy = FaultProxy("127.0.0.1", self.engine_port)
+        #: With ``answers``: intake and sender reach the engine through this instead of
+        #: ``proxy``, and it can answer their calls with malformed 200s.
+        self.answers = AnswerProxy(f"http://127.0.0.1:{self.engine_port}") if answers else None
         base = {
             **os.environ,
             "MAILPOOL_LOG_LEVEL": "INFO",
@@ -155,12 +162,12 @@ class Stack:
         self.base_env = base
         self.engine = Child(
             "localsqs",
-            ["localsqs", "--port", str(self.engine_port), "--data-dir", str(root / "sqs"),
-             *engine_args],
+            ["localsqs", "--port", str(self.engine_port), "--data-dir",
+             str(engine_dir or root / "sqs"), *engine_args],
             base, root / "localsqs.log",
         )  # fmt: skip
         self.intake = Child("intake", ["intake"], self._via_proxy(MAILPOOL_HTTP_PORT=str(
-            self.intake_port)), root / "intake.log")  # fmt: skip
+            self.intake_port), **(intake_env or {})), root / "intake.log")  # fmt: skip
         self.sender = Child(
             "sender",
             ["sender"],
@@ -181,8 +188,12 @@ class Stack:
 
     async def __aenter__(self) -> "Stack":
         await self.proxy.__aenter__()
+        via = self.proxy.url
+        if self.answers is not None:
+            await self.answers.__aenter__()
+            via = self.answers.url
         for child in (self.intake, self.sender):
-            child.env["AWS_ENDPOINT_URL"] = self.proxy.url
+            child.env["AWS_ENDPOINT_URL"] = via
         await self.engine.start()
         create = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "mailpool", "queues", "create",
@@ -198,6 +209,8 @@ class Stack:
         for child in (self.intake, self.sender, self.engine):
             await child.ensure_stopped()
         await self.proxy.__aexit__()
+        if self.answers is not None:
+            await self.answers.__aexit__()
 
     def logs(self) -> str:
         return "".join(p.read_text(errors="replace") for p in sorted(self.root.glob("*.log")))
@@ -243,3 +256,46 @@ class Producers:
                         await asyncio.sleep(pause_s)
 
             await asyncio.gather(*(group_chain(g) for g in range(groups)))
+
+
+@dataclass
+class Answer:
+    """What one request of a flood got."""
+
+    status: int  # 0: no answer
+    code: str
+    seconds: float
+    message_id: str = ""
+
+
+async def flood(url: str, rate: float, seconds: float) -> list[Answer]:
+    """Open-loop load: ``rate`` emails/s for ``seconds``, each sent once (no retries), each
+    with its own Idempotency-Key; every answer with its time."""
+    answers: list[Answer] = []
+    timeout = aiohttp.ClientTimeout(total=30)
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
+
+        async def one(number: int) -> None:
+            email = {"from": "producer@example.test", "to": "sink@example.test",
+                     "subject": "flood", "text": str(number)}  # fmt: skip
+            started = time.monotonic()
+            key = {"Idempotency-Key": uuid.uuid4().hex}
+            try:
+                async with http.post(f"{url}/v1/emails", json=email, headers=key) as response:
+                    body = await response.json()
+                    took = time.monotonic() - started
+                    if response.status == 202:
+                        answers.append(Answer(202, "", took, body["id"]))
+                    else:
+                        answers.append(Answer(response.status, body["error"]["code"], took))
+            except (TimeoutError, aiohttp.ClientError):
+                answers.append(Answer(0, "", time.monotonic() - started))
+
+        tasks = []
+        began = time.monotonic()
+        for number in range(int(rate * seconds)):
+            await asyncio.sleep(max(0.0, began + number / rate - time.monotonic()))
+            tasks.append(asyncio.create_task(one(number)))
+        await asyncio.gather(*tasks)
+    return answers

@@ -18,7 +18,9 @@ from pool.config import PoolConfig
 from pool.dlq import list_dead_letters
 from pool.messages import Outgoing
 from pool.sqs import SqsClient
-from tests.faults.harness import Ledger, Producers, Reconciliation, Stack, reconcile
+from tests.faults.harness import Ledger, Producers, Reconciliation, Stack, flood, reconcile
+from tests.support.answers import MALFORMED
+from tests.support.disk import fill
 from tests.support.smtp_sink import SmtpSink
 from tests.support.waiting import until
 
@@ -241,3 +243,82 @@ async def test_8_sigterm_under_load_drains_and_releases_at_once(
         await all_delivered(ledger, smtp_sink, within=25)
         assert time.monotonic() - restarted < 25  # released, not waiting out 30 s
     assert settle(ledger, smtp_sink, "8 SIGTERM drain").duplicates == 0
+
+
+async def test_9_malformed_sqs_answers_fail_calls_never_processes(
+    tmp_path: pathlib.Path, smtp_sink: SmtpSink
+) -> None:
+    async with Stack(tmp_path, smtp_sink, answers=True) as stack:
+        assert stack.answers is not None
+        ledger = Ledger()
+        load = asyncio.create_task(
+            Producers(stack.url, ledger).run(groups=10, per_group=10, pause_s=0.05)
+        )
+        await until(lambda: len(ledger.accepted) >= 20)
+        # Sends, deletes and visibility changes answered with garbage while receives work,
+        # so that delivered messages cannot be deleted; then receives, alone.
+        for action in ("SendMessageBatch", "DeleteMessageBatch", "ChangeMessageVisibilityBatch"):
+            stack.answers.malform(action, MALFORMED["array"])
+        await asyncio.sleep(3)
+        stack.answers.heal()
+        stack.answers.malform("ReceiveMessage", MALFORMED["array"])
+        await asyncio.sleep(2)
+        stack.answers.heal()
+        await load
+        await all_delivered(ledger, smtp_sink)
+        async with aiohttp.ClientSession() as http:
+            assert await check_ready(http, stack.url)
+        # Both processes lived through it: no restart, nothing dead.
+        assert stack.intake.process is not None
+        assert stack.sender.process is not None
+        assert stack.intake.process.returncode is None
+        assert stack.sender.process.returncode is None
+    for action in ("SendMessageBatch", "DeleteMessageBatch", "ReceiveMessage"):
+        assert stack.answers.given.get(action, 0) > 0, action
+    assert ledger.refusals.get(503, 0) > 0
+    # The sender held what it could not delete: nothing was delivered twice.
+    assert settle(ledger, smtp_sink, "9 malformed answers").duplicates == 0
+
+
+async def test_10_overload_is_shed_within_the_deadline(
+    tmp_path: pathlib.Path, smtp_sink: SmtpSink
+) -> None:
+    # 2 calls/s per queue and action: about 40 emails/s over 2 shards; offered: 10x that.
+    async with Stack(tmp_path, smtp_sink, engine_args=("--throttle", "2")) as stack:
+        answers = await flood(stack.url, rate=400, seconds=3)
+        ledger = Ledger()
+        for answer in answers:
+            if answer.status == 202:
+                ledger.accept(answer.message_id, answer.message_id)
+        await all_delivered(ledger, smtp_sink, within=90)
+        await asyncio.sleep(2)  # room for anything stored behind a 503 to arrive
+    codes = {(a.status, a.code) for a in answers}
+    assert codes <= {(202, ""), (503, "overloaded"), (503, "unavailable")}, codes
+    assert (503, "overloaded") in codes
+    # Every answer within the deadline (2 s) plus its margin (1 s), with room for the CPU.
+    assert max(a.seconds for a in answers) < 2 + 1 + 1
+    # A 503 means not stored: nothing arrives that was not answered 202.
+    result = settle(ledger, smtp_sink, "10 overload")
+    assert result.accepted >= 40
+    assert result.duplicates == 0
+
+
+async def test_11_a_full_disk_under_the_engine_is_an_outage_not_a_hang(
+    tmp_path: pathlib.Path, smtp_sink: SmtpSink, small_disk: pathlib.Path
+) -> None:
+    async with Stack(tmp_path, smtp_sink, engine_dir=small_disk / "sqs") as stack:
+        ledger = Ledger()
+        load = asyncio.create_task(
+            Producers(stack.url, ledger).run(groups=10, per_group=10, pause_s=0.05)
+        )
+        await until(lambda: len(ledger.accepted) >= 20)
+        filler = fill(small_disk)
+        await asyncio.sleep(4)
+        filler.unlink()
+        await load
+        await all_delivered(ledger, smtp_sink)
+        assert stack.engine.process is not None
+        assert stack.engine.process.returncode is None  # it served again without a restart
+    assert ledger.refusals.get(503, 0) > 0
+    assert "cannot write to the data directory" in stack.logs()
+    assert settle(ledger, smtp_sink, "11 full disk").duplicates == 0
