@@ -69,6 +69,8 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python -m benchmarks.peer --emails 3000 --runs 3 --intakes 2 --senders 2
 	$(BIN)/python -m benchmarks.backlog --backlog 1000000 --measure 20000 --runs 3
 	$(BIN)/python -m benchmarks.soak --seconds 300 --rate 200
+	$(BIN)/python -m benchmarks.overload --quota 2 --shards 4 --seconds 5 --runs 3 \
+	    --plot benchmarks/overload.png
 
 clean:
 	rm -rf $(VENV) var

@@ -114,6 +114,27 @@ def _error(description: str) -> dict[str, Any]:
 
 
 _RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}}
+#: IETF draft-ietf-httpapi-ratelimit-headers-10, sent when MAILPOOL_RATE_LIMIT is set.
+_RATE_LIMIT = {
+    "RateLimit-Policy": {
+        "schema": {"type": "string"},
+        "description": 'The key\'s quota: `"emails";q=<burst>;w=<seconds to refill it>`.',
+    },
+    "RateLimit": {
+        "schema": {"type": "string"},
+        "description": 'What is left: `"emails";r=<emails now>;t=<seconds until full>`.',
+    },
+}
+_UNAVAILABLE = (
+    "Not accepted, and the code says whether it is stored: `overloaded` (refused at once: "
+    "the backlog would outlast the deadline) and `unavailable` (SQS did not take it) mean it "
+    "is not; `in_doubt` (SQS was asked but did not answer within the deadline and its margin) "
+    "means it may be. Retry after Retry-After with the same Idempotency-Key either way."
+)
+_RATE_LIMITED = {
+    **_error("This API key's quota (MAILPOOL_RATE_LIMIT) is spent; `rate_limited`."),
+    "headers": {**_RETRY_AFTER, **_RATE_LIMIT},
+}
 _IDEMPOTENCY = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -133,13 +154,17 @@ def _post_email(limit: int) -> dict[str, Any]:
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Email"}}},
         },
         "responses": {
-            "202": _json(_ACCEPTED, "SQS has the email; `id` is its mailpool id."),
+            "202": {
+                **_json(_ACCEPTED, "SQS has the email; `id` is its mailpool id."),
+                "headers": _RATE_LIMIT,
+            },
             "400": _error("Malformed JSON or a bad Idempotency-Key."),
             "413": _error(
                 f"The request, or the email as queued (limit {limit} bytes), is too large."
             ),
             "422": _error("A field is invalid; `field` names it."),
-            "503": {**_error("SQS did not acknowledge in time; retry."), "headers": _RETRY_AFTER},
+            "429": _RATE_LIMITED,
+            "503": {**_error(_UNAVAILABLE), "headers": _RETRY_AFTER},
         },
     }
 
@@ -148,8 +173,9 @@ def _post_batch(max_batch: int) -> dict[str, Any]:
     return {
         "summary": "Accept many emails, each on its own",
         "description": "Results are in request order. Emails of one group are enqueued in "
-        "request order. 202 when at least one email was accepted; otherwise 503 when SQS was "
-        "unavailable, else 422.",
+        "request order. The key's quota admits a prefix of the batch; the rest is refused "
+        "(`rate_limited`, status 429). 202 when at least one email was accepted; otherwise 503 "
+        "when SQS was unavailable or overloaded, 429 when the quota refused them, else 422.",
         "parameters": [_IDEMPOTENCY],
         "requestBody": {
             "required": True,
@@ -165,7 +191,10 @@ def _post_batch(max_batch: int) -> dict[str, Any]:
             },
         },
         "responses": {
-            "202": _json(_BATCH_RESULT, "At least one email was accepted."),
+            "202": {
+                **_json(_BATCH_RESULT, "At least one email was accepted."),
+                "headers": _RATE_LIMIT,
+            },
             "400": _error("Malformed JSON or a bad Idempotency-Key."),
             "413": _error(f"The request is too large, or holds more than {max_batch} emails."),
             "422": {
@@ -177,8 +206,12 @@ def _post_batch(max_batch: int) -> dict[str, Any]:
                     }
                 },
             },
+            "429": {
+                **_json(_BATCH_RESULT, "Nothing accepted: the key's quota is spent."),
+                "headers": {**_RETRY_AFTER, **_RATE_LIMIT},
+            },
             "503": {
-                **_json(_BATCH_RESULT, "Nothing accepted: SQS unavailable."),
+                **_json(_BATCH_RESULT, "Nothing accepted: SQS unavailable or overloaded."),
                 "headers": _RETRY_AFTER,
             },
         },
@@ -207,10 +240,14 @@ def openapi_document(config: IntakeConfig, pool: PoolConfig, auth: bool = False)
             },
             "/readyz": {
                 "get": {
-                    "summary": "Every queue of the pool answers",
+                    "summary": "Every queue of the pool answers and no background task died",
                     "responses": {
                         "200": _json(_STATUS, "Ready."),
-                        "503": _json(_STATUS, "A queue did not answer."),
+                        "503": _json(
+                            _STATUS,
+                            "A queue did not answer (`queues_unreachable`), or a background "
+                            "task died (`component_failed`: the process exits).",
+                        ),
                     },
                 }
             },

@@ -15,9 +15,10 @@ never sent. A call already under way when an entry's deadline comes is waited fo
 ``answer_margin_s`` more, so that its caller learns what happened instead of a guess; an
 entry whose last word was no answer at all fails with ``NoAnswer`` (its outcome is in
 doubt). With ``shed`` on, ``submit`` refuses at once (``Overloaded``) an entry that the
-backlog ahead of it (pending and in flight, over the recent completion rate) would keep
-past its deadline. If the flusher dies anyway, every pending and in-flight future fails
-with ``PoolClosed`` so that no caller hangs, and its owner makes the death loud.
+backlog ahead of it (pending and in flight, over the rate the queue takes entries while
+busy) would keep past its deadline. If the flusher dies anyway, every pending and
+in-flight future fails with ``PoolClosed`` so that no caller hangs, and its owner makes
+the death loud.
 """
 
 import asyncio
@@ -79,28 +80,33 @@ class CoalescerLimits:
     max_backlog: int = 5000
 
 
-class Rate:
-    """Events per second, exponentially weighted over ``tau_s`` (decays when idle)."""
+class ServiceRate:
+    """Entries completed per second of *busy* time (some call in flight), weighted over
+    ``tau_s`` of it: what the queue behind the coalescer takes when work is waiting, which
+    idle time neither dilutes nor forgets. None until the first completion."""
 
-    def __init__(self, tau_s: float = 1.0) -> None:
+    def __init__(self, tau_s: float = 2.0) -> None:
         self._tau = tau_s
-        self._value = 0.0
-        self._at = time.monotonic()
+        self._done = 0.0
+        self._busy = 0.0
+        self._since = 0.0
+
+    def busy_from(self, now: float) -> None:
+        """Calls start after an idle spell: busy time counts from ``now``."""
+        self._since = now
 
     def add(self, count: int, now: float) -> None:
-        """Count ``count`` events at ``now`` (monotonic)."""
-        self._decay(now)
-        self._value += count / self._tau
+        """``count`` entries completed at ``now`` (monotonic), while busy."""
+        spent = max(0.0, now - self._since)
+        keep = math.exp(-spent / self._tau)
+        self._done = self._done * keep + count
+        self._busy = self._busy * keep + spent
+        self._since = now
 
-    def per_second(self, now: float) -> float:
-        """The current estimate."""
-        self._decay(now)
-        return self._value
-
-    def _decay(self, now: float) -> None:
-        if now > self._at:
-            self._value *= math.exp((self._at - now) / self._tau)
-            self._at = now
+    @property
+    def per_second(self) -> float | None:
+        """The estimate (None before the first completion)."""
+        return self._done / self._busy if self._busy > 0 else None
 
 
 def _ignore(
@@ -133,7 +139,7 @@ class Coalescer(Generic[E, R]):
         self._closing = False
         self._dead = False
         self._inflight: set[_Item[E, R]] = set()
-        self._done = Rate()
+        self._rate = ServiceRate()
         #: Whether the latest call failed, retriably, for every entry it carried.
         self.failing = False
 
@@ -161,18 +167,22 @@ class Coalescer(Generic[E, R]):
     def _admit(self, budget: float) -> None:
         """Refuse (``Overloaded``) an entry that would wait past ``SHED_SHARE`` of ``budget``.
 
-        Up to one round of full calls is always admitted (there is no rate to judge by
-        before the first answers); past that, the backlog over the recent completion rate
-        is the expected wait.
+        Its expected wait is the backlog ahead of it over the rate the queue takes entries
+        when busy. Before the first answer there is no rate to judge by: up to one round of
+        full calls is admitted.
         """
         backlog = self.backlog
         if backlog >= self._limits.max_backlog:
             raise Overloaded(f"{self.action}: the backlog is full")
-        if backlog < self._limits.max_entries * self._limits.max_calls:
+        if backlog == 0:
             return
-        rate = self._done.per_second(time.monotonic())
-        if backlog >= rate * budget * SHED_SHARE:
-            raise Overloaded(f"{self.action}: the backlog would outlast the deadline")
+        rate = self._rate.per_second
+        if rate is None:
+            if backlog < self._limits.max_entries * self._limits.max_calls:
+                return
+        elif (backlog + 1) / rate <= budget * SHED_SHARE:
+            return
+        raise Overloaded(f"{self.action}: the backlog would outlast the deadline")
 
     def close(self) -> None:
         """Take no new entries; ``run`` returns once the pending ones are settled."""
@@ -234,6 +244,8 @@ class Coalescer(Generic[E, R]):
 
     async def _flush(self, batch: list[_Item[E, R]]) -> None:
         self._inflight.update(batch)
+        if not self._calls:
+            self._rate.busy_from(time.monotonic())
         self._calls += 1
         try:
             attempt = 0
@@ -310,7 +322,7 @@ class Coalescer(Generic[E, R]):
             failed = [o for o in outcomes if isinstance(o, PoolError)]
             # A moving average of call durations (the first call sets it).
             self._call_s = took if not self._call_s else self._call_s + (took - self._call_s) / 8
-            self._done.add(len(batch) - len(failed), time.monotonic())
+            self._rate.add(len(batch) - len(failed), time.monotonic())
         self.failing = all(isinstance(o, PoolError) and o.retriable for o in outcomes)
         self._tell_observer(len(batch), took, error, failed)
         return outcomes

@@ -238,8 +238,10 @@ class QueuePool:
         await self._shard(message.shard).delete.submit(message.receipt)
 
     def deletes_failing(self, shard: int) -> bool:
-        """Whether the latest delete call on ``shard`` failed, retriably, for every entry."""
-        return self._shard(shard).delete.failing
+        """Whether deletes are waiting on ``shard`` and its latest delete call failed,
+        retriably, for every entry (once none wait, the next delete is the probe)."""
+        delete = self._shard(shard).delete
+        return delete.failing and delete.backlog > 0
 
     async def set_visibility(self, message: Received, seconds: int) -> None:
         """Hide ``message`` for ``seconds`` from now (0 makes it visible at once)."""

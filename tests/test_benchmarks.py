@@ -71,6 +71,14 @@ def test_soak_benchmark_runs() -> None:
     assert "non-202 0" in out
 
 
+def test_overload_benchmark_runs() -> None:
+    out = bench("overload --quota 5 --shards 1 --seconds 0.5 --runs 1 --clients 4", timeout=180)
+    assert "medians of 1 runs" in out
+    [ten] = [line.split() for line in out.splitlines() if line.strip().startswith("10x")]
+    assert float(ten[1]) > 0  # offered
+    assert float(ten[2]) > 0  # accepted
+
+
 async def test_load_benchmark_runs(provisioned: PoolConfig) -> None:
     async with IntakeService(provisioned, IntakeConfig(port=0)) as intake:
         result = await run(intake.url, concurrency=2, seconds=0.5)

@@ -255,16 +255,21 @@ async def test_9_malformed_sqs_answers_fail_calls_never_processes(
             Producers(stack.url, ledger).run(groups=10, per_group=10, pause_s=0.05)
         )
         await until(lambda: len(ledger.accepted) >= 20)
-        # Sends, deletes and visibility changes answered with garbage while receives work,
-        # so that delivered messages cannot be deleted; then receives, alone.
-        for action in ("SendMessageBatch", "DeleteMessageBatch", "ChangeMessageVisibilityBatch"):
-            stack.answers.malform(action, MALFORMED["array"])
+        answers = stack.answers
+        # Deletes and visibility changes answered with garbage while emails keep flowing, so
+        # that delivered ones cannot be deleted; then sends and receives.
+        for action in ("DeleteMessageBatch", "ChangeMessageVisibilityBatch"):
+            answers.malform(action, MALFORMED["array"])
+        await until(lambda: answers.given.get("DeleteMessageBatch", 0) > 0, 20)
         await asyncio.sleep(3)
-        stack.answers.heal()
-        stack.answers.malform("ReceiveMessage", MALFORMED["array"])
+        answers.heal()
+        for action in ("SendMessageBatch", "ReceiveMessage"):
+            answers.malform(action, MALFORMED["array"])
+        more = asyncio.create_task(Producers(stack.url, ledger).run(groups=5, per_group=4))
+        await until(lambda: answers.given.get("SendMessageBatch", 0) > 0, 20)
         await asyncio.sleep(2)
-        stack.answers.heal()
-        await load
+        answers.heal()
+        await asyncio.gather(load, more)
         await all_delivered(ledger, smtp_sink)
         async with aiohttp.ClientSession() as http:
             assert await check_ready(http, stack.url)

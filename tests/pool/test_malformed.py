@@ -101,6 +101,8 @@ async def test_a_malformed_settle_answer_fails_those_entries_and_the_next_call_l
     with pytest.raises(PoolError) as failed:
         await settle(received)
     assert_names(failed.value, action)
+    # Given up and nothing left waiting: no shard stays gated on deletes that no longer exist.
+    assert not pool.deletes_failing(0)
     proxy.heal()
     await settle(received)
     if action == "DeleteMessageBatch":
