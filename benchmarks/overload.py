@@ -8,9 +8,10 @@ per queue and action (``--throttle``), so ``--shards`` shards take about shards 
 emails/s. First the sustainable rate is measured (a closed loop of ``--clients`` producers);
 then each multiple of it (0.5x .. 10x) is offered open loop (a fixed arrival rate, every
 request sent once, none retried) for ``--seconds``. Per step: the rate actually offered,
-accepted (202) and refused (503) emails/s, goodput (accepted ÷ the sustainable rate), and
-answer-time percentiles of 202s and of 503s. The targets: goodput >= 0.8 at 10x, every answer
-within ``MAILPOOL_SEND_DEADLINE`` plus its margin (1 s).
+accepted (202) and refused (503) emails/s, the 503s by code (``overloaded``: refused at
+once; ``unavailable``: admitted, then not stored by the deadline), goodput (accepted ÷ the
+sustainable rate), and answer-time percentiles of 202s and of 503s. The targets: goodput
+>= 0.8 at 10x, every answer within ``MAILPOOL_SEND_DEADLINE`` plus its margin (1 s).
 """
 
 import argparse
@@ -43,6 +44,7 @@ def percentile(values: list[float], share: float) -> float:
 async def offer(url: str, rate: float, seconds: float) -> dict[str, float]:
     """Open loop at ``rate``/s; what was offered, accepted and refused, and answer times."""
     times: dict[int, list[float]] = {}
+    codes: dict[str, int] = {}
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
@@ -51,8 +53,11 @@ async def offer(url: str, rate: float, seconds: float) -> dict[str, float]:
             status = 0
             try:
                 async with http.post(f"{url}/v1/emails", json=EMAIL) as response:
-                    await response.read()
+                    body = await response.json()
                     status = response.status
+                    if status != 202:
+                        code = body["error"]["code"]
+                        codes[code] = codes.get(code, 0) + 1
             except (TimeoutError, aiohttp.ClientError):
                 pass
             # From when it was due: queueing in the load generator counts too.
@@ -75,6 +80,8 @@ async def offer(url: str, rate: float, seconds: float) -> dict[str, float]:
         "offered/s": sent / offered_for,
         "accepted/s": len(accepted) / seconds,
         "refused/s": len(refused) / seconds,
+        "overloaded": float(codes.get("overloaded", 0)),
+        "unavailable": float(codes.get("unavailable", 0) + codes.get("in_doubt", 0)),
         "other": float(sum(len(v) for s, v in times.items() if s not in (202, 503))),
         "202 p50 ms": percentile(accepted, 0.5),
         "202 p99 ms": percentile(accepted, 0.99),
@@ -98,7 +105,7 @@ def main() -> None:
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=5.0, help="per step")
     parser.add_argument("--deadline", type=float, default=2.0, help="MAILPOOL_SEND_DEADLINE")
-    parser.add_argument("--clients", type=int, default=64, help="closed loop, for capacity")
+    parser.add_argument("--clients", type=int, default=200, help="closed loop, for capacity")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--plot", help="write a PNG plot of accepted vs offered rate")
     args = parser.parse_args()
@@ -137,6 +144,10 @@ def main() -> None:
         f"{args.deadline:g} s)"
     )
     keys = list(next(iter(rows.values())))
+    print(
+        f"(the quota's own ceiling: {args.shards} x {args.quota:g} calls/s x 10 emails = "
+        f"{args.shards * args.quota * 10:.0f}/s; overloaded, unavailable: 503s of a step by code)"
+    )
     print(f"{'offered':>8} " + " ".join(f"{k:>11}" for k in keys))
     medians = {m: {k: statistics.median(v) for k, v in rows[m].items()} for m in MULTIPLES}
     for multiple in MULTIPLES:

@@ -57,6 +57,8 @@ class _Item(Generic[E, R]):
     future: asyncio.Future[R]
     #: An attempt got no answer: the entry may have been stored already.
     doubtful: bool = False
+    #: The error of its latest attempt (what its caller gets if no later attempt is made).
+    error: PoolError | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -142,6 +144,10 @@ class Coalescer(Generic[E, R]):
         self._rate = ServiceRate()
         #: Whether the latest call failed, retriably, for every entry it carried.
         self.failing = False
+        # After a retriable failure no call starts before ``_hold_until``: throttled by
+        # SQS, the coalescer makes fewer, fuller calls instead of more, emptier ones.
+        self._hold_until = 0.0
+        self._failures = 0
 
     @property
     def backlog(self) -> int:
@@ -157,6 +163,8 @@ class Coalescer(Generic[E, R]):
             raise Unavailable(f"{self.action}: no time left before the deadline")
         if self._limits.shed:
             self._admit(budget)
+        if not self.backlog:
+            self._rate.busy_from(time.monotonic())
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append(_Item(entry, size, time.monotonic() + budget, future))
         self._wake.set()
@@ -199,11 +207,17 @@ class Coalescer(Generic[E, R]):
                     self._wake.clear()
                     if not self._pending:
                         continue
+                    await self._paced()
                     if len(self._pending) < self._limits.max_entries and not self._closing:
                         await self._gather_company()
                     while self._pending:
                         await self._slots.acquire()
-                        calls.create_task(self._flush(self._take()))
+                        await self._paced()
+                        batch = self._take()
+                        if batch:
+                            calls.create_task(self._flush(batch))
+                        else:
+                            self._slots.release()
         finally:
             self._dead = True
             self._fail_all(PoolClosed("the pool's flusher stopped"))
@@ -222,6 +236,12 @@ class Coalescer(Generic[E, R]):
             async with asyncio.timeout(wait):
                 await self._full.wait()
 
+    async def _paced(self) -> None:
+        """Wait out the backoff of the latest retriable failure before the next call."""
+        wait = self._hold_until - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
     def _take(self) -> list[_Item[E, R]]:
         batch: list[_Item[E, R]] = []
         total = 0
@@ -233,10 +253,11 @@ class Coalescer(Generic[E, R]):
             self._pending.popleft()
             if item.future.done():  # its caller was cancelled before the send
                 continue
-            if item.deadline <= now:  # never sent: its caller is told it was not stored
-                item.future.set_exception(
-                    Unavailable(f"{self.action}: the deadline passed before it was sent")
+            if item.deadline <= now:  # not sent again: its caller gets the latest word
+                error = item.error or Unavailable(
+                    f"{self.action}: the deadline passed before it was sent"
                 )
+                item.future.set_exception(self._final(item, error))
                 continue
             batch.append(item)
             total += item.size
@@ -244,14 +265,9 @@ class Coalescer(Generic[E, R]):
 
     async def _flush(self, batch: list[_Item[E, R]]) -> None:
         self._inflight.update(batch)
-        if not self._calls:
-            self._rate.busy_from(time.monotonic())
         self._calls += 1
         try:
-            attempt = 0
-            while batch:
-                batch = await self._attempt(batch, attempt)
-                attempt += 1
+            await self._attempt(batch)
         except Exception as exc:  # a bug here fails this call's entries, not the flusher
             log.exception(
                 "batch call failed unexpectedly",
@@ -259,38 +275,46 @@ class Coalescer(Generic[E, R]):
             )
             error = NoAnswer(f"{self.action}: unexpected {type(exc).__name__}")
             for item in batch:
-                if not item.future.done():
+                if item in self._inflight and not item.future.done():
                     item.future.set_exception(error)
         finally:
             self._calls -= 1
-            self._inflight.difference_update(batch)
             for item in batch:
-                if not item.future.done():
-                    item.future.set_exception(PoolClosed("the pool closed during the call"))
+                if item in self._inflight:  # neither settled nor queued again
+                    self._inflight.discard(item)
+                    if not item.future.done():
+                        item.future.set_exception(PoolClosed("the pool closed during the call"))
             self._slots.release()
 
-    async def _attempt(self, batch: list[_Item[E, R]], attempt: int) -> list[_Item[E, R]]:
-        """One batch call; returns the entries to retry after a backoff sleep."""
+    async def _attempt(self, batch: list[_Item[E, R]]) -> None:
+        """One batch call: settle each entry, or queue it again (first in line) to be
+        retried after a backoff that holds back every call of this coalescer."""
         outcomes = await self._call_once(batch)
         retry: list[_Item[E, R]] = []
-        delay = self._backoff(attempt)
+        delay = self._backoff(self._failures)
         now = time.monotonic()
+        retriable = False
         for item, outcome in zip(batch, outcomes, strict=True):
+            self._inflight.discard(item)
             if item.future.done():
                 continue
             if not isinstance(outcome, PoolError):
                 item.future.set_result(outcome)
+                continue
+            item.doubtful = item.doubtful or isinstance(outcome, NoAnswer)
+            item.error = outcome
+            retriable = retriable or outcome.retriable
+            if outcome.retriable and now + delay < item.deadline:
+                retry.append(item)
             else:
-                item.doubtful = item.doubtful or isinstance(outcome, NoAnswer)
-                if outcome.retriable and now + delay < item.deadline:
-                    retry.append(item)
-                else:
-                    item.future.set_exception(self._final(item, outcome))
-            self._inflight.discard(item)
-        if retry:
-            self._inflight.update(retry)
-            await asyncio.sleep(delay)
-        return retry
+                item.future.set_exception(self._final(item, outcome))
+        if not retriable:
+            self._failures = 0
+            return
+        self._failures += 1
+        self._hold_until = max(self._hold_until, now + delay)
+        self._pending.extendleft(reversed(retry))
+        self._wake.set()
 
     async def _call_once(self, batch: list[_Item[E, R]]) -> Sequence[R | PoolError]:
         """Call once; per entry its result or error, whatever the call raised."""

@@ -198,12 +198,12 @@ async def test_an_unexpected_exception_fails_only_that_call_and_the_next_one_goe
         raise KeyError("Id")  # what a malformed answer does to the parsing
 
     call = Recorder([broken])
-    coalescer = Coalescer(call, CoalescerLimits(deadline_s=0.05, backoff_s=1.0), action="Send")
+    coalescer = Coalescer(call, CoalescerLimits(deadline_s=0.05, backoff_s=0.2), action="Send")
     runner = asyncio.create_task(coalescer.run())
     try:
         with pytest.raises(NoAnswer, match=r"^Send: unexpected KeyError$"):
-            await coalescer.submit("a")
-        assert await coalescer.submit("b") == "ok:b"
+            await coalescer.submit("a")  # too short a deadline to be retried
+        assert await coalescer.submit("b", deadline_s=5) == "ok:b"
     finally:
         coalescer.close()
         await runner
@@ -271,6 +271,34 @@ async def test_an_entry_that_once_got_no_answer_ends_in_doubt_whatever_came_afte
     [result] = await run_with(Coalescer(unanswered_then_throttled, limits), "a")
     assert isinstance(result, NoAnswer)
     assert attempts > 2
+
+
+async def test_throttled_calls_hold_back_the_next_ones_so_batches_fill() -> None:
+    sizes: list[int] = []
+
+    async def quota(entries: Sequence[str]) -> list[str | PoolError]:
+        sizes.append(len(entries))
+        if len(sizes) % 2:  # every other call is refused for rate
+            raise Throttled("ThrottlingException")
+        return [f"ok:{e}" for e in entries]
+
+    limits = CoalescerLimits(linger_s=0, backoff_s=0.05, deadline_s=5)
+    coalescer: Coalescer[str, str] = Coalescer(quota, limits)
+    runner = asyncio.create_task(coalescer.run())
+    try:
+        waiting = []
+        for i in range(40):  # a steady trickle, one entry every 5 ms
+            waiting.append(asyncio.create_task(coalescer.submit(f"m{i}")))
+            await asyncio.sleep(0.005)
+        results = await asyncio.gather(*waiting)
+    finally:
+        coalescer.close()
+        await runner
+    assert results == [f"ok:m{i}" for i in range(40)]
+    # A throttled call holds the next ones back: the trickle gathers into fuller batches
+    # instead of a call per entry.
+    assert len(sizes) < 20
+    assert max(sizes) >= 5
 
 
 async def test_overload_is_refused_at_once_and_capacity_still_serves() -> None:
