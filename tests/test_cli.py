@@ -14,6 +14,20 @@ from pool.config import PoolConfig
 from tests.support.smtp_sink import SmtpSink
 
 
+def process_env(config: PoolConfig, sink: SmtpSink) -> dict[str, str]:
+    """What a `mailpool intake` or `sender` child needs to use ``config``'s pool and ``sink``."""
+    return {
+        "AWS_ENDPOINT_URL": str(config.endpoint_url),
+        "AWS_REGION": "us-east-1",
+        "MAILPOOL_QUEUE_PREFIX": config.prefix,
+        "MAILPOOL_SHARDS": str(config.shards),
+        "MAILPOOL_HTTP_PORT": "0",
+        "MAILPOOL_METRICS_PORT": "0",
+        "MAILPOOL_SMTP_PORT": str(sink.port),
+        "MAILPOOL_WAIT_TIME": "1",
+    }
+
+
 def pool_flags(config: PoolConfig) -> list[str]:
     return [
         "--prefix", config.prefix, "--shards", str(config.shards),
@@ -71,16 +85,7 @@ async def stop(process: asyncio.subprocess.Process) -> int:
 async def test_intake_and_sender_as_separate_processes(
     provisioned: PoolConfig, smtp_sink: SmtpSink
 ) -> None:
-    env = {
-        "AWS_ENDPOINT_URL": str(provisioned.endpoint_url),
-        "AWS_REGION": "us-east-1",
-        "MAILPOOL_QUEUE_PREFIX": provisioned.prefix,
-        "MAILPOOL_SHARDS": str(provisioned.shards),
-        "MAILPOOL_HTTP_PORT": "0",
-        "MAILPOOL_METRICS_PORT": "0",
-        "MAILPOOL_SMTP_PORT": str(smtp_sink.port),
-        "MAILPOOL_WAIT_TIME": "1",
-    }
+    env = process_env(provisioned, smtp_sink)
     intake, intake_line = await start("intake", env=env)
     sender, sender_line = await start("sender", env=env)
     try:

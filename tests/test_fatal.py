@@ -25,6 +25,7 @@ from pool.messages import Outgoing
 from pool.pool import QueuePool
 from tests.support.queues import count
 from tests.support.smtp_sink import SmtpSink
+from tests.test_cli import process_env
 
 EMAIL = {"from": "a@example.test", "to": "b@example.test", "text": "fatal"}
 
@@ -132,17 +133,7 @@ w.Sender._dispatch = dispatch
 async def test_a_process_whose_background_task_dies_exits_non_zero(
     provisioned: PoolConfig, smtp_sink: SmtpSink, process: str
 ) -> None:
-    env = {
-        **os.environ,
-        "AWS_ENDPOINT_URL": str(provisioned.endpoint_url),
-        "AWS_REGION": "us-east-1",
-        "MAILPOOL_QUEUE_PREFIX": provisioned.prefix,
-        "MAILPOOL_SHARDS": str(provisioned.shards),
-        "MAILPOOL_HTTP_PORT": "0",
-        "MAILPOOL_METRICS_PORT": "0",
-        "MAILPOOL_SMTP_PORT": str(smtp_sink.port),
-        "MAILPOOL_WAIT_TIME": "1",
-    }
+    env = {**os.environ, **process_env(provisioned, smtp_sink)}
     script = f"{INJECTED[process]}\nimport sys\nfrom mailpool.cli import main\n"
     script += f"sys.exit(main([{process!r}]))\n"
     child = await asyncio.create_subprocess_exec(

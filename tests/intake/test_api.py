@@ -1,6 +1,7 @@
 """The intake API over a real socket, backed by moto's SQS server."""
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
@@ -221,31 +222,40 @@ async def test_health_readiness_and_metrics(api: TestClient[Any, Any]) -> None:
     assert 'mailpool_messages_enqueued_total{shard="' in text
 
 
+@contextlib.asynccontextmanager
+async def behind_proxy(
+    config: PoolConfig, sqs_endpoint: str
+) -> AsyncIterator[tuple[FaultProxy, TestClient[Any, Any]]]:
+    """An intake client whose pool reaches SQS through a fault proxy (1 s send deadline)."""
+    host, port = sqs_endpoint.removeprefix("http://").split(":")
+    async with FaultProxy(host, int(port)) as proxy:
+        proxied = dataclasses.replace(config, endpoint_url=proxy.url, send_deadline_s=1.0)
+        client = await start_client(proxied)
+        try:
+            yield proxy, client
+        finally:
+            await client.close()
+
+
 async def test_sqs_down_answers_503_with_retry_after_and_readiness_fails(
     provisioned: PoolConfig, sqs_endpoint: str
 ) -> None:
-    host, port = sqs_endpoint.removeprefix("http://").split(":")
-    async with FaultProxy(host, int(port)) as proxy:
-        config = dataclasses.replace(provisioned, endpoint_url=proxy.url, send_deadline_s=1.0)
-        client = await start_client(config)
-        try:
-            # The request went out and no answer came back: whether SQS took it is unknown.
-            for mode in ("reset", "blackhole"):
-                proxy.set_mode(mode)  # type: ignore[arg-type]
-                status, body, headers = await post(client, "/v1/emails", EMAIL)
-                assert status == 503
-                assert body["error"]["code"] == "in_doubt"
-                assert headers["Retry-After"] == "1"
-                status, body, _ = await post(client, "/v1/emails/batch", [EMAIL, EMAIL])
-                assert status == 503
-                assert [r["error"]["status"] for r in body["results"]] == [503, 503]
-                assert (await client.get("/readyz")).status == 503
-            proxy.set_mode("pass")
-            assert (await client.get("/readyz")).status == 200
-            status, _, _ = await post(client, "/v1/emails", EMAIL)
-            assert status == 202
-        finally:
-            await client.close()
+    async with behind_proxy(provisioned, sqs_endpoint) as (proxy, client):
+        # The request went out and no answer came back: whether SQS took it is unknown.
+        for mode in ("reset", "blackhole"):
+            proxy.set_mode(mode)  # type: ignore[arg-type]
+            status, body, headers = await post(client, "/v1/emails", EMAIL)
+            assert status == 503
+            assert body["error"]["code"] == "in_doubt"
+            assert headers["Retry-After"] == "1"
+            status, body, _ = await post(client, "/v1/emails/batch", [EMAIL, EMAIL])
+            assert status == 503
+            assert [r["error"]["status"] for r in body["results"]] == [503, 503]
+            assert (await client.get("/readyz")).status == 503
+        proxy.set_mode("pass")
+        assert (await client.get("/readyz")).status == 200
+        status, _, _ = await post(client, "/v1/emails", EMAIL)
+        assert status == 202
     # Nothing half-accepted: only the email that got its 202 is queued.
     assert await count(provisioned) == 1
 
@@ -253,15 +263,9 @@ async def test_sqs_down_answers_503_with_retry_after_and_readiness_fails(
 async def test_sqs_refusing_connections_answers_503_not_stored(
     provisioned: PoolConfig, sqs_endpoint: str
 ) -> None:
-    host, port = sqs_endpoint.removeprefix("http://").split(":")
-    async with FaultProxy(host, int(port)) as proxy:
-        config = dataclasses.replace(provisioned, endpoint_url=proxy.url, send_deadline_s=1.0)
-        client = await start_client(config)
-        try:
-            proxy.refuse()
-            status, body, headers = await post(client, "/v1/emails", EMAIL)
-        finally:
-            await client.close()
+    async with behind_proxy(provisioned, sqs_endpoint) as (proxy, client):
+        proxy.refuse()
+        status, body, headers = await post(client, "/v1/emails", EMAIL)
     assert status == 503
     assert body["error"]["code"] == "unavailable"  # never sent: certainly not stored
     assert headers["Retry-After"] == "1"
