@@ -19,6 +19,7 @@ from mailpool.envelope import (
     parse_email,
     parse_group,
 )
+from mailpool.ordering import chains, until_failure
 from mailpool.sealing import Keyring
 from metrics.intake import IntakeMetrics
 from pool.blobs import BlobStore
@@ -72,7 +73,11 @@ class Acceptor:
             raise ApiError(422, exc.code, exc.message, exc.field) from None
         message_id = new_id() if key is None else idempotent_id(scope, key)
         envelope = Envelope(
-            id=message_id, group=group or message_id, accepted_at=time.time(), email=email
+            id=message_id,
+            group=group or message_id,
+            accepted_at=time.time(),
+            email=email,
+            scope=scope,
         )
         body = envelope.encode(self._keyring)
         group_id = message_group(group, message_id)
@@ -164,34 +169,39 @@ class Acceptor:
         """
         until = time.monotonic() + self._pool.config.send_deadline_s
         results: list[str | ApiError] = [ApiError(500, "internal", "not processed")] * len(docs)
-        chains: dict[str, list[tuple[int, Prepared]]] = {}
+        valid: list[tuple[int, Prepared]] = []
         for index, doc in enumerate(docs):
             try:
                 item_key = None if key is None else f"{key}:{index}"
-                prepared = self.prepare(doc, item_key, scope)
+                valid.append((index, self.prepare(doc, item_key, scope)))
             except ApiError as exc:
                 exc.field = f"[{index}]" + ("" if exc.field is None else f".{exc.field}")
                 results[index] = exc
-                continue
-            chains.setdefault(prepared.group, []).append((index, prepared))
 
         async def run_chain(chain: list[tuple[int, Prepared]]) -> None:
-            for position, (index, prepared) in enumerate(chain):
+            failure: ApiError | None = None
+
+            async def step(entry: tuple[int, Prepared]) -> bool:
+                nonlocal failure
+                index, prepared = entry
                 try:
                     results[index] = await self.send(prepared, until - time.monotonic())
                 except ApiError as exc:
-                    results[index] = exc
-                    # Later emails of this group stay unsent so the group's order holds.
-                    for later, _ in chain[position + 1 :]:
-                        results[later] = ApiError(
-                            exc.status,
-                            exc.code,
-                            "not sent: an earlier email of its group failed",
-                            retry_after=exc.retry_after,
-                        )
-                    return
+                    results[index] = failure = exc
+                    return False
+                return True
+
+            # Later emails of a group whose email failed stay unsent, so its order holds.
+            for later, _ in await until_failure(chain, step):
+                assert failure is not None
+                results[later] = ApiError(
+                    failure.status,
+                    failure.code,
+                    "not sent: an earlier email of its group failed",
+                    retry_after=failure.retry_after,
+                )
 
         async with asyncio.TaskGroup() as tasks:
-            for chain in chains.values():
+            for chain in chains(valid, lambda entry: entry[1].group).values():
                 tasks.create_task(run_chain(chain))
         return results

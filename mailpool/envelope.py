@@ -117,6 +117,8 @@ class Envelope:
     group: str
     accepted_at: float
     email: Email
+    #: The API key (its name) that sent it; its events carry it for webhook filters.
+    scope: str | None = None
 
     def encode(self, keyring: Keyring | None = None) -> bytes:
         """The UTF-8 JSON that becomes the SQS message body; sealed when given a keyring.
@@ -135,6 +137,7 @@ class Envelope:
         return {
             "group": self.group,
             "accepted_at": self.accepted_at,
+            "scope": self.scope,
             "email": {
                 "from": [e.sender.name, e.sender.addr],
                 "to": [[m.name, m.addr] for m in e.to],
@@ -163,6 +166,7 @@ class Envelope:
                 id=str(doc["id"]),
                 group=str(doc["group"]),
                 accepted_at=float(doc["accepted_at"]),
+                scope=doc.get("scope"),  # absent from envelopes written before events
                 email=Email(
                     sender=Mailbox(*e["from"]),
                     to=tuple(Mailbox(*m) for m in e["to"]),

@@ -73,7 +73,7 @@ class PoolMetrics:
             registry=registry,
         )
 
-    def observer(self, action: str, shard: int) -> CallObserver:
+    def observer(self, action: str, shard: int | str) -> CallObserver:
         """A callback that records each call of ``action`` on ``shard`` (its series start at 0)."""
         seconds = self._seconds.labels(action)
         entries = self._entries.labels(action)

@@ -4,6 +4,7 @@ from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from mailpool.events import TYPES as EVENT_TYPES
 from metrics.pool import LATENCY_BUCKETS
 
 END_TO_END_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
@@ -82,6 +83,14 @@ class SenderMetrics:
             buckets=END_TO_END_BUCKETS,
             registry=registry,
         )
+        self._published = Counter(
+            "mailpool_events_published",
+            "Delivery events put on the events queue, by type.",
+            ["type"],
+            registry=registry,
+        )
+        for event_type in EVENT_TYPES:
+            self._published.labels(event_type)
         self._undeleted = Gauge(
             "mailpool_messages_undeleted",
             "Delivered messages whose delete has not landed yet; while above 0 the sender "
@@ -99,6 +108,10 @@ class SenderMetrics:
         for provider in providers:
             for outcome in SEND_OUTCOMES:
                 self._send_seconds.labels(provider, outcome)
+
+    def published(self, event_type: str) -> None:
+        """One event put on the events queue."""
+        self._published.labels(event_type).inc()
 
     def undeleted(self, count: int) -> None:
         """Delivered messages whose delete is being retried."""

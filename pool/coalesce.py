@@ -26,12 +26,12 @@ import collections
 import contextlib
 import logging
 import math
-import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from mailpool.backoff import backoff
 from pool.errors import NoAnswer, Overloaded, PoolClosed, PoolError, Unavailable
 
 log = logging.getLogger(__name__)
@@ -370,8 +370,8 @@ class Coalescer(Generic[E, R]):
             )
 
     def _backoff(self, attempt: int) -> float:
-        ceiling = min(self._limits.max_backoff_s, self._limits.backoff_s * 2**attempt)
-        return random.uniform(ceiling / 2, ceiling)
+        limits = self._limits
+        return backoff(attempt, limits.backoff_s, limits.max_backoff_s, jitter=0.5)
 
     def _fail_all(self, error: PoolError) -> None:
         for item in [*self._pending, *self._inflight]:

@@ -44,6 +44,11 @@ class PoolConfig:
     #: Must exceed the longest long poll (20 s).
     read_timeout_s: float = 30.0
     max_connections: int = 100
+    #: The events queue (``<prefix>-events``, standard, with its DLQ) is part of the pool.
+    events: bool = True
+    #: Receives of one events-queue message before SQS dead-letters it (a safety net: the
+    #: webhooks dispatcher dead-letters by its own schedule).
+    events_max_receive_count: int = 100
 
     def __post_init__(self) -> None:
         if self.shards < 1:
@@ -63,6 +68,14 @@ class PoolConfig:
         """Name of shard ``shard``'s FIFO dead-letter queue."""
         return f"{self.prefix}-{shard}-dlq.fifo"
 
+    def events_name(self) -> str:
+        """Name of the events queue (standard)."""
+        return f"{self.prefix}-events"
+
+    def events_dlq_name(self) -> str:
+        """Name of the events queue's dead-letter queue (standard)."""
+        return f"{self.prefix}-events-dlq"
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "PoolConfig":
         """Read MAILPOOL_* and the region the way the AWS CLI does."""
@@ -80,4 +93,5 @@ class PoolConfig:
             send_linger_s=env_float(environ, "MAILPOOL_SEND_LINGER_MS", d.send_linger_s * 1e3)
             / 1e3,
             send_deadline_s=env_float(environ, "MAILPOOL_SEND_DEADLINE", d.send_deadline_s),
+            events=env_str(environ, "MAILPOOL_EVENTS", "on") != "off",
         )

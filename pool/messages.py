@@ -6,12 +6,17 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """A message to enqueue; ``dedup_id`` makes a resend inside SQS's 5-minute window a no-op."""
+    """A message to enqueue; ``dedup_id`` makes a resend inside SQS's 5-minute window a no-op.
+
+    For a standard queue (the events queue) ``group`` and ``dedup_id`` are empty, and
+    ``delay_s`` (up to 900) may hold it back.
+    """
 
     body: str
-    group: str
-    dedup_id: str
+    group: str = ""
+    dedup_id: str = ""
     attributes: Mapping[str, str] = field(default_factory=dict)
+    delay_s: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,13 +6,13 @@ import dataclasses
 import logging
 import time
 import types
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from mailpool.health import Health
 from metrics.pool import PoolMetrics
-from pool.coalesce import Coalescer, CoalescerLimits
+from pool.coalesce import CallObserver, Coalescer, CoalescerLimits
 from pool.config import PoolConfig
 from pool.errors import NoAnswer, PoolClosed, PoolError, Unavailable
 from pool.messages import Outgoing, Received, Sent
@@ -21,6 +21,8 @@ from pool.sqs import SqsClient
 
 log = logging.getLogger(__name__)
 
+#: The shard number of messages received from the events queue.
+EVENTS = -1
 #: Message attribute that carries the reason a message was dead-lettered.
 REASON_ATTRIBUTE = "mailpool-reason"
 #: Message attribute naming the shard a dead-lettered message came from.
@@ -36,6 +38,7 @@ class _Shard:
     dead_letter: Coalescer[Outgoing, str]
     delete: Coalescer[str, None]
     visibility: Coalescer[tuple[str, int], None]
+    received: CallObserver
 
     def coalescers(self) -> tuple[Coalescer[Any, Any], ...]:
         return (self.send, self.dead_letter, self.delete, self.visibility)
@@ -68,6 +71,8 @@ class QueuePool:
         self._metrics = metrics
         self._client = SqsClient.from_config(config)
         self._shards: list[_Shard] = []
+        #: The events queue, handled like one more shard (``EVENTS``), when configured.
+        self._events: _Shard | None = None
         self._flushers: asyncio.Task[None] | None = None
         self._stack = contextlib.AsyncExitStack()
 
@@ -82,8 +87,14 @@ class QueuePool:
 
     async def __aenter__(self) -> "QueuePool":
         await self._stack.enter_async_context(self._client)
+        cfg = self.config
         try:
-            urls = await asyncio.gather(*(self._resolve(k) for k in range(self.config.shards)))
+            urls = await asyncio.gather(
+                *(self._resolve(cfg.queue_name(k), cfg.dlq_name(k)) for k in range(cfg.shards))
+            )
+            if cfg.events:
+                url, dlq = await self._resolve(cfg.events_name(), cfg.events_dlq_name())
+                self._events = self._make_shard(EVENTS, url, dlq)
         except BaseException:
             await self._stack.aclose()
             raise
@@ -103,7 +114,7 @@ class QueuePool:
     async def close(self) -> None:
         """Settle every pending send, delete and visibility change, then close the client."""
         self._closing = True
-        for shard in self._shards:
+        for shard in self._lanes():
             for coalescer in shard.coalescers():
                 coalescer.close()
         if self._flushers is not None:
@@ -114,12 +125,15 @@ class QueuePool:
                 self._flushers = None
         await self._stack.aclose()
 
-    async def _resolve(self, shard: int) -> tuple[str, str]:
+    async def _resolve(self, name: str, dlq_name: str) -> tuple[str, str]:
         url, dlq = await asyncio.gather(
-            self._client.queue_url(self.config.queue_name(shard)),
-            self._client.queue_url(self.config.dlq_name(shard)),
+            self._client.queue_url(name), self._client.queue_url(dlq_name)
         )
         return url, dlq
+
+    def _lanes(self) -> list[_Shard]:
+        """The shards, and the events queue when there is one."""
+        return [*self._shards, *([self._events] if self._events is not None else [])]
 
     def _make_shard(self, index: int, url: str, dlq_url: str) -> _Shard:
         cfg = self.config
@@ -145,6 +159,9 @@ class QueuePool:
         )
         observe = self._metrics.observer
         client = self._client
+        label: int | str = index if index != EVENTS else "events"
+        if index == EVENTS:  # publishing events is not on a producer's critical path
+            send_limits = dataclasses.replace(move_limits, deadline_s=cfg.settle_deadline_s)
         return _Shard(
             index=index,
             url=url,
@@ -152,39 +169,54 @@ class QueuePool:
             send=Coalescer(
                 lambda batch: client.send_batch(url, batch),
                 send_limits,
-                observe("SendMessageBatch", index),
+                observe("SendMessageBatch", label),
                 action="SendMessageBatch",
             ),
             dead_letter=Coalescer(
                 lambda batch: client.send_batch(dlq_url, batch),
                 move_limits,
-                observe("SendMessageBatch.dlq", index),
+                observe("SendMessageBatch.dlq", label),
                 action="SendMessageBatch.dlq",
             ),
             delete=Coalescer(
                 lambda receipts: client.delete_batch(url, receipts),
                 settle,
-                observe("DeleteMessageBatch", index),
+                observe("DeleteMessageBatch", label),
                 action="DeleteMessageBatch",
             ),
             visibility=Coalescer(
                 lambda changes: client.change_visibility_batch(url, changes),
                 settle,
-                observe("ChangeMessageVisibilityBatch", index),
+                observe("ChangeMessageVisibilityBatch", label),
                 action="ChangeMessageVisibilityBatch",
             ),
+            received=observe("ReceiveMessage", label),
         )
 
     async def _run_flushers(self) -> None:
         async with asyncio.TaskGroup() as tasks:
-            for shard in self._shards:
+            for shard in self._lanes():
                 for coalescer in shard.coalescers():
                     tasks.create_task(coalescer.run())
 
     def _shard(self, index: int) -> _Shard:
+        if index == EVENTS:
+            if self._events is None:
+                raise PoolClosed("the pool has no events queue (MAILPOOL_EVENTS=off)")
+            return self._events
         if not self._shards:
             raise PoolClosed("the pool is not open")
         return self._shards[index]
+
+    @property
+    def events(self) -> bool:
+        """Whether the pool has the events queue."""
+        return self._events is not None
+
+    async def publish(self, messages: Sequence[Outgoing]) -> None:
+        """Put ``messages`` on the events queue (batched); returns once SQS has them all."""
+        lane = self._shard(EVENTS)
+        await asyncio.gather(*(lane.send.submit(m, len(m.body.encode())) for m in messages))
 
     async def send(
         self, message: Outgoing, size: int | None = None, deadline_s: float | None = None
@@ -208,7 +240,7 @@ class QueuePool:
         """Long-poll ``shard`` for up to ``max_messages`` messages."""
         target = self._shard(shard)
         started = time.monotonic()
-        observe = self._metrics.observer("ReceiveMessage", shard)
+        observe = target.received
         try:
             messages = await self._client.receive(
                 target.url,
@@ -247,20 +279,28 @@ class QueuePool:
         """Hide ``message`` for ``seconds`` from now (0 makes it visible at once)."""
         await self._shard(message.shard).visibility.submit((message.receipt, seconds))
 
-    async def dead_letter(self, message: Received, reason: str) -> None:
-        """Move ``message`` to its shard's DLQ at once with ``reason``, then delete it."""
+    async def dead_letter(
+        self, message: Received, reason: str, attributes: Mapping[str, str] | None = None
+    ) -> None:
+        """Move ``message`` to its shard's DLQ at once with ``reason`` (and ``attributes``),
+        then delete it."""
         target = self._shard(message.shard)
-        copy = Outgoing(
-            body=message.body,
-            group=message.group or message.message_id,
-            # The SQS message ID keeps a retried move from landing twice.
-            dedup_id=message.message_id,
-            attributes={
-                **message.attributes,
-                REASON_ATTRIBUTE: reason,
-                SOURCE_ATTRIBUTE: str(message.shard),
-            },
-        )
+        marks = {
+            **message.attributes,
+            **(attributes or {}),
+            REASON_ATTRIBUTE: reason,
+            SOURCE_ATTRIBUTE: str(message.shard),
+        }
+        if message.shard == EVENTS:  # a standard queue: no group, no deduplication
+            copy = Outgoing(body=message.body, attributes=marks)
+        else:
+            copy = Outgoing(
+                body=message.body,
+                group=message.group or message.message_id,
+                # The SQS message ID keeps a retried move from landing twice.
+                dedup_id=message.message_id,
+                attributes=marks,
+            )
         await target.dead_letter.submit(copy, len(message.body.encode()))
         await target.delete.submit(message.receipt)
 
@@ -274,7 +314,7 @@ class QueuePool:
                 await asyncio.gather(
                     *(
                         self._client.attributes(url, ["QueueArn"])
-                        for shard in self._shards
+                        for shard in self._lanes()
                         for url in (shard.url, shard.dlq_url)
                     )
                 )

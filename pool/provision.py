@@ -1,4 +1,5 @@
-"""Creating the pool's queues: per shard a FIFO queue, its FIFO DLQ and the redrive policy."""
+"""Creating the pool's queues: per shard a FIFO queue, its FIFO DLQ and the redrive policy;
+the events queue (standard) and its DLQ."""
 
 import asyncio
 from dataclasses import dataclass
@@ -66,8 +67,35 @@ async def provision_shard(client: SqsClient, config: PoolConfig, shard: int) -> 
     return ProvisionedShard(shard=shard, url=url, dlq_url=dlq_url)
 
 
+def events_attributes(config: PoolConfig, dlq_arn: str | None) -> dict[str, str]:
+    """Attributes of the events queue (with its redrive policy) or, without ``dlq_arn``,
+    of its dead-letter queue."""
+    attributes = {
+        "MessageRetentionPeriod": str(config.dlq_retention_s),
+        "MaximumMessageSize": str(config.max_message_bytes),
+        "SqsManagedSseEnabled": "true",
+    }
+    if dlq_arn is not None:
+        attributes["VisibilityTimeout"] = "60"
+        attributes["RedrivePolicy"] = orjson.dumps(
+            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": config.events_max_receive_count}
+        ).decode()
+    return attributes
+
+
+async def provision_events(client: SqsClient, config: PoolConfig) -> tuple[str, str]:
+    """Create (or update) the events queue and its DLQ; their URLs."""
+    dlq_url = await _ensure(client, config.events_dlq_name(), events_attributes(config, None))
+    arn = (await client.attributes(dlq_url, ["QueueArn"]))["QueueArn"]
+    url = await _ensure(client, config.events_name(), events_attributes(config, arn))
+    return url, dlq_url
+
+
 async def provision(client: SqsClient, config: PoolConfig) -> list[ProvisionedShard]:
-    """Create the whole pool; safe to run again (it converges the attributes)."""
+    """Create the whole pool (and the events queues); safe to run again (it converges the
+    attributes)."""
+    if config.events:
+        await provision_events(client, config)
     return list(
         await asyncio.gather(*(provision_shard(client, config, k) for k in range(config.shards)))
     )
@@ -76,12 +104,12 @@ async def provision(client: SqsClient, config: PoolConfig) -> list[ProvisionedSh
 async def delete_pool(client: SqsClient, config: PoolConfig) -> int:
     """Delete every queue of the pool that exists; how many were deleted."""
     deleted = 0
-    for shard in range(config.shards):
-        for name in (config.queue_name(shard), config.dlq_name(shard)):
-            try:
-                url = await client.queue_url(name)
-            except PoolError:
-                continue
-            await client.delete_queue(url)
-            deleted += 1
+    names = [n for k in range(config.shards) for n in (config.queue_name(k), config.dlq_name(k))]
+    for name in [*names, config.events_name(), config.events_dlq_name()]:
+        try:
+            url = await client.queue_url(name)
+        except PoolError:
+            continue
+        await client.delete_queue(url)
+        deleted += 1
     return deleted

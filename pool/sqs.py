@@ -113,12 +113,12 @@ class SqsClient(AwsClient):
         """SendMessageBatch: per message, its SQS message ID or the error of its entry."""
         entries = []
         for index, message in enumerate(messages):
-            entry: dict[str, Any] = {
-                "Id": str(index),
-                "MessageBody": message.body,
-                "MessageGroupId": message.group,
-                "MessageDeduplicationId": message.dedup_id,
-            }
+            entry: dict[str, Any] = {"Id": str(index), "MessageBody": message.body}
+            if message.group:
+                entry["MessageGroupId"] = message.group
+                entry["MessageDeduplicationId"] = message.dedup_id
+            if message.delay_s:
+                entry["DelaySeconds"] = message.delay_s
             if message.attributes:
                 entry["MessageAttributes"] = {
                     k: {"DataType": "String", "StringValue": v}

@@ -16,44 +16,40 @@ delete call of its shard went through.
 """
 
 import asyncio
-import itertools
 import logging
-import random
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
-from mailpool.envelope import Envelope, EnvelopeError, pointer_of
+from mailpool.backoff import backoff
+from mailpool.events import Event
+from mailpool.ordering import chains, until_failure
 from mailpool.sealing import Keyring
 from metrics.sender import SenderMetrics
-from pool.blobs import BlobMissing, BlobStore
+from pool.blobs import BlobStore
 from pool.errors import PoolError
-from pool.messages import Received
+from pool.messages import Outgoing, Received
 from pool.pool import QueuePool
 from sender.capacity import Capacity
 from sender.config import SenderConfig
+from sender.delivery import Delivery, Outcome, Settle
 from sender.depth import DepthPoller
-from sender.providers.base import DelayError, PermanentError, Provider, TransientError
+from sender.providers.base import Provider
 from sender.tracker import Tracker
 
 log = logging.getLogger(__name__)
 
-MAX_VISIBILITY_S = 43_200
 
+@dataclass(slots=True)
+class _Owed:
+    """A message whose outcome is decided but not yet recorded in SQS: its events still to
+    publish (if any), then the call that settles it (delete, or move to the DLQ)."""
 
-class _Unreadable(Exception):
-    """A message whose envelope cannot be read now (transient) or ever."""
-
-    def __init__(self, reason: str, *, transient: bool) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.transient = transient
-
-
-def backoff(config: SenderConfig, receive_count: int) -> int:
-    """Seconds to hide a message after its ``receive_count``-th failed attempt (jittered)."""
-    exponent = min(max(0, receive_count - 1), 30)
-    ceiling: int = min(config.max_backoff_s, config.backoff_s * 2**exponent)
-    return min(MAX_VISIBILITY_S, round(ceiling * random.uniform(0.8, 1.0)))
+    message: Received
+    email_id: str
+    outcome: str
+    events: tuple[Event, ...]
+    settle: Callable[[], Awaitable[None]]
 
 
 class Sender:
@@ -70,17 +66,27 @@ class Sender:
     ) -> None:
         self._config = config
         self._keyring = keyring
-        self._blobs = blobs
         self._pool = pool
-        self._provider = provider
         self._metrics = metrics
         metrics.prepare(pool.shards, [provider.name])
+        self._delivery = Delivery(
+            config,
+            provider,
+            metrics,
+            max_receives=pool.config.max_receive_count,
+            stopping=lambda: self.stopping,
+            keyring=keyring,
+            blobs=blobs,
+        )
         self._capacity = Capacity(config.concurrency)
         self._tracker = Tracker(pool, pool.config.visibility_timeout_s)
         self._stopping = asyncio.Event()
         self._chains: set[asyncio.Task[None]] = set()
-        #: Delivered messages whose delete failed, by receipt, with their mailpool id.
-        self._undeleted: dict[str, tuple[Received, str]] = {}
+        #: Decided messages whose events or settling call failed, by receipt (held, their
+        #: visibility extended, while the mender retries).
+        self._undeleted: dict[str, _Owed] = {}
+        #: Outcomes being recorded now, by receipt.
+        self._deciding: dict[str, _Owed] = {}
         self._owed = asyncio.Event()
         self.depth = DepthPoller(pool, metrics, config.depth_interval_s)
         # Under load, receive only once a batch's worth of slots is free (an eighth of the
@@ -191,36 +197,53 @@ class Sender:
         return bool(self._undeleted) or self._pool.deletes_failing(shard)
 
     async def _mend(self) -> None:
-        """Retry the deletes of delivered messages until each lands (or its receipt is gone)."""
+        """Retry what is owed (events, then the delete or DLQ move) until each lands, or its
+        receipt no longer holds the message."""
         failures = 0
         while True:
             await self._owed.wait()
-            await asyncio.sleep(min(5.0, 0.25 * 2 ** min(failures, 5)))
+            await asyncio.sleep(backoff(failures, 0.25, 5.0))
             owed = list(self._undeleted.items())
             results = await asyncio.gather(
-                *(self._pool.delete(message) for _, (message, _) in owed), return_exceptions=True
+                *(self._record(item) for _, item in owed), return_exceptions=True
             )
             progress = False
-            for (receipt, (message, message_id)), result in zip(owed, results, strict=True):
+            for (receipt, item), result in zip(owed, results, strict=True):
                 if isinstance(result, PoolError) and result.retriable:
                     continue
                 if isinstance(result, BaseException) and not isinstance(result, PoolError):
                     raise result
-                outcome = "delivered"
+                outcome = item.outcome
                 if isinstance(result, PoolError):  # the receipt no longer holds the message
                     outcome = "failed"
                     log.warning(
-                        "could not delete a delivered message; it will be delivered again",
-                        extra={"id": message_id, "shard": message.shard, "code": result.code},
-                    )
+                        "could not settle a decided message; it will be tried again",
+                        extra={"id": item.email_id, "shard": item.message.shard,
+                               "code": result.code},
+                    )  # fmt: skip
                 del self._undeleted[receipt]
-                self._tracker.drop(message)
-                self._metrics.outcome(message.shard, outcome)
+                self._tracker.drop(item.message)
+                self._metrics.outcome(item.message.shard, outcome)
                 progress = True
             self._metrics.undeleted(len(self._undeleted))
             failures = 0 if progress else failures + 1
             if not self._undeleted:
                 self._owed.clear()
+
+    async def _record(self, item: _Owed) -> None:
+        """Publish ``item``'s events (once), then settle its message."""
+        if item.events:
+            await self._publish(item.events)
+            item.events = ()
+        await item.settle()
+
+    async def _publish(self, events: tuple[Event, ...]) -> None:
+        """Put ``events`` on the events queue; returns once SQS has them all."""
+        if not events or not self._pool.events:
+            return
+        await self._pool.publish([Outgoing(body=e.encode(self._keyring)) for e in events])
+        for event in events:
+            self._metrics.published(event.type)
 
     async def _pause(self, seconds: float) -> None:
         try:
@@ -230,142 +253,103 @@ class Sender:
             pass
 
     def _dispatch(self, messages: list[Received]) -> None:
-        chains: dict[str, list[Received]] = {}
-        for message in messages:
-            chains.setdefault(message.group or message.message_id, []).append(message)
-        for chain in chains.values():
+        for chain in chains(messages, lambda m: m.group or m.message_id).values():
             task = self._tasks.create_task(self._run_chain(chain))
             self._chains.add(task)
             task.add_done_callback(self._chains.discard)
 
     async def _run_chain(self, chain: list[Received]) -> None:
-        for position, message in enumerate(chain):
-            if self._stopping.is_set():
-                await self._release(chain[position:])
-                return
-            if not await self._deliver(message):
-                await self._release(chain[position + 1 :])
-                return
+        # When one fails (or shutdown comes first), the rest of its group is released, so
+        # the group comes back in order.
+        await self._release(await until_failure(chain, self._deliver))
 
     async def _deliver(self, message: Received) -> bool:
         """Deliver one message; False when its group must stop here (it will come back)."""
-        try:
-            envelope = await self._open(message)
-        except _Unreadable as exc:
-            if exc.transient:
-                await self._retry_later(message, message.message_id, exc.reason)
-                return False
-            return await self._dead_letter(message, exc.reason, message.message_id)
-        provider = self._provider.name
-        started = time.perf_counter()
-        try:
-            await self._send_through_delays(envelope)
-        except TransientError as exc:
-            self._metrics.sent(provider, "transient", time.perf_counter() - started)
-            await self._retry_later(message, envelope.id, exc.reason)
+        if self._stopping.is_set():
+            await self._release([message])
             return False
-        except PermanentError as exc:
-            self._metrics.sent(provider, "permanent", time.perf_counter() - started)
-            return await self._dead_letter(message, exc.reason, envelope.id)
-        except Exception as exc:  # a provider bug: retry later, never kill the loop
-            self._metrics.sent(provider, "error", time.perf_counter() - started)
-            log.exception(
-                "provider raised unexpectedly",
-                extra={"id": envelope.id, "error": type(exc).__name__},
+        outcome = await self._delivery.attempt(message)
+        if outcome.settle is Settle.RETRY:
+            await self._retry_later(message, outcome)
+            return False
+        if outcome.settle is Settle.DEAD_LETTER:
+            log.warning(
+                "dead-lettered",
+                extra={"id": outcome.email_id, "shard": message.shard, "reason": outcome.reason},
             )
-            await self._retry_later(message, envelope.id, "provider_error")
-            return False
-        self._metrics.sent(provider, "delivered", time.perf_counter() - started)
+            await self._decided(
+                message, outcome, lambda: self._pool.dead_letter(message, outcome.reason)
+            )
+            return True
         # Delivered: its slot goes back now, not after the batched delete (which lingers to
         # fill its batch), so deletes never hold back receives. The tracker keeps holding
         # the message (heartbeat, shutdown) until the delete lands.
         self._tracker.mark_delivered(message)
         self._capacity.give(1)
         self._metrics.in_flight(self._tracker.working)
-        delete = self._pool.delete(message)
-        if await self._settle(message, "delivered", envelope.id, delete, slot_held=False):
-            self._metrics.delivered_after(time.time() - envelope.accepted_at)
-            log.debug("delivered", extra={"id": envelope.id, "shard": message.shard})
-            await self._forget_body(message, envelope.id)
+        if await self._decided(message, outcome, lambda: self._pool.delete(message)):
+            assert outcome.envelope is not None
+            self._metrics.delivered_after(time.time() - outcome.envelope.accepted_at)
+            log.debug("delivered", extra={"id": outcome.email_id, "shard": message.shard})
+            await self._delivery.forget_body(message, outcome.email_id)
         return True
 
-    async def _open(self, message: Received) -> Envelope:
-        """The envelope a message carries, fetched from S3 when the body is a pointer."""
-        body: str | bytes = message.body
-        pointer = pointer_of(message.body)
-        if pointer is not None:
-            if self._blobs is None:
-                raise _Unreadable("blob_store_unconfigured", transient=True)
-            try:
-                body = await self._blobs.get(pointer.bucket, pointer.key)
-            except BlobMissing:
-                raise _Unreadable("blob_missing", transient=False) from None
-            except PoolError:
-                raise _Unreadable("blob_unavailable", transient=True) from None
+    async def _decided(
+        self, message: Received, outcome: Outcome, settle: Callable[[], Awaitable[None]]
+    ) -> bool:
+        """Publish a final outcome's events, then settle its message; if either fails, hold
+        the message (not sent again) and let the mender finish. True once settled."""
+        item = _Owed(message, outcome.email_id, outcome.settle.value, outcome.events, settle)
+        self._deciding[message.receipt] = item  # what a shutdown must still record
         try:
-            return Envelope.decode(body, self._keyring)
-        except EnvelopeError as exc:
-            raise _Unreadable(exc.reason, transient=False) from None
-
-    async def _forget_body(self, message: Received, message_id: str) -> None:
-        """Delete a delivered message's S3 body (the bucket's lifecycle catches a miss)."""
-        pointer = pointer_of(message.body)
-        if pointer is None or self._blobs is None:
-            return
-        try:
-            await self._blobs.delete(pointer.bucket, pointer.key)
+            await self._record(item)
         except PoolError as exc:
+            del self._deciding[message.receipt]
+            if outcome.settle is not Settle.DELETE:  # held by the mender, not by capacity
+                self._capacity.give(1)
+            self._undeleted[message.receipt] = item
+            self._owed.set()
+            self._metrics.undeleted(len(self._undeleted))
             log.warning(
-                "could not delete a delivered body from S3",
-                extra={"id": message_id, "error": type(exc).__name__},
-            )
+                "could not record an outcome; holding the message and retrying",
+                extra={"id": outcome.email_id, "shard": message.shard,
+                       "error": type(exc).__name__},
+            )  # fmt: skip
+            return False
+        del self._deciding[message.receipt]
+        self._tracker.drop(message)
+        if outcome.settle is not Settle.DELETE:  # a delivered message gave its slot back
+            self._capacity.give(1)
+        self._metrics.outcome(message.shard, outcome.settle.value)
+        self._metrics.in_flight(self._tracker.working)
+        return True
 
-    async def _send_through_delays(self, envelope: Envelope) -> None:
-        """Send; while the provider throttles, wait and try again holding the message.
-
-        Throttling is the provider asking to slow down, not a failure of this message: the
-        message stays held (its visibility extended), so it spends none of its receives
-        toward the DLQ. Past ``delay_budget_s``, or on shutdown, the throttle counts as an
-        ordinary transient failure.
-        """
-        waited = 0.0
-        for attempt in itertools.count():
-            try:
-                await self._provider.send(envelope)
-                return
-            except DelayError:
-                pause = min(60.0, 2.0**attempt) * random.uniform(0.5, 1.0)
-                if waited + pause > self._config.delay_budget_s or self._stopping.is_set():
-                    raise
-                self._metrics.sent(self._provider.name, "delayed", 0.0)
-                waited += pause
-                await asyncio.sleep(pause)
-
-    async def _retry_later(self, message: Received, message_id: str, reason: str) -> None:
-        delay = backoff(self._config, message.receive_count)
+    async def _retry_later(self, message: Received, outcome: Outcome) -> None:
         log.info(
             "transient failure, retrying later",
             extra={
-                "id": message_id,
+                "id": outcome.email_id,
                 "shard": message.shard,
-                "reason": reason,
+                "reason": outcome.reason,
                 "attempt": message.receive_count,
-                "delay": delay,
+                "delay": outcome.delay_s,
             },
         )
+        try:
+            await self._publish(outcome.events)
+        except PoolError as exc:  # not hidden: it comes back after its visibility timeout
+            log.warning(
+                "could not publish a deferral; the message comes back when its visibility ends",
+                extra={"id": outcome.email_id, "error": type(exc).__name__},
+            )
+            await self._settle(message, "failed", outcome.email_id, _nothing())
+            return
         await self._settle(
-            message, "retried", message_id, self._pool.set_visibility(message, delay)
+            message,
+            "retried",
+            outcome.email_id,
+            self._pool.set_visibility(message, outcome.delay_s),
         )
-
-    async def _dead_letter(self, message: Received, reason: str, message_id: str) -> bool:
-        log.warning(
-            "dead-lettered",
-            extra={"id": message_id, "shard": message.shard, "reason": reason},
-        )
-        await self._settle(
-            message, "dead_lettered", message_id, self._pool.dead_letter(message, reason)
-        )
-        return True
 
     async def _release(self, messages: list[Received]) -> None:
         """Make ``messages`` visible again at once, unsent."""
@@ -390,16 +374,6 @@ class Sender:
         try:
             await action
         except PoolError as exc:
-            if outcome == "delivered":
-                # Held (not delivered again) while the mender retries its delete.
-                self._undeleted[message.receipt] = (message, message_id)
-                self._owed.set()
-                self._metrics.undeleted(len(self._undeleted))
-                log.warning(
-                    "could not delete a delivered message; holding it and retrying",
-                    extra={"id": message_id, "shard": message.shard, "error": type(exc).__name__},
-                )
-                return False
             # The message reappears when its visibility runs out; nothing is lost.
             log.warning(
                 "could not settle message",
@@ -419,22 +393,33 @@ class Sender:
         return outcome != "failed"
 
     async def _settle_leftovers(self) -> None:
-        """After a cancelled drain: delete what was delivered, release everything else."""
+        """After a cancelled drain: record what was decided (events, then delete or DLQ),
+        release everything else."""
         held = self._tracker.remaining()
         if not held:
             return
         log.warning("settling messages left at shutdown", extra={"count": len(held)})
-        await asyncio.gather(
-            *(
+        decided = {**self._deciding, **self._undeleted}
+        settling = []
+        for h in held:
+            item = decided.get(h.message.receipt)
+            if item is not None:
+                action, outcome = self._record(item), item.outcome
+            elif h.delivered:
+                action, outcome = self._pool.delete(h.message), "delivered"
+            else:
+                action, outcome = self._pool.set_visibility(h.message, 0), "released"
+            settling.append(
                 self._settle(
                     h.message,
-                    "delivered" if h.delivered else "released",
+                    outcome,
                     h.message.message_id,
-                    self._pool.delete(h.message)
-                    if h.delivered
-                    else self._pool.set_visibility(h.message, 0),
-                    slot_held=not h.delivered,
+                    action,
+                    slot_held=not h.delivered and item is None,
                 )
-                for h in held
             )
-        )
+        await asyncio.gather(*settling)
+
+
+async def _nothing() -> None:
+    """A settle call that does nothing (the message is left to its visibility timeout)."""

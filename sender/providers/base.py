@@ -8,9 +8,49 @@ DeliveryError
 └── PermanentError     never succeeds (5xx for every recipient, message refused): DLQ now
 """
 
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from mailpool.envelope import Envelope
+
+_ENHANCED = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})\b")
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """One recipient the provider refused: its position in to + cc + bcc, and the codes."""
+
+    position: int
+    code: int
+    #: The enhanced status code (RFC 3463, "5.1.1"), when the reply carried one.
+    enhanced: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The provider took the email for every recipient except ``refused``."""
+
+    refused: tuple[Refusal, ...] = ()
+
+
+def enhanced_code(reply: str) -> str | None:
+    """The enhanced status code an SMTP reply text starts with, if any."""
+    match = _ENHANCED.match(reply)
+    return match.group(1) if match else None
+
+
+def refusals(
+    recipients: Sequence[str], by_address: dict[str, tuple[int, str | None]]
+) -> tuple[Refusal, ...]:
+    """Refusals by position for replies keyed by address (an address listed twice counts
+    at every position)."""
+    return tuple(
+        Refusal(position, *by_address[address])
+        for position, address in enumerate(recipients)
+        if address in by_address
+    )
 
 
 class DeliveryError(Exception):
@@ -30,7 +70,12 @@ class DelayError(TransientError):
 
 
 class PermanentError(DeliveryError):
-    """Will never succeed: the provider refused every recipient or the message itself."""
+    """Will never succeed: the provider refused every recipient (``refused`` says how) or
+    the message itself (``refused`` empty)."""
+
+    def __init__(self, reason: str, refused: tuple[Refusal, ...] = ()) -> None:
+        super().__init__(reason)
+        self.refused = refused
 
 
 class Provider(Protocol):
@@ -38,8 +83,9 @@ class Provider(Protocol):
 
     name: str
 
-    async def send(self, envelope: Envelope) -> None:
-        """Deliver ``envelope`` or raise TransientError/PermanentError."""
+    async def send(self, envelope: Envelope) -> Accepted:
+        """Deliver ``envelope`` (to some recipients at least) or raise TransientError or
+        PermanentError."""
         ...
 
     async def aclose(self) -> None:

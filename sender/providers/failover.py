@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mailpool.envelope import Envelope
-from sender.providers.base import Provider, TransientError
+from sender.providers.base import Accepted, Provider, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class Failover:
         self.name = "+".join(p.name for p in providers)
         self.breakers = [Breaker(threshold, cooldown_s) for _ in providers]
 
-    async def send(self, envelope: Envelope) -> None:
+    async def send(self, envelope: Envelope) -> Accepted:
         """Send through the first available provider; fail over on transient errors."""
         now = time.monotonic()
         candidates = [
@@ -69,7 +69,7 @@ class Failover:
         last: TransientError | None = None
         for provider, breaker in candidates:
             try:
-                await provider.send(envelope)
+                accepted = await provider.send(envelope)
             except TransientError as exc:
                 last = exc
                 if breaker.failed(time.monotonic()):
@@ -79,7 +79,7 @@ class Failover:
                     )
                 continue
             breaker.succeeded()
-            return
+            return accepted
         assert last is not None
         raise last
 

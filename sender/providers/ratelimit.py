@@ -4,7 +4,7 @@ import asyncio
 import time
 
 from mailpool.envelope import Envelope
-from sender.providers.base import Provider
+from sender.providers.base import Accepted, Provider
 
 
 class TokenBucket:
@@ -40,10 +40,10 @@ class RateLimited:
         self.name = provider.name
         self._bucket = TokenBucket(rate)
 
-    async def send(self, envelope: Envelope) -> None:
+    async def send(self, envelope: Envelope) -> Accepted:
         """Wait for the rate, then send."""
         await self._bucket.take()
-        await self.provider.send(envelope)
+        return await self.provider.send(envelope)
 
     async def aclose(self) -> None:
         """Close the wrapped provider."""

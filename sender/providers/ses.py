@@ -16,8 +16,10 @@ from mailpool.envelope import Envelope
 from mailpool.settings import env_float, env_int, env_opt
 from pool.aws import AwsClient, error_code, error_message
 from sender.mime import render
-from sender.providers.base import DelayError, PermanentError, TransientError
+from sender.providers.base import Accepted, DelayError, PermanentError, TransientError
 
+#: The SES message tag carrying the mailpool id (SES events name it in ``mail.tags``).
+ID_TAG = "mailpool-id"
 _DELAY_CODES = frozenset(
     {"TooManyRequestsException", "ThrottlingException", "Throttling", "LimitExceededException"}
 )
@@ -86,8 +88,9 @@ class SesProvider(AwsClient):
         """A failed SendEmail as a delivery error."""
         return _classify(exc)
 
-    async def send(self, envelope: Envelope) -> None:
-        """Send one envelope as raw MIME to every recipient."""
+    async def send(self, envelope: Envelope) -> Accepted:
+        """Send one envelope as raw MIME to every recipient, tagged with its mailpool id
+        (``mailpool-id``) so that SES's event notifications can be matched to it."""
         email = envelope.email
         raw = render(envelope, self._settings.message_id_domain)
         request: dict[str, Any] = {
@@ -98,6 +101,7 @@ class SesProvider(AwsClient):
                 "BccAddresses": [m.addr for m in email.bcc],
             },
             "Content": {"Raw": {"Data": raw}},
+            "EmailTags": [{"Name": ID_TAG, "Value": envelope.id}],
         }
         if self._settings.configuration_set:
             request["ConfigurationSetName"] = self._settings.configuration_set
@@ -106,6 +110,7 @@ class SesProvider(AwsClient):
                 if self._client is None:
                     await self.__aenter__()
         await self._call("send_email", **request)
+        return Accepted()  # SES reports refusals later, as bounce notifications
 
     async def aclose(self) -> None:
         """Close the client."""

@@ -4,7 +4,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -13,7 +13,14 @@ import aiosmtplib
 from mailpool.envelope import Envelope
 from mailpool.settings import SettingError, env_bool, env_float, env_int, env_opt, env_str
 from sender.mime import render
-from sender.providers.base import DelayError, PermanentError, TransientError
+from sender.providers.base import (
+    Accepted,
+    DelayError,
+    PermanentError,
+    TransientError,
+    enhanced_code,
+    refusals,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +73,15 @@ class _Connection:
     last_used: float
 
 
-def _classify(exc: Exception) -> TransientError | PermanentError:
+def _classify(exc: Exception, recipients: Sequence[str]) -> TransientError | PermanentError:
     """SMTP outcome → retry later or give up; reasons carry codes only, never addresses."""
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         codes = [r.code for r in exc.recipients]
         if codes and all(500 <= c < 600 for c in codes):
-            return PermanentError(f"smtp_{min(codes)}_all_recipients")
+            replies = {r.recipient: (r.code, enhanced_code(r.message)) for r in exc.recipients}
+            return PermanentError(
+                f"smtp_{min(codes)}_all_recipients", refusals(recipients, replies)
+            )
         if codes and all(c in THROTTLE_CODES for c in codes):
             return DelayError(f"smtp_{min(codes)}_recipients")
         return TransientError(f"smtp_{min(codes) if codes else 0}_recipients")
@@ -134,7 +144,7 @@ class SmtpProvider:
         except Exception:
             log.debug("closing a broken SMTP connection failed")
 
-    async def send(self, envelope: Envelope) -> None:
+    async def send(self, envelope: Envelope) -> Accepted:
         """Deliver one envelope to every recipient in a single SMTP transaction."""
         if self._closed:
             raise TransientError("smtp_closed")
@@ -149,7 +159,7 @@ class SmtpProvider:
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 if conn is not None:
                     self._discard(conn)
-                raise _classify(exc) from None
+                raise _classify(exc, envelope.email.recipients) from None
             except BaseException:
                 # Cancelled mid-transaction: the connection's state is unknown.
                 if conn is not None:
@@ -157,17 +167,10 @@ class SmtpProvider:
                 raise
             conn.last_used = time.monotonic()
             self._idle.append(conn)
-        if refused:
-            # Some recipients accepted, some refused: retrying would send the accepted
-            # ones a second copy, so the message counts as delivered; the refusal is logged.
-            log.warning(
-                "some recipients refused",
-                extra={
-                    "id": envelope.id,
-                    "count": len(refused),
-                    "codes": sorted({r.code for r in refused.values()}),
-                },
-            )
+        # Some recipients accepted, some refused: retrying would send the accepted ones a
+        # second copy, so the message counts as sent; the refused ones are reported.
+        replies = {address: (r.code, enhanced_code(r.message)) for address, r in refused.items()}
+        return Accepted(refusals(envelope.email.recipients, replies))
 
     async def aclose(self) -> None:
         """Say QUIT on every idle connection."""

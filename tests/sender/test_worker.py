@@ -18,9 +18,9 @@ from pool.config import PoolConfig
 from pool.messages import Outgoing
 from pool.pool import REASON_ATTRIBUTE, QueuePool
 from sender.config import SenderConfig
+from sender.delivery import retry_delay
 from sender.providers.smtp import SmtpConfig, SmtpProvider
 from sender.service import SenderService
-from sender.worker import backoff
 from tests.support.answers import MALFORMED, answer_proxy
 from tests.support.queues import count, drain
 from tests.support.smtp_sink import SmtpSink
@@ -275,7 +275,7 @@ async def test_sends_cut_off_by_the_grace_period_are_released_and_delivered_late
 
 @pytest.mark.parametrize("attempt", [1, 2, 5, 30])
 def test_backoff_grows_with_receive_count_up_to_its_cap(attempt: int) -> None:
-    delay = backoff(SenderConfig(backoff_s=5, max_backoff_s=900), attempt)
+    delay = retry_delay(SenderConfig(backoff_s=5, max_backoff_s=900), attempt)
     ceiling = min(900, 5 * 2 ** (attempt - 1))
     assert round(0.8 * ceiling) <= delay <= ceiling
 
