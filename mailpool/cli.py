@@ -186,6 +186,49 @@ async def _dev(args: argparse.Namespace) -> int:
     return await run_dev(dev, _pool_config(args), intake, sender, runtime.stop_event())
 
 
+async def _webhooks(args: argparse.Namespace) -> int:
+    from webhooks import endpoints
+    from webhooks.config import WebhooksConfig
+    from webhooks.service import WebhooksService
+
+    config = _override(WebhooksConfig.from_env(), metrics_port=args.metrics_port)
+    configured = endpoints.from_env()
+    if not configured:
+        print(
+            "mailpool: no webhook endpoints: set MAILPOOL_WEBHOOKS_FILE or MAILPOOL_WEBHOOK_URL",
+            file=sys.stderr,
+        )
+        return 2
+    stop = runtime.stop_event()
+    service = WebhooksService(_pool_config(args), config, configured, Keyring.from_env())
+    async with service:
+        print(
+            f"webhooks running for {len(configured)} endpoint(s); metrics on port "
+            f"{service.metrics_port}",
+            flush=True,
+        )
+        await runtime.until_stopped(stop, service.health)
+    return _exit_code(service.health)
+
+
+async def _webhooks_secret(args: argparse.Namespace) -> int:
+    from webhooks.signing import new_secret
+
+    print(new_secret())
+    print('      the endpoint\'s secret (MAILPOOL_WEBHOOK_SECRET or "secret" in the webhooks file)')
+    return 0
+
+
+async def _webhooks_redrive(args: argparse.Namespace) -> int:
+    from webhooks.redrive import redrive_events
+
+    config = _pool_config(args)
+    async with SqsClient.from_config(config) as client:
+        moved = await redrive_events(client, config, args.limit)
+    print(f"redrove {moved} event(s) to {config.events_name()}")
+    return 0
+
+
 async def _localsqs(args: argparse.Namespace) -> int:
     from localsqs.server import LocalSqs, LocalSqsConfig
 
@@ -282,6 +325,20 @@ def build_parser() -> argparse.ArgumentParser:
         f"{', '.join(PROVIDERS)})",
     )
     sender.set_defaults(handler=_sender)
+
+    hooks = commands.add_parser("webhooks", help="deliver events to webhook endpoints")
+    _pool_flags(hooks)
+    hooks.add_argument("--metrics-port", type=int, help="metrics port (default 9102)")
+    hooks.set_defaults(handler=_webhooks)
+    hook_actions = hooks.add_subparsers(dest="action")
+    hook_secret = hook_actions.add_parser("secret", help="make a Standard Webhooks secret")
+    hook_secret.set_defaults(handler=_webhooks_secret)
+    hook_redrive = hook_actions.add_parser(
+        "redrive", help="replay dead-lettered events (each to the endpoint that gave up)"
+    )
+    hook_redrive.add_argument("--limit", type=int, default=1_000_000, help="at most this many")
+    _pool_flags(hook_redrive)
+    hook_redrive.set_defaults(handler=_webhooks_redrive)
 
     engine = commands.add_parser("localsqs", help="serve the embedded SQS-compatible engine")
     engine.add_argument("--host", help="listen address (MAILPOOL_LOCALSQS_HOST, 127.0.0.1)")

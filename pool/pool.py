@@ -213,10 +213,12 @@ class QueuePool:
         """Whether the pool has the events queue."""
         return self._events is not None
 
-    async def publish(self, messages: Sequence[Outgoing]) -> None:
-        """Put ``messages`` on the events queue (batched); returns once SQS has them all."""
+    async def publish(self, messages: Sequence[Outgoing], *, dead: bool = False) -> None:
+        """Put ``messages`` on the events queue (on its DLQ when ``dead``), batched; returns
+        once SQS has them all."""
         lane = self._shard(EVENTS)
-        await asyncio.gather(*(lane.send.submit(m, len(m.body.encode())) for m in messages))
+        target = lane.dead_letter if dead else lane.send
+        await asyncio.gather(*(target.submit(m, len(m.body.encode())) for m in messages))
 
     async def send(
         self, message: Outgoing, size: int | None = None, deadline_s: float | None = None

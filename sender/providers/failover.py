@@ -10,39 +10,12 @@ provider's: it does not fail over and does not trip the breaker.
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from mailpool.breaker import Breaker
 from mailpool.envelope import Envelope
 from sender.providers.base import Accepted, Provider, TransientError
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class Breaker:
-    """Consecutive transient failures of one provider, and until when it is skipped."""
-
-    threshold: int
-    cooldown_s: float
-    failures: int = 0
-    open_until: float = 0.0
-
-    def available(self, now: float) -> bool:
-        """Closed, or open long enough for a trial."""
-        return now >= self.open_until
-
-    def failed(self, now: float) -> bool:
-        """Count a transient failure; True if that opened the breaker."""
-        self.failures += 1
-        if self.failures >= self.threshold:
-            self.open_until = now + self.cooldown_s
-            return True
-        return False
-
-    def succeeded(self) -> None:
-        """A send went through: close."""
-        self.failures = 0
-        self.open_until = 0.0
 
 
 class Failover:

@@ -1,0 +1,1 @@
+"""``mailpool webhooks``: delivery events to producers' endpoints, signed per Standard Webhooks."""

@@ -1,0 +1,94 @@
+"""WebhooksService: the dispatcher with its pool, HTTP sessions and metrics endpoint."""
+
+import asyncio
+import contextlib
+import types
+from collections.abc import Sequence
+
+import aiohttp
+
+from mailpool.health import Health
+from mailpool.runtime import serve
+from mailpool.sealing import Keyring
+from metrics.exposition import metrics_app, process_registry
+from metrics.pool import PoolMetrics
+from metrics.webhooks import WebhookMetrics
+from pool.config import PoolConfig
+from pool.pool import QueuePool
+from webhooks.config import WebhooksConfig
+from webhooks.dispatcher import Dispatcher
+from webhooks.endpoints import Endpoint
+from webhooks.safety import GuardedResolver
+
+
+class WebhooksService:
+    """Runs a Dispatcher in the background; closing stops it and closes the rest."""
+
+    def __init__(
+        self,
+        pool_config: PoolConfig,
+        config: WebhooksConfig,
+        endpoints: Sequence[Endpoint],
+        keyring: Keyring | None = None,
+    ) -> None:
+        self.config = config
+        self.endpoints = list(endpoints)
+        self.registry = process_registry()
+        self.health = Health()
+        self.pool = QueuePool(pool_config, PoolMetrics(self.registry), self.health)
+        self.metrics = WebhookMetrics(self.registry, [e.name for e in endpoints])
+        self.keyring = keyring
+        self.metrics_port = config.metrics_port
+        self.dispatcher: Dispatcher | None = None
+        self._stack = contextlib.AsyncExitStack()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> "WebhooksService":
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(self.pool)
+            # Public endpoints resolve through a guard that refuses internal addresses; no
+            # cookies are kept, and nothing is pooled across endpoints' credentials.
+            public = await stack.enter_async_context(
+                aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(resolver=GuardedResolver()),
+                    cookie_jar=aiohttp.DummyCookieJar(),
+                )
+            )
+            internal = await stack.enter_async_context(
+                aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+            )
+            self.dispatcher = Dispatcher(
+                self.config,
+                self.pool,
+                self.endpoints,
+                self.metrics,
+                public=public,
+                internal=internal,
+                keyring=self.keyring,
+            )
+            runner, self.metrics_port = await serve(
+                metrics_app(self.registry, self.health),
+                self.config.metrics_host,
+                self.config.metrics_port,
+            )
+            stack.push_async_callback(runner.cleanup)
+            dispatcher = self.dispatcher
+            self._task = asyncio.create_task(dispatcher.run(), name="webhooks")
+            self.health.watch(self._task, "webhooks", may_end=lambda: dispatcher.stopping)
+            self._stack = stack.pop_all()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        try:
+            if self.dispatcher is not None:
+                self.dispatcher.stop()
+            if self._task is not None:
+                # A dispatcher that died was logged (with its traceback) by ``health``.
+                await asyncio.gather(self._task, return_exceptions=True)
+        finally:
+            await self._stack.aclose()
