@@ -175,6 +175,8 @@ async def _dev(args: argparse.Namespace) -> int:
         sqs_port=args.sqs_port,
         smtp_port=args.smtp_port,
         outbox=None if args.outbox is None else pathlib.Path(args.outbox),
+        webhooks_metrics_port=args.webhooks_metrics_port,
+        events=None if args.events is None else pathlib.Path(args.events),
         sqs_data=None if args.sqs_data is None else pathlib.Path(args.sqs_data),
     )
     intake = _override(IntakeConfig.from_env(), host="127.0.0.1", port=args.port)
@@ -371,6 +373,10 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--sqs-port", type=int, help="embedded SQS engine port (default 9324)")
     dev.add_argument("--smtp-port", type=int, help="SMTP capture port (default 2525)")
     dev.add_argument("--outbox", help="Maildir for delivered mail (default var/outbox)")
+    dev.add_argument("--events", help="where the local receiver keeps events (var/events.jsonl)")
+    dev.add_argument(
+        "--webhooks-metrics-port", type=int, help="webhooks dispatcher metrics port (default 9102)"
+    )
     dev.add_argument("--sqs-data", help="localsqs data directory (default var/localsqs)")
     dev.set_defaults(handler=_dev)
     return parser

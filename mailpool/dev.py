@@ -1,12 +1,15 @@
-"""The local stack: localsqs, the queue pool, intake, sender and SMTP capture on 127.0.0.1."""
+"""The local stack on 127.0.0.1: localsqs, the queue pool, intake, sender, SMTP capture, and
+the webhooks dispatcher with a local receiver that verifies and keeps every event."""
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
 import pathlib
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from intake.config import IntakeConfig
@@ -20,6 +23,11 @@ from pool.sqs import SqsClient
 from sender.config import SenderConfig
 from sender.providers.smtp import SmtpConfig, SmtpProvider
 from sender.service import SenderService
+from webhooks.config import WebhooksConfig
+from webhooks.endpoints import Endpoint
+from webhooks.receiver import Receiver
+from webhooks.service import WebhooksService
+from webhooks.signing import new_secret, secret_key
 
 log = logging.getLogger(__name__)
 
@@ -34,22 +42,34 @@ class DevConfig:
     smtp_port: int = 2525
     outbox: pathlib.Path = pathlib.Path("var/outbox")
     sqs_data: pathlib.Path = pathlib.Path("var/localsqs")
+    #: Where the local webhook receiver appends the events it verified (JSON lines).
+    events: pathlib.Path = pathlib.Path("var/events.jsonl")
+    webhooks_metrics_port: int = 9102
     #: On stop: how long to wait for the sender to deliver what is queued.
     drain_s: float = 15.0
 
 
-async def _drain(pool: QueuePool, seconds: float) -> int:
-    """Wait until the pool holds no message or ``seconds`` pass; what is left."""
+async def _drain(count: Callable[[], Awaitable[int]], seconds: float) -> int:
+    """Wait until ``count()`` is 0 (nothing left queued) or ``seconds`` pass; what is left."""
     deadline = time.monotonic() + seconds
-    left = depth_total(await pool.depth())
+    left = await count()
     while left and time.monotonic() < deadline:
         await asyncio.sleep(0.25)
-        left = depth_total(await pool.depth())
+        left = await count()
     return left
 
 
+async def _queued(pool: QueuePool) -> int:
+    return depth_total(await pool.depth())
+
+
 def _banner(
-    intake: IntakeService, sender: SenderService, sqs: LocalSqs, smtp: CaptureServer
+    intake: IntakeService,
+    sender: SenderService,
+    sqs: LocalSqs,
+    smtp: CaptureServer,
+    hooks: WebhooksService,
+    receiver: Receiver,
 ) -> str:
     pool = intake.pool.config
     example = (
@@ -65,10 +85,13 @@ def _banner(
             f"  SQS      {sqs.url}  (localsqs, data in {sqs.config.data_dir}/; queues "
             f"{pool.queue_name(0)} .. {pool.queue_name(pool.shards - 1)}, each with a DLQ)",
             f"  SMTP     127.0.0.1:{smtp.port} -> Maildir {smtp.handler.path}/",
+            f"  webhooks {receiver.url} (signed, verified) -> {receiver.path}; dispatcher "
+            f"metrics at http://127.0.0.1:{hooks.metrics_port}/metrics",
             "Send one:",
             f"  curl -sS -X POST {intake.url}/v1/emails -H 'Content-Type: application/json' \\",
             f"       -d '{example}'",
             f"Read it:  ls {smtp.handler.path}/new/ && cat {smtp.handler.path}/new/*",
+            f"Its events (email.sent, ...):  cat {receiver.path}",
             "Ctrl-C stops intake, lets the sender deliver what was accepted, then exits.",
         ]
     )
@@ -85,27 +108,39 @@ async def run_dev(
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "mailpool-dev")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "mailpool-dev")
     engine = LocalSqsConfig(port=dev.sqs_port, data_dir=dev.sqs_data, region=REGION)
-    async with LocalSqs(engine) as sqs:
+    async with contextlib.AsyncExitStack() as stack:
+        sqs = await stack.enter_async_context(LocalSqs(engine))
         pool_config = dataclasses.replace(pool_config, endpoint_url=sqs.url, region=REGION)
         async with SqsClient.from_config(pool_config) as client:
             await provision(client, pool_config)
         handler = MaildirHandler(dev.outbox)
-        async with CaptureServer(handler, port=dev.smtp_port) as smtp:
-            provider = SmtpProvider(SmtpConfig(host="127.0.0.1", port=smtp.port))
-            async with SenderService(pool_config, sender_config, provider) as sender:
-                intake = IntakeService(pool_config, intake_config)
-                async with intake:
-                    print(_banner(intake, sender, sqs, smtp), flush=True)
-                    await stop.wait()
-                    print("stopping intake ...", file=sys.stderr, flush=True)
-                print("delivering what was accepted ...", file=sys.stderr, flush=True)
-                left = await _drain(sender.pool, dev.drain_s)
-            if left:
-                print(
-                    f"{left} accepted message(s) are still queued; they are kept in "
-                    f"{dev.sqs_data}/ and delivered on the next start",
-                    file=sys.stderr,
-                    flush=True,
-                )
-            print(f"stopped; {handler.count} message(s) delivered to {dev.outbox}/", flush=True)
+        smtp = await stack.enter_async_context(CaptureServer(handler, port=dev.smtp_port))
+        secret = new_secret()  # a fresh one each run: only this receiver knows it
+        receiver = await stack.enter_async_context(Receiver(secret_key(secret), dev.events))
+        local = Endpoint(name="local", url=receiver.url, key=secret_key(secret),
+                         allow_http=True, internal=True)  # fmt: skip
+        hooks_config = WebhooksConfig(wait_time_s=2, metrics_port=dev.webhooks_metrics_port)
+        hooks = await stack.enter_async_context(WebhooksService(pool_config, hooks_config, [local]))
+        provider = SmtpProvider(SmtpConfig(host="127.0.0.1", port=smtp.port))
+        async with SenderService(pool_config, sender_config, provider) as sender:
+            intake = IntakeService(pool_config, intake_config)
+            async with intake:
+                print(_banner(intake, sender, sqs, smtp, hooks, receiver), flush=True)
+                await stop.wait()
+                print("stopping intake ...", file=sys.stderr, flush=True)
+            print("delivering what was accepted ...", file=sys.stderr, flush=True)
+            left = await _drain(lambda: _queued(sender.pool), dev.drain_s)
+            await _drain(sender.pool.events_waiting, dev.drain_s)
+        if left:
+            print(
+                f"{left} accepted message(s) are still queued; they are kept in "
+                f"{dev.sqs_data}/ and delivered on the next start",
+                file=sys.stderr,
+                flush=True,
+            )
+        print(
+            f"stopped; {handler.count} message(s) delivered to {dev.outbox}/, "
+            f"{receiver.count} event(s) to {dev.events}",
+            flush=True,
+        )
     return 0

@@ -323,6 +323,14 @@ class QueuePool:
         except TimeoutError:
             raise Unavailable("the queues did not answer in time") from None
 
+    async def events_waiting(self) -> int:
+        """Events visible or in flight on the events queue (0 without one)."""
+        if self._events is None:
+            return 0
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        found = await self._client.attributes(self._events.url, names)
+        return sum(int(found.get(name, 0)) for name in names)
+
     async def depth(self) -> list[ShardDepth]:
         """Approximate visible, in-flight, delayed and dead-lettered counts per shard."""
         return list(await asyncio.gather(*(self._depth(s) for s in self._shards)))

@@ -8,6 +8,7 @@ import signal
 import sys
 
 import aiohttp
+import orjson
 
 from tests.support.waiting import until
 
@@ -24,6 +25,7 @@ async def test_dev_stack_delivers_to_the_outbox_and_stops_cleanly(tmp_path: path
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "mailpool", "dev",
         "--port", "0", "--metrics-port", "0", "--sqs-port", "0", "--smtp-port", "0",
+        "--webhooks-metrics-port", "0",
         cwd=tmp_path, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
@@ -50,6 +52,16 @@ async def test_dev_stack_delivers_to_the_outbox_and_stops_cleanly(tmp_path: path
         await until(lambda: outbox.exists() and len(list(outbox.iterdir())) >= 1, 20)
         first = b"".join(p.read_bytes() for p in outbox.iterdir())
         assert message_id.encode() in first
+        # Its email.sent arrives at the local receiver, signature verified.
+        events = tmp_path / "var" / "events.jsonl"
+
+        def sent_events() -> list[str]:
+            if not events.exists():
+                return []
+            docs = [orjson.loads(line)["event"] for line in events.read_bytes().splitlines()]
+            return [d["data"]["email_id"] for d in docs if d["type"] == "email.sent"]
+
+        await until(lambda: message_id in sent_events(), 20)
         process.send_signal(signal.SIGINT)
         async with asyncio.timeout(30):
             out, err = await process.communicate()
@@ -59,4 +71,6 @@ async def test_dev_stack_delivers_to_the_outbox_and_stops_cleanly(tmp_path: path
             await process.wait()
     assert process.returncode == 0, err.decode()
     assert "stopped; 4 message(s) delivered" in out.decode()
+    assert "4 event(s) to var/events.jsonl" in out.decode()
+    assert "cat var/events.jsonl" in banner
     assert len(list(outbox.iterdir())) == 4

@@ -4,14 +4,12 @@ import asyncio
 import contextlib
 import dataclasses
 import socket
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from intake.ids import new_id
-from mailpool.envelope import Envelope, parse_email
+from mailpool.envelope import Envelope
 from metrics.exposition import process_registry
 from metrics.pool import PoolMetrics
 from pool.config import PoolConfig
@@ -22,6 +20,7 @@ from sender.delivery import retry_delay
 from sender.providers.smtp import SmtpConfig, SmtpProvider
 from sender.service import SenderService
 from tests.support.answers import MALFORMED, answer_proxy
+from tests.support.enqueue import enqueue
 from tests.support.queues import count, drain
 from tests.support.smtp_sink import SmtpSink
 from tests.support.waiting import until
@@ -33,28 +32,6 @@ def email(**fields: Any) -> dict[str, Any]:
     return {"from": "ana@example.test", "to": "bob@example.test", "subject": "s", "text": "t"} | (
         fields
     )
-
-
-async def enqueue(
-    config: PoolConfig, docs: list[dict[str, Any]], group: str | list[str] | None = None
-) -> list[str]:
-    """Enqueue envelopes the way intake does, each once SQS has the one before; their ids."""
-    groups = group if isinstance(group, list) else [group] * len(docs)
-    ids = []
-    async with QueuePool(config, PoolMetrics(process_registry())) as pool:
-        for doc, doc_group in zip(docs, groups, strict=True):
-            message_id = new_id()
-            envelope = Envelope(
-                id=message_id,
-                group=doc_group or message_id,
-                accepted_at=time.time(),
-                email=parse_email(doc),
-            )
-            await pool.send(
-                Outgoing(body=envelope.encode().decode(), group=envelope.group, dedup_id=message_id)
-            )
-            ids.append(message_id)
-    return ids
 
 
 @contextlib.asynccontextmanager

@@ -1,0 +1,34 @@
+"""Putting envelopes on the pool the way intake does, without intake."""
+
+import time
+from typing import Any
+
+from intake.ids import new_id
+from mailpool.envelope import Envelope, parse_email
+from metrics.exposition import process_registry
+from metrics.pool import PoolMetrics
+from pool.config import PoolConfig
+from pool.messages import Outgoing
+from pool.pool import QueuePool
+
+
+async def enqueue(
+    config: PoolConfig, docs: list[dict[str, Any]], group: str | list[str] | None = None
+) -> list[str]:
+    """Enqueue envelopes the way intake does, each once SQS has the one before; their ids."""
+    groups = group if isinstance(group, list) else [group] * len(docs)
+    ids = []
+    async with QueuePool(config, PoolMetrics(process_registry())) as pool:
+        for doc, doc_group in zip(docs, groups, strict=True):
+            message_id = new_id()
+            envelope = Envelope(
+                id=message_id,
+                group=doc_group or message_id,
+                accepted_at=time.time(),
+                email=parse_email(doc),
+            )
+            await pool.send(
+                Outgoing(body=envelope.encode().decode(), group=envelope.group, dedup_id=message_id)
+            )
+            ids.append(message_id)
+    return ids
