@@ -11,8 +11,9 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 
@@ -106,6 +107,28 @@ class Reconciliation:
         )
 
 
+@dataclass
+class Endings:
+    """Terminal events per accepted email, from what the webhook endpoint received."""
+
+    missing: list[str]
+    several: list[str]
+    repeats: int
+
+
+def endings(ledger: Ledger, events: Sequence[Mapping[str, Any]], repeats: int) -> Endings:
+    """Every 202 must have exactly one terminal event (repeats only with the same id)."""
+    terminal: dict[str, set[str]] = {}
+    for event in events:
+        if event["data"]["terminal"]:
+            terminal.setdefault(event["data"]["email_id"], set()).add(event["id"])
+    return Endings(
+        missing=[i for i in ledger.accepted if i not in terminal],
+        several=[i for i, ids in terminal.items() if len(ids) > 1],
+        repeats=repeats,
+    )
+
+
 def reconcile(
     ledger: Ledger, sink: SmtpSink, *, dead: frozenset[str] = frozenset()
 ) -> Reconciliation:
@@ -139,7 +162,8 @@ class Stack:
                  sender_env: Mapping[str, str] | None = None,
                  intake_env: Mapping[str, str] | None = None,
                  engine_dir: pathlib.Path | None = None,
-                 answers: bool = False) -> None:  # fmt: skip
+                 answers: bool = False,
+                 hooks_env: Mapping[str, str] | None = None) -> None:  # fmt: skip
         self.root = root
         self.sink = sink
         self.engine_port = free_port()
@@ -179,6 +203,20 @@ class Stack:
             root / "sender.log",
         )  # fmt: skip
 
+        #: ``mailpool webhooks``, when ``hooks_env`` says where to (MAILPOOL_WEBHOOK_URL …).
+        self.webhooks = None if hooks_env is None else Child(
+            "webhooks", ["webhooks"],
+            self._via_proxy(MAILPOOL_WEBHOOK_METRICS_PORT="0", MAILPOOL_WAIT_TIME="1",
+                            MAILPOOL_WEBHOOK_SCHEDULE="1,1,2,2,3", **hooks_env),
+            root / "webhooks.log",
+        )  # fmt: skip
+
+    @property
+    def children(self) -> list[Child]:
+        """The mailpool processes of the stack (the engine last)."""
+        hooks = [] if self.webhooks is None else [self.webhooks]
+        return [self.intake, self.sender, *hooks, self.engine]
+
     def _via_proxy(self, **extra: str) -> dict[str, str]:
         return {**self.base_env, "AWS_ENDPOINT_URL": "http://127.0.0.1:0", **extra}
 
@@ -192,7 +230,7 @@ class Stack:
         if self.answers is not None:
             await self.answers.__aenter__()
             via = self.answers.url
-        for child in (self.intake, self.sender):
+        for child in self.children[:-1]:
             child.env["AWS_ENDPOINT_URL"] = via
         await self.engine.start()
         create = await asyncio.create_subprocess_exec(
@@ -203,10 +241,12 @@ class Stack:
         assert await create.wait() == 0
         await self.intake.start()
         await self.sender.start()
+        if self.webhooks is not None:
+            await self.webhooks.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        for child in (self.intake, self.sender, self.engine):
+        for child in self.children:
             await child.ensure_stopped()
         await self.proxy.__aexit__()
         if self.answers is not None:
@@ -219,13 +259,21 @@ class Stack:
 class Producers:
     """HTTP clients that retry, with the same Idempotency-Key, until they get a 202."""
 
-    def __init__(self, url: str, ledger: Ledger, *, deadline_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        ledger: Ledger,
+        *,
+        deadline_s: float = 60.0,
+        to: Sequence[str] = ("sink@example.test",),
+    ) -> None:
         self.url = url
         self.ledger = ledger
         self.deadline_s = deadline_s
+        self.to = list(to)
 
     async def submit(self, http: aiohttp.ClientSession, group: str, key: str) -> None:
-        email = {"from": "producer@example.test", "to": "sink@example.test",
+        email = {"from": "producer@example.test", "to": self.to,
                  "subject": "fault test", "text": key, "group": group}  # fmt: skip
         until = time.monotonic() + self.deadline_s
         while time.monotonic() < until:

@@ -10,19 +10,33 @@ import asyncio
 import pathlib
 import signal
 import time
+from collections.abc import AsyncIterator
 
 import aiohttp
+import orjson
 import pytest
 
 from pool.config import PoolConfig
 from pool.dlq import list_dead_letters
 from pool.messages import Outgoing
 from pool.sqs import SqsClient
-from tests.faults.harness import Ledger, Producers, Reconciliation, Stack, flood, reconcile
+from tests.faults.harness import (
+    Ledger,
+    Producers,
+    Reconciliation,
+    Stack,
+    endings,
+    flood,
+    reconcile,
+)
 from tests.support.answers import MALFORMED
 from tests.support.disk import fill
 from tests.support.smtp_sink import SmtpSink
 from tests.support.waiting import until
+from tests.support.webhook_sink import WebhookSink
+from webhooks.signing import new_secret
+
+SECRET = new_secret()
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(180)]
 
@@ -32,18 +46,45 @@ def delivered(sink: SmtpSink) -> set[str]:
 
 
 def settle(
-    ledger: Ledger, sink: SmtpSink, scenario: str, dead: frozenset[str] = frozenset()
+    ledger: Ledger,
+    sink: SmtpSink,
+    scenario: str,
+    dead: frozenset[str] = frozenset(),
+    hooks: WebhookSink | None = None,
 ) -> Reconciliation:
     result = reconcile(ledger, sink, dead=dead)
-    print(result.line(scenario), f"attempts={ledger.attempts} refusals={ledger.refusals}")
+    line = f"attempts={ledger.attempts} refusals={ledger.refusals}"
+    if hooks is not None:
+        ends = endings(ledger, hooks.events(), len(hooks.deliveries) - len(hooks.events()))
+        line += f" terminal_missing={len(ends.missing)} terminal_several={len(ends.several)}"
+        line += f" event_repeats={ends.repeats}"
+        assert ends.missing == []
+        assert ends.several == []  # one ending per email; repeats only with the same id
+    print(result.line(scenario), line)
     assert result.lost == []
     assert result.out_of_order == []
     assert result.unexpected == []
     return result
 
 
-async def all_delivered(ledger: Ledger, sink: SmtpSink, within: float = 60) -> None:
+async def all_delivered(
+    ledger: Ledger, sink: SmtpSink, within: float = 60, hooks: WebhookSink | None = None
+) -> None:
     await until(lambda: set(ledger.accepted) <= delivered(sink), within)
+    if hooks is not None:  # and each one's ending has reached the webhook endpoint
+        await until(lambda: not endings(ledger, hooks.events(), 0).missing, within)
+
+
+@pytest.fixture
+async def hooks() -> AsyncIterator[WebhookSink]:
+    """A webhook endpoint that verifies every event with the reference library."""
+    async with WebhookSink(SECRET) as sink:
+        yield sink
+
+
+def hooks_env(sink: WebhookSink) -> dict[str, str]:
+    return {"MAILPOOL_WEBHOOK_URL": sink.url, "MAILPOOL_WEBHOOK_SECRET": SECRET,
+            "MAILPOOL_WEBHOOK_ALLOW_PRIVATE": "true"}  # fmt: skip
 
 
 def pool_of(stack: Stack) -> PoolConfig:
@@ -55,10 +96,11 @@ def pool_of(stack: Stack) -> PoolConfig:
 
 
 async def test_1_sender_killed_with_hundreds_in_flight(
-    tmp_path: pathlib.Path, smtp_sink: SmtpSink
+    tmp_path: pathlib.Path, smtp_sink: SmtpSink, hooks: WebhookSink
 ) -> None:
     smtp_sink.handler.delay_s = 0.02
-    async with Stack(tmp_path, smtp_sink, sender_env={"MAILPOOL_CONCURRENCY": "300"}) as stack:
+    async with Stack(tmp_path, smtp_sink, sender_env={"MAILPOOL_CONCURRENCY": "300"},
+                     hooks_env=hooks_env(hooks)) as stack:  # fmt: skip
         ledger = Ledger()
         stack.sender.pause()  # let a backlog build, so the sender takes hundreds at once
         await Producers(stack.url, ledger).run(groups=30, per_group=10)
@@ -67,8 +109,8 @@ async def test_1_sender_killed_with_hundreds_in_flight(
         await stack.sender.signal(signal.SIGKILL)
         assert len(delivered(smtp_sink)) < 300, "the kill came too late to test anything"
         await stack.sender.start()
-        await all_delivered(ledger, smtp_sink)
-    assert settle(ledger, smtp_sink, "1 sender kill -9").accepted == 300
+        await all_delivered(ledger, smtp_sink, hooks=hooks)
+    assert settle(ledger, smtp_sink, "1 sender kill -9", hooks=hooks).accepted == 300
 
 
 async def test_2_intake_killed_under_load(tmp_path: pathlib.Path, smtp_sink: SmtpSink) -> None:
@@ -140,8 +182,10 @@ async def test_4_sqs_throttling_calls_and_entries(
     settle(ledger, smtp_sink, "4 SQS throttling")
 
 
-async def test_5_smtp_down_4xx_5xx_and_slow(tmp_path: pathlib.Path, smtp_sink: SmtpSink) -> None:
-    async with Stack(tmp_path, smtp_sink) as stack:
+async def test_5_smtp_down_4xx_5xx_and_slow(
+    tmp_path: pathlib.Path, smtp_sink: SmtpSink, hooks: WebhookSink
+) -> None:
+    async with Stack(tmp_path, smtp_sink, hooks_env=hooks_env(hooks)) as stack:
         ledger = Ledger()
         # Down: connections refused, then back.
         await smtp_sink.go_down()
@@ -173,9 +217,28 @@ async def test_5_smtp_down_4xx_5xx_and_slow(tmp_path: pathlib.Path, smtp_sink: S
 
             await until(dead_letters, 30)
             letters = await list_dead_letters(client, config)
-    ledger.accepted.update(slow.accepted)
-    ledger.order.update({f"slow-{k}": v for k, v in slow.order.items()})
-    result = settle(ledger, smtp_sink, "5 SMTP down/4xx/slow")
+        # 5xx for some recipients: sent to the others, bounced for those.
+        smtp_sink.handler.rcpt_replies["gone@example.test"] = "550 5.1.1 no such user"
+        smtp_sink.handler.rcpt_replies.pop("sink@example.test")
+        partly = Ledger()
+        await Producers(stack.url, partly, to=["sink@example.test", "gone@example.test"]).run(
+            groups=2, per_group=1
+        )
+        ledger.accepted.update(slow.accepted)
+        ledger.order.update({f"slow-{k}": v for k, v in slow.order.items()})
+        ledger.accepted.update(partly.accepted)
+        await all_delivered(ledger, smtp_sink, hooks=hooks)
+        await until(lambda: not endings(doomed, hooks.events(), 0).missing, 30)
+    result = settle(ledger, smtp_sink, "5 SMTP down/4xx/slow", hooks=hooks)
+    for email_id in doomed.accepted:  # every recipient refused: it ends bounced
+        [ending] = [e for e in hooks.events(email_id) if e["data"]["terminal"]]
+        assert ending["type"] == "email.bounced"
+        assert ending["data"]["recipients"][0]["enhanced"] == "5.1.1"
+    for email_id in partly.accepted:  # sent to one, bounced for the other
+        kinds = {e["type"]: e for e in hooks.events(email_id)}
+        assert kinds["email.sent"]["data"]["terminal"]
+        assert [r["position"] for r in kinds["email.bounced"]["data"]["recipients"]] == [1]
+    assert any(e["type"] == "email.deferred" for e in hooks.events())  # the 4xx retries
     assert [d.mailpool_id for d in smtp_sink.deliveries].count(next(iter(slow.accepted))) == 1
     assert {letter.reason for letter in letters} == {"smtp_550_all_recipients"}
     assert not set(doomed.accepted) & delivered(smtp_sink)
@@ -183,9 +246,9 @@ async def test_5_smtp_down_4xx_5xx_and_slow(tmp_path: pathlib.Path, smtp_sink: S
 
 
 async def test_6_a_poison_message_goes_to_the_dlq_and_the_loop_lives(
-    tmp_path: pathlib.Path, smtp_sink: SmtpSink
+    tmp_path: pathlib.Path, smtp_sink: SmtpSink, hooks: WebhookSink
 ) -> None:
-    async with Stack(tmp_path, smtp_sink) as stack:
+    async with Stack(tmp_path, smtp_sink, hooks_env=hooks_env(hooks)) as stack:
         config = pool_of(stack)
         async with SqsClient.from_config(config) as client:
             url = await client.queue_url(config.queue_name(0))
@@ -193,7 +256,7 @@ async def test_6_a_poison_message_goes_to_the_dlq_and_the_loop_lives(
                                                    dedup_id="poison")])  # fmt: skip
             ledger = Ledger()
             await Producers(stack.url, ledger).run(groups=4, per_group=5)
-            await all_delivered(ledger, smtp_sink)
+            await all_delivered(ledger, smtp_sink, hooks=hooks)
 
             async def one_dead() -> bool:
                 return len(await list_dead_letters(client, config)) == 1
@@ -201,13 +264,13 @@ async def test_6_a_poison_message_goes_to_the_dlq_and_the_loop_lives(
             await until(one_dead, 20)
             [letter] = await list_dead_letters(client, config)
     assert letter.reason == "undecodable_envelope"
-    settle(ledger, smtp_sink, "6 poison message")
+    settle(ledger, smtp_sink, "6 poison message", hooks=hooks)
 
 
 async def test_7_queue_engine_killed_under_load(
-    tmp_path: pathlib.Path, smtp_sink: SmtpSink
+    tmp_path: pathlib.Path, smtp_sink: SmtpSink, hooks: WebhookSink
 ) -> None:
-    async with Stack(tmp_path, smtp_sink) as stack:
+    async with Stack(tmp_path, smtp_sink, hooks_env=hooks_env(hooks)) as stack:
         ledger = Ledger()
         load = asyncio.create_task(
             Producers(stack.url, ledger).run(groups=10, per_group=15, pause_s=0.05)
@@ -217,9 +280,9 @@ async def test_7_queue_engine_killed_under_load(
         await asyncio.sleep(2)
         await stack.engine.start()
         await load
-        await all_delivered(ledger, smtp_sink)
+        await all_delivered(ledger, smtp_sink, hooks=hooks)
     assert ledger.refusals.get(503, 0) > 0  # while it was down: 503s, not false 202s
-    settle(ledger, smtp_sink, "7 localsqs kill -9")
+    settle(ledger, smtp_sink, "7 localsqs kill -9", hooks=hooks)
 
 
 async def test_8_sigterm_under_load_drains_and_releases_at_once(
@@ -327,3 +390,34 @@ async def test_11_a_full_disk_under_the_engine_is_an_outage_not_a_hang(
     assert ledger.refusals.get(503, 0) > 0
     assert "cannot write to the data directory" in stack.logs()
     assert settle(ledger, smtp_sink, "11 full disk").duplicates == 0
+
+
+async def test_12_a_webhook_endpoint_down_for_a_while_gets_every_event_and_a_dead_one_slows_none(
+    tmp_path: pathlib.Path, smtp_sink: SmtpSink, hooks: WebhookSink
+) -> None:
+    async with WebhookSink(SECRET, delay_s=30, status=503) as dead:  # never answers in time
+        webhooks_file = tmp_path / "webhooks.json"
+        webhooks_file.write_bytes(orjson.dumps({"endpoints": [
+            {"name": name, "url": sink.url, "secret": SECRET, "allow_http": True,
+             "internal": True}
+            for name, sink in (("live", hooks), ("dead", dead))
+        ]}))  # fmt: skip
+        hooks.status = 503  # the live endpoint is down at first
+        env = {"MAILPOOL_WEBHOOKS_FILE": str(webhooks_file), "MAILPOOL_WEBHOOK_TIMEOUT": "1"}
+        async with Stack(tmp_path, smtp_sink, hooks_env=env) as stack:
+            ledger = Ledger()
+            await Producers(stack.url, ledger).run(groups=10, per_group=3)
+            await all_delivered(ledger, smtp_sink)
+            await until(lambda: len(hooks.requests) >= 10)  # it was tried, and failed
+            assert hooks.deliveries == []
+            hooks.status = 204  # back up: retried on its schedule, every event arrives
+            await all_delivered(ledger, smtp_sink, hooks=hooks)
+            # A later email reaches the live endpoint within seconds, dead one or not.
+            started = asyncio.get_running_loop().time()
+            later = Ledger()
+            await Producers(stack.url, later).run(groups=1, per_group=1)
+            await all_delivered(later, smtp_sink, within=15, hooks=hooks)
+            took = asyncio.get_running_loop().time() - started
+    ledger.accepted.update(later.accepted)
+    assert took < 10
+    settle(ledger, smtp_sink, "12 webhook endpoint down, then back", hooks=hooks)
