@@ -49,6 +49,8 @@ class PoolConfig:
     #: Receives of one events-queue message before SQS dead-letters it (a safety net: the
     #: webhooks dispatcher dead-letters by its own schedule).
     events_max_receive_count: int = 100
+    #: SES feedback arrives on ``<prefix>-ses-events`` (standard, with its DLQ).
+    ses_feedback: bool = False
 
     def __post_init__(self) -> None:
         if self.shards < 1:
@@ -72,6 +74,14 @@ class PoolConfig:
         """Name of the events queue (standard)."""
         return f"{self.prefix}-events"
 
+    def ses_events_name(self) -> str:
+        """Name of the queue SES's event notifications arrive on (through SNS)."""
+        return f"{self.prefix}-ses-events"
+
+    def ses_events_dlq_name(self) -> str:
+        """Name of its dead-letter queue."""
+        return f"{self.prefix}-ses-events-dlq"
+
     def events_dlq_name(self) -> str:
         """Name of the events queue's dead-letter queue (standard)."""
         return f"{self.prefix}-events-dlq"
@@ -94,4 +104,5 @@ class PoolConfig:
             / 1e3,
             send_deadline_s=env_float(environ, "MAILPOOL_SEND_DEADLINE", d.send_deadline_s),
             events=env_str(environ, "MAILPOOL_EVENTS", "on") != "off",
+            ses_feedback=env_str(environ, "MAILPOOL_SES_FEEDBACK", "off") == "on",
         )

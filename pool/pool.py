@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 #: The shard number of messages received from the events queue.
 EVENTS = -1
+#: The shard number of messages received from the SES feedback queue.
+SES_FEEDBACK = -2
 #: Message attribute that carries the reason a message was dead-lettered.
 REASON_ATTRIBUTE = "mailpool-reason"
 #: Message attribute naming the shard a dead-lettered message came from.
@@ -73,6 +75,8 @@ class QueuePool:
         self._shards: list[_Shard] = []
         #: The events queue, handled like one more shard (``EVENTS``), when configured.
         self._events: _Shard | None = None
+        #: The SES feedback queue (``SES_FEEDBACK``), when configured.
+        self._feedback: _Shard | None = None
         self._flushers: asyncio.Task[None] | None = None
         self._stack = contextlib.AsyncExitStack()
 
@@ -95,6 +99,9 @@ class QueuePool:
             if cfg.events:
                 url, dlq = await self._resolve(cfg.events_name(), cfg.events_dlq_name())
                 self._events = self._make_shard(EVENTS, url, dlq)
+            if cfg.ses_feedback:
+                url, dlq = await self._resolve(cfg.ses_events_name(), cfg.ses_events_dlq_name())
+                self._feedback = self._make_shard(SES_FEEDBACK, url, dlq)
         except BaseException:
             await self._stack.aclose()
             raise
@@ -133,7 +140,8 @@ class QueuePool:
 
     def _lanes(self) -> list[_Shard]:
         """The shards, and the events queue when there is one."""
-        return [*self._shards, *([self._events] if self._events is not None else [])]
+        extra = [lane for lane in (self._events, self._feedback) if lane is not None]
+        return [*self._shards, *extra]
 
     def _make_shard(self, index: int, url: str, dlq_url: str) -> _Shard:
         cfg = self.config
@@ -159,8 +167,8 @@ class QueuePool:
         )
         observe = self._metrics.observer
         client = self._client
-        label: int | str = index if index != EVENTS else "events"
-        if index == EVENTS:  # publishing events is not on a producer's critical path
+        label: int | str = {EVENTS: "events", SES_FEEDBACK: "ses-events"}.get(index, index)
+        if index < 0:  # publishing events is not on a producer's critical path
             send_limits = dataclasses.replace(move_limits, deadline_s=cfg.settle_deadline_s)
         return _Shard(
             index=index,
@@ -200,6 +208,10 @@ class QueuePool:
                     tasks.create_task(coalescer.run())
 
     def _shard(self, index: int) -> _Shard:
+        if index == SES_FEEDBACK:
+            if self._feedback is None:
+                raise PoolClosed("the pool has no SES feedback queue (MAILPOOL_SES_FEEDBACK)")
+            return self._feedback
         if index == EVENTS:
             if self._events is None:
                 raise PoolClosed("the pool has no events queue (MAILPOOL_EVENTS=off)")
@@ -212,6 +224,11 @@ class QueuePool:
     def events(self) -> bool:
         """Whether the pool has the events queue."""
         return self._events is not None
+
+    @property
+    def ses_feedback(self) -> bool:
+        """Whether the pool has the SES feedback queue."""
+        return self._feedback is not None
 
     async def publish(self, messages: Sequence[Outgoing], *, dead: bool = False) -> None:
         """Put ``messages`` on the events queue (on its DLQ when ``dead``), batched; returns
@@ -293,7 +310,7 @@ class QueuePool:
             REASON_ATTRIBUTE: reason,
             SOURCE_ATTRIBUTE: str(message.shard),
         }
-        if message.shard == EVENTS:  # a standard queue: no group, no deduplication
+        if message.shard < 0:  # a standard queue: no group, no deduplication
             copy = Outgoing(body=message.body, attributes=marks)
         else:
             copy = Outgoing(

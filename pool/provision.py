@@ -83,11 +83,13 @@ def events_attributes(config: PoolConfig, dlq_arn: str | None) -> dict[str, str]
     return attributes
 
 
-async def provision_events(client: SqsClient, config: PoolConfig) -> tuple[str, str]:
-    """Create (or update) the events queue and its DLQ; their URLs."""
-    dlq_url = await _ensure(client, config.events_dlq_name(), events_attributes(config, None))
+async def provision_events(
+    client: SqsClient, config: PoolConfig, name: str, dlq_name: str
+) -> tuple[str, str]:
+    """Create (or update) a standard events queue and its DLQ; their URLs."""
+    dlq_url = await _ensure(client, dlq_name, events_attributes(config, None))
     arn = (await client.attributes(dlq_url, ["QueueArn"]))["QueueArn"]
-    url = await _ensure(client, config.events_name(), events_attributes(config, arn))
+    url = await _ensure(client, name, events_attributes(config, arn))
     return url, dlq_url
 
 
@@ -95,7 +97,11 @@ async def provision(client: SqsClient, config: PoolConfig) -> list[ProvisionedSh
     """Create the whole pool (and the events queues); safe to run again (it converges the
     attributes)."""
     if config.events:
-        await provision_events(client, config)
+        await provision_events(client, config, config.events_name(), config.events_dlq_name())
+    if config.ses_feedback:
+        await provision_events(
+            client, config, config.ses_events_name(), config.ses_events_dlq_name()
+        )
     return list(
         await asyncio.gather(*(provision_shard(client, config, k) for k in range(config.shards)))
     )
@@ -105,7 +111,9 @@ async def delete_pool(client: SqsClient, config: PoolConfig) -> int:
     """Delete every queue of the pool that exists; how many were deleted."""
     deleted = 0
     names = [n for k in range(config.shards) for n in (config.queue_name(k), config.dlq_name(k))]
-    for name in [*names, config.events_name(), config.events_dlq_name()]:
+    standard = [config.events_name(), config.events_dlq_name(), config.ses_events_name(),
+                config.ses_events_dlq_name()]  # fmt: skip
+    for name in [*names, *standard]:
         try:
             url = await client.queue_url(name)
         except PoolError:

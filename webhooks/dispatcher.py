@@ -26,9 +26,9 @@ from mailpool.sealing import Keyring
 from metrics.webhooks import WebhookMetrics
 from pool.errors import PoolError
 from pool.messages import Outgoing, Received
-from pool.pool import EVENTS, QueuePool
+from pool.pool import EVENTS, SES_FEEDBACK, QueuePool
 from sender.capacity import Capacity
-from webhooks import signing
+from webhooks import ses, signing
 from webhooks.config import WebhooksConfig
 from webhooks.endpoints import Endpoint
 from webhooks.safety import RefusedAddress, literal_refused
@@ -72,6 +72,7 @@ class Dispatcher:
         }
         self._disabled: set[str] = set()
         self._stopping = asyncio.Event()
+        self._stopping_tasks: list[asyncio.Task[None]] = []
 
     @property
     def stopping(self) -> bool:
@@ -82,10 +83,40 @@ class Dispatcher:
         """Stop receiving; ``run`` returns once the events in hand are settled. Idempotent."""
         self._stopping.set()
         self._capacity.close()
+        for task in self._stopping_tasks:
+            task.cancel()
+
+    async def _feedback(self) -> None:
+        """Turn SES event notifications into mailpool events on the events queue."""
+        while True:
+            try:
+                messages = await self._pool.receive(
+                    SES_FEEDBACK, max_messages=10, wait_s=self._config.wait_time_s
+                )
+                for message in messages:
+                    await self._convert(message)
+            except PoolError as exc:
+                log.warning("SES feedback failed", extra={"error": type(exc).__name__})
+                await asyncio.sleep(1.0)
+
+    async def _convert(self, message: Received) -> None:
+        record = ses.feedback(message.body)
+        if record is None:
+            log.warning("not an SES event; dead-lettered", extra={"sqs_id": message.message_id})
+            await self._pool.dead_letter(message, "unreadable_feedback")
+            return
+        event = ses.to_event(record)
+        if event is not None:
+            await self._pool.publish([Outgoing(body=event.encode(self._keyring))])
+        await self._pool.delete(message)
 
     async def run(self) -> None:
-        """Receive and dispatch until ``stop``."""
+        """Receive and dispatch until ``stop`` (and turn SES feedback into events, when the
+        pool has its queue)."""
         async with asyncio.TaskGroup() as tasks:
+            if self._pool.ses_feedback:
+                feedback = tasks.create_task(self._feedback(), name="ses-feedback")
+                self._stopping_tasks.append(feedback)
             while not self._stopping.is_set():
                 room = await self._capacity.take(10)
                 if room == 0:
