@@ -4,6 +4,7 @@ from typing import Any
 
 from intake.config import IntakeConfig
 from mailpool import envelope as env
+from mailpool.events import TYPES as EVENT_TYPES
 from pool.config import PoolConfig
 
 _ADDRESS = {
@@ -218,6 +219,61 @@ def _post_batch(max_batch: int) -> dict[str, Any]:
     }
 
 
+def _event_schema() -> dict[str, Any]:
+    recipient = {
+        "type": "object",
+        "required": ["position", "address", "code", "enhanced"],
+        "additionalProperties": False,
+        "properties": {
+            "position": {"type": "integer", "description": "In to + cc + bcc as requested."},
+            "address": {"type": "string"},
+            "code": {"type": ["integer", "null"], "description": "SMTP reply code."},
+            "enhanced": {"type": ["string", "null"], "description": "Enhanced status code."},
+        },
+    }
+    data = {
+        "type": "object",
+        "required": ["email_id", "tags", "recipients", "attempt", "provider", "terminal"],
+        "additionalProperties": False,
+        "properties": {
+            "email_id": {"type": "string"},
+            "tags": {"type": "object", "additionalProperties": {"type": "string"}},
+            "recipients": {"type": "array", "items": recipient},
+            "attempt": {"type": "integer"},
+            "provider": {"type": ["string", "null"]},
+            "terminal": {"type": "boolean", "description": "This event ends the email's story."},
+            "reason": {"type": "string"},
+            "next_attempt_at": {"type": "string", "format": "date-time"},
+        },
+    }
+    return {
+        "type": "object",
+        "required": ["type", "id", "created_at", "data"],
+        "additionalProperties": False,
+        "properties": {
+            "type": {"enum": list(EVENT_TYPES)},
+            "id": {
+                "type": "string",
+                "description": "Deterministic: the same outcome of an email has the same id; "
+                "also the webhook-id header.",
+            },
+            "created_at": {"type": "string", "format": "date-time"},
+            "data": data,
+        },
+    }
+
+
+_WEBHOOK_HEADERS = [
+    {"name": name, "in": "header", "required": True, "schema": {"type": "string"},
+     "description": text}
+    for name, text in (
+        ("webhook-id", "The event id: drop a repeat by it."),
+        ("webhook-timestamp", "Unix seconds when signed."),
+        ("webhook-signature", "v1,<base64 HMAC-SHA256 of {id}.{timestamp}.{body}>"),
+    )
+]  # fmt: skip
+
+
 def _guarded(operation: dict[str, Any], auth: bool) -> dict[str, Any]:
     unauthorized = _error("API keys are configured and the request has no valid one.")
     guarded = {**operation, "responses": {**operation["responses"], "401": unauthorized}}
@@ -269,8 +325,27 @@ def openapi_document(config: IntakeConfig, pool: PoolConfig, auth: bool = False)
                 }
             },
         },
+        "webhooks": {
+            "emailEvent": {
+                "post": {
+                    "summary": "A delivery event, POSTed by `mailpool webhooks` to each "
+                    "endpoint that wants it, signed per Standard Webhooks",
+                    "parameters": _WEBHOOK_HEADERS,
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Event"}}
+                        },
+                    },
+                    "responses": {
+                        "2XX": {"description": "Taken; any other answer is retried."},
+                        "410": {"description": "Gone: the endpoint is disabled."},
+                    },
+                }
+            }
+        },
         "components": {
-            "schemas": {"Email": _email_schema(), "Error": _ERROR},
+            "schemas": {"Email": _email_schema(), "Error": _ERROR, "Event": _event_schema()},
             "responses": errors,
             "securitySchemes": {
                 "bearer": {

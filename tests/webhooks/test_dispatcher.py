@@ -6,6 +6,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 
+import jsonschema
+from jsonschema.validators import Draft202012Validator
+
+from intake.config import IntakeConfig
+from intake.openapi import openapi_document
 from mailpool.events import Event, Recipient
 from metrics.exposition import process_registry
 from metrics.pool import PoolMetrics
@@ -69,6 +74,11 @@ async def test_each_endpoint_gets_the_events_it_wants_signed_and_with_their_ids(
     assert every.unverified == 0
     [doc] = [d.event for d in every.deliveries if d.webhook_id == sent.id]
     assert doc["type"] == "email.sent"
+    # As the OpenAPI document's webhooks section describes it.
+    api = openapi_document(IntakeConfig(), provisioned)
+    schema = {"$ref": "#/components/schemas/Event", "components": api["components"]}
+    for delivered in every.deliveries:
+        jsonschema.validate(delivered.event, schema, cls=Draft202012Validator)
     assert doc["data"]["tags"] == {"kind": "welcome"}
     assert doc["data"]["recipients"] == [
         {"position": 0, "address": "bob@example.test", "code": 250, "enhanced": "2.0.0"}
