@@ -71,6 +71,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python -m benchmarks.soak --seconds 300 --rate 200
 	$(BIN)/python -m benchmarks.overload --quota 2 --shards 4 --seconds 5 --runs 3 \
 	    --plot benchmarks/overload.png
+	$(BIN)/python -m benchmarks.events --messages 10000 --events 5000 --runs 3
 
 clean:
 	rm -rf $(VENV) var

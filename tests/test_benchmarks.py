@@ -72,11 +72,25 @@ def test_soak_benchmark_runs() -> None:
 
 
 def test_overload_benchmark_runs() -> None:
-    out = bench("overload --quota 5 --shards 1 --seconds 0.5 --runs 1 --clients 4", timeout=180)
+    out = bench(
+        "overload --quota 5 --shards 1 --seconds 0.5 --runs 1 --clients 4 --deadline 0.5",
+        timeout=180,
+    )
     assert "medians of 1 runs" in out
     [ten] = [line.split() for line in out.splitlines() if line.strip().startswith("10x")]
     assert float(ten[1]) > 0  # offered
     assert float(ten[2]) > 0  # accepted
+
+
+def test_events_benchmark_runs() -> None:
+    out = bench("events --messages 30 --events 20 --runs 1", timeout=180)
+    line = next(line for line in out.splitlines() if line.startswith("medians of 1 runs"))
+    ratio = re.search(r"ratio (\d+\.\d+)", line)
+    rate = re.search(r"webhooks process (\d+) deliveries/s", line)
+    assert ratio is not None
+    assert rate is not None
+    assert float(ratio.group(1)) > 0
+    assert int(rate.group(1)) > 0
 
 
 async def test_load_benchmark_runs(provisioned: PoolConfig) -> None:

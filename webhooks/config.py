@@ -44,6 +44,9 @@ class WebhooksConfig:
             wait_time_s=env_int(environ, "MAILPOOL_WAIT_TIME", d.wait_time_s),
             attempt_timeout_s=env_float(environ, "MAILPOOL_WEBHOOK_TIMEOUT", d.attempt_timeout_s),
             schedule_s=schedule,
+            breaker_cooldown_s=env_float(
+                environ, "MAILPOOL_WEBHOOK_COOLDOWN", d.breaker_cooldown_s
+            ),
             metrics_host=env_str(environ, "MAILPOOL_WEBHOOK_METRICS_HOST", d.metrics_host),
             metrics_port=env_int(environ, "MAILPOOL_WEBHOOK_METRICS_PORT", d.metrics_port),
         )
