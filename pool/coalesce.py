@@ -218,6 +218,10 @@ class Coalescer(Generic[E, R]):
                             calls.create_task(self._flush(batch))
                         else:
                             self._slots.release()
+                        if 0 < len(self._pending) < self._limits.max_entries:
+                            # What is left is a partial batch: it waits for company too.
+                            self._wake.set()
+                            break
         finally:
             self._dead = True
             self._fail_all(PoolClosed("the pool's flusher stopped"))

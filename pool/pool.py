@@ -168,8 +168,12 @@ class QueuePool:
         observe = self._metrics.observer
         client = self._client
         label: int | str = {EVENTS: "events", SES_FEEDBACK: "ses-events"}.get(index, index)
-        if index < 0:  # publishing events is not on a producer's critical path
-            send_limits = dataclasses.replace(move_limits, deadline_s=cfg.settle_deadline_s)
+        if index < 0:
+            # Publishing events is not on a producer's critical path: like deletes, it
+            # lingers to fill its batches (one call per ten events) and retries longer.
+            send_limits = dataclasses.replace(
+                move_limits, linger_s=settle.linger_s, deadline_s=cfg.settle_deadline_s
+            )
         return _Shard(
             index=index,
             url=url,
@@ -235,6 +239,9 @@ class QueuePool:
         once SQS has them all."""
         lane = self._shard(EVENTS)
         target = lane.dead_letter if dead else lane.send
+        if len(messages) == 1:  # the common case: no task per message
+            await target.submit(messages[0], len(messages[0].body.encode()))
+            return
         await asyncio.gather(*(target.submit(m, len(m.body.encode())) for m in messages))
 
     async def send(
