@@ -155,7 +155,7 @@ class Sender:
                 failures += 1
                 self._metrics.receive_failed(shard)
                 log.warning("receive failed", extra={"shard": shard, "error": type(exc).__name__})
-                await self._pause(min(30.0, 0.25 * 2 ** min(failures, 7)))
+                await self._pause(backoff(failures - 1, 0.25, 30.0))
                 continue
             except BaseException:
                 self._capacity.give(room)

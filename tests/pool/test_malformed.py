@@ -1,5 +1,6 @@
 """An answer botocore or mailpool cannot map fails that one call, never the pool."""
 
+import asyncio
 import dataclasses
 import re
 import uuid
@@ -62,7 +63,8 @@ async def test_a_malformed_send_answer_fails_that_send_and_the_next_goes_out(
     assert_names(failed.value, "SendMessageBatch")
     assert proxy.given["SendMessageBatch"] >= 1
     proxy.heal()
-    await pool.send(message())
+    # The next call goes out once the failures' backoff (at most 1 s) has passed.
+    await pool.send(message(), deadline_s=3)
     assert await count(pool.config) == 1
 
 
@@ -104,6 +106,7 @@ async def test_a_malformed_settle_answer_fails_those_entries_and_the_next_call_l
     # Given up and nothing left waiting: no shard stays gated on deletes that no longer exist.
     assert not pool.deletes_failing(0)
     proxy.heal()
+    await asyncio.sleep(1.0)  # the failures' backoff (at most 1 s) holds the next call back
     await settle(received)
     if action == "DeleteMessageBatch":
         assert await count(pool.config) == 0
