@@ -9,7 +9,6 @@ upstream proxy authenticates.
 
 import hashlib
 import hmac
-import ipaddress
 import os
 import pathlib
 import secrets
@@ -17,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from intake.errors import ApiError
+from mailpool.network import is_loopback
 from mailpool.settings import SettingError, env_opt, env_str
 
 ANONYMOUS = "default"
@@ -89,16 +89,6 @@ class Authenticator:
         if found is None:
             raise _UNAUTHORIZED
         return found.name
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` only accepts connections from this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_exposure(auth: Authenticator, host: str, environ: Mapping[str, str] = os.environ) -> None:

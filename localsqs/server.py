@@ -15,6 +15,7 @@ from localsqs.engine import Engine
 from localsqs.protocol import ENGINE, create_app
 from localsqs.store import Durability, Store
 from localsqs.throttle import Throttle
+from mailpool.network import is_loopback
 from mailpool.settings import SettingError, env_float, env_int, env_str
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,19 @@ class LocalSqsConfig:
     region: str = "us-east-1"
     account: str = "000000000000"
     sweep_interval_s: float = 30.0
+    #: Listen beyond loopback although nothing is authenticated (``--expose-unauthenticated``).
+    exposed: bool = False
+
+    def check_exposure(self) -> None:
+        """Refuse a listen address other machines can reach, unless told it is wanted: the
+        engine checks no credentials and holds whole emails (and events with addresses)."""
+        if is_loopback(self.host) or self.exposed:
+            return
+        raise SettingError(
+            f"refusing to listen on {self.host}: localsqs checks no credentials, so anyone who "
+            "can reach it reads and deletes every queued email; pass --expose-unauthenticated "
+            "(MAILPOOL_LOCALSQS_EXPOSE_UNAUTHENTICATED=true) if that is really wanted"
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "LocalSqsConfig":
@@ -53,6 +67,7 @@ class LocalSqsConfig:
             durability=durability,  # type: ignore[arg-type]
             throttle=env_float(environ, "MAILPOOL_LOCALSQS_THROTTLE", d.throttle),
             entry_faults=env_float(environ, "MAILPOOL_LOCALSQS_ENTRY_FAULTS", d.entry_faults),
+            exposed=env_str(environ, "MAILPOOL_LOCALSQS_EXPOSE_UNAUTHENTICATED", "") == "true",
         )
 
 
@@ -72,6 +87,13 @@ class LocalSqs:
         return f"http://{self.config.host}:{self.port}"
 
     async def __aenter__(self) -> "LocalSqs":
+        self.config.check_exposure()
+        if not is_loopback(self.config.host):
+            log.warning(
+                "listening beyond loopback without authentication: anyone who can reach this "
+                "port can read every queued email",
+                extra={"url": self.url},
+            )
         await asyncio.to_thread(self.store.open)
         try:
             site_port = await self._serve()

@@ -18,6 +18,7 @@ from intake.service import IntakeService
 from localsqs.store import DataDirError
 from mailpool import logs, runtime
 from mailpool.health import Health
+from mailpool.network import is_loopback
 from mailpool.sealing import Keyring
 from mailpool.sealing import new_key as new_encryption_key
 from mailpool.settings import SettingError
@@ -242,10 +243,18 @@ async def _localsqs(args: argparse.Namespace) -> int:
         durability=args.durability,
         throttle=args.throttle,
         entry_faults=args.entry_faults,
+        exposed=args.expose_unauthenticated or None,
     )
     stop = runtime.stop_event()
     async with LocalSqs(config) as server:
         print(f"localsqs listening on {server.url} (data in {config.data_dir})", flush=True)
+        if config.exposed and not is_loopback(config.host):
+            print(
+                "WARNING: localsqs checks no credentials; anyone who can reach "
+                f"{server.url} can read and delete every queued email",
+                file=sys.stderr,
+                flush=True,
+            )
         await stop.wait()
     return 0
 
@@ -346,6 +355,12 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("--host", help="listen address (MAILPOOL_LOCALSQS_HOST, 127.0.0.1)")
     engine.add_argument("--port", type=int, help="listen port (MAILPOOL_LOCALSQS_PORT, 9324)")
     engine.add_argument("--data-dir", help="data directory (MAILPOOL_LOCALSQS_DATA)")
+    engine.add_argument(
+        "--expose-unauthenticated",
+        action="store_true",
+        help="allow a non-loopback --host although localsqs checks no credentials: anyone "
+        "who can reach the port reads every queued email (unsafe)",
+    )
     engine.add_argument(
         "--durability",
         choices=("fsync", "os"),

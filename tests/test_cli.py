@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import pathlib
 import re
 import signal
 import sys
@@ -9,6 +10,7 @@ import sys
 import aiohttp
 import pytest
 
+from localsqs.server import LocalSqsConfig
 from mailpool.cli import main
 from pool.config import PoolConfig
 from tests.support.smtp_sink import SmtpSink
@@ -102,3 +104,17 @@ async def test_intake_and_sender_as_separate_processes(
     finally:
         assert await stop(intake) == 0
         assert await stop(sender) == 0
+
+
+def test_localsqs_refuses_a_reachable_address_unless_told_it_is_unsafe(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["localsqs", "--host", "0.0.0.0", "--port", "0", "--data-dir", str(tmp_path)]
+    assert main(argv) == 2
+    said = capsys.readouterr().err
+    assert "refusing to listen on 0.0.0.0" in said
+    assert "--expose-unauthenticated" in said
+    assert not (tmp_path / "localsqs.db").exists()  # refused before opening anything
+    LocalSqsConfig(host="0.0.0.0", exposed=True).check_exposure()  # told: allowed
+    for loopback in ("127.0.0.1", "::1", "localhost"):
+        LocalSqsConfig(host=loopback).check_exposure()
