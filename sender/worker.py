@@ -9,10 +9,13 @@ Every received message is settled exactly once: deleted (delivered), hidden for 
 (transient failure; SQS moves it to the DLQ after maxReceiveCount), moved to the DLQ
 (permanent failure), or released (unstarted at shutdown, or behind a failed one of its group).
 
-What cannot be settled is not taken: a delivered message whose delete fails stays held
-(its visibility extended, so it is not delivered again) while a mender retries the delete,
-and no shard receives anything new until every such delete has landed and the latest
-delete call of its shard went through.
+``sender/delivery.py`` decides each attempt's outcome; the worker publishes the outcome's
+events to the events queue *before* it settles the message, so no outcome is lost.
+
+What cannot be settled is not taken: a decided message whose events or settling call
+(delete, DLQ move) fail stays held (its visibility extended, so it is not delivered again)
+while a mender retries them, and no shard receives anything new until every held message
+is recorded and the latest delete call of its shard went through.
 """
 
 import asyncio
@@ -84,7 +87,7 @@ class Sender:
         self._chains: set[asyncio.Task[None]] = set()
         #: Decided messages whose events or settling call failed, by receipt (held, their
         #: visibility extended, while the mender retries).
-        self._undeleted: dict[str, _Owed] = {}
+        self._held: dict[str, _Owed] = {}
         #: Outcomes being recorded now, by receipt.
         self._deciding: dict[str, _Owed] = {}
         self._owed = asyncio.Event()
@@ -187,14 +190,14 @@ class Sender:
                 paused = True
                 log.warning(
                     "deletes are failing; receiving nothing until they land",
-                    extra={"shard": shard, "count": len(self._undeleted)},
+                    extra={"shard": shard, "count": len(self._held)},
                 )
             await self._pause(0.2)
         if paused:
             log.info("deletes land again; receiving", extra={"shard": shard})
 
     def _cannot_settle(self, shard: int) -> bool:
-        return bool(self._undeleted) or self._pool.deletes_failing(shard)
+        return bool(self._held) or self._pool.deletes_failing(shard)
 
     async def _mend(self) -> None:
         """Retry what is owed (events, then the delete or DLQ move) until each lands, or its
@@ -203,7 +206,7 @@ class Sender:
         while True:
             await self._owed.wait()
             await asyncio.sleep(backoff(failures, 0.25, 5.0))
-            owed = list(self._undeleted.items())
+            owed = list(self._held.items())
             results = await asyncio.gather(
                 *(self._record(item) for _, item in owed), return_exceptions=True
             )
@@ -221,13 +224,13 @@ class Sender:
                         extra={"id": item.email_id, "shard": item.message.shard,
                                "code": result.code},
                     )  # fmt: skip
-                del self._undeleted[receipt]
+                del self._held[receipt]
                 self._tracker.drop(item.message)
                 self._metrics.outcome(item.message.shard, outcome)
                 progress = True
-            self._metrics.undeleted(len(self._undeleted))
+            self._metrics.undeleted(len(self._held))
             failures = 0 if progress else failures + 1
-            if not self._undeleted:
+            if not self._held:
                 self._owed.clear()
 
     async def _record(self, item: _Owed) -> None:
@@ -307,9 +310,9 @@ class Sender:
             del self._deciding[message.receipt]
             if outcome.settle is not Settle.DELETE:  # held by the mender, not by capacity
                 self._capacity.give(1)
-            self._undeleted[message.receipt] = item
+            self._held[message.receipt] = item
             self._owed.set()
-            self._metrics.undeleted(len(self._undeleted))
+            self._metrics.undeleted(len(self._held))
             log.warning(
                 "could not record an outcome; holding the message and retrying",
                 extra={"id": outcome.email_id, "shard": message.shard,
@@ -399,7 +402,7 @@ class Sender:
         if not held:
             return
         log.warning("settling messages left at shutdown", extra={"count": len(held)})
-        decided = {**self._deciding, **self._undeleted}
+        decided = {**self._deciding, **self._held}
         settling = []
         for h in held:
             item = decided.get(h.message.receipt)
