@@ -27,6 +27,11 @@ from sender.service import SenderService
 from tests.support.engines import ThreadedLocalSqs
 from tests.support.smtp_sink import SmtpSink
 from tests.support.waiting import until
+from tests.support.webhook_sink import WebhookSink
+from webhooks.config import WebhooksConfig
+from webhooks.endpoints import Endpoint
+from webhooks.service import WebhooksService
+from webhooks.signing import new_secret, secret_key
 
 DEPLOY = pathlib.Path(__file__).parent.parent / "deploy"
 PROMTOOL = shutil.which("promtool")
@@ -48,6 +53,7 @@ class Running:
     intake: IntakeService
     sender: SenderService
     sink: SmtpSink
+    webhooks: WebhooksService
 
 
 @contextlib.asynccontextmanager
@@ -58,11 +64,18 @@ async def stack(engine: str, sink: SmtpSink) -> AsyncIterator[Running]:
         await provision(client, config)
     settings = SenderConfig(wait_time_s=1, depth_interval_s=0.5, metrics_port=0, backoff_s=1)
     provider = SmtpProvider(SmtpConfig(port=sink.port))
-    async with (
-        SenderService(config, settings, provider) as sender,
-        IntakeService(config, IntakeConfig(port=0)) as intake,
-    ):
-        yield Running(intake, sender, sink)
+    secret = new_secret()
+    async with WebhookSink(secret) as hooks:
+        endpoint = Endpoint(name="crm", url=hooks.url, key=secret_key(secret), allow_http=True,
+                            internal=True)  # fmt: skip
+        async with (
+            WebhooksService(
+                config, WebhooksConfig(wait_time_s=1, metrics_port=0), [endpoint]
+            ) as webhooks,
+            SenderService(config, settings, provider) as sender,
+            IntakeService(config, IntakeConfig(port=0)) as intake,
+        ):
+            yield Running(intake, sender, sink, webhooks)
 
 
 async def traffic(running: Running) -> None:
@@ -81,12 +94,13 @@ async def scrape(url: str) -> str:
 
 
 @needs_promtool
-async def test_promtool_accepts_both_processes_metrics(engine: str, smtp_sink: SmtpSink) -> None:
+async def test_promtool_accepts_every_process_s_metrics(engine: str, smtp_sink: SmtpSink) -> None:
     async with stack(engine, smtp_sink) as running:
         await traffic(running)
         exposition = {
             "intake": await scrape(running.intake.url),
             "sender": await scrape(f"http://127.0.0.1:{running.sender.metrics_port}"),
+            "webhooks": await scrape(f"http://127.0.0.1:{running.webhooks.metrics_port}"),
         }
     for name, text in exposition.items():
         check = await asyncio.create_subprocess_exec(
@@ -118,8 +132,12 @@ async def test_the_dashboard_uses_only_metrics_mailpool_exports(
     async with stack(engine, smtp_sink) as running:
         await traffic(running)
         await running.sender.sender.depth.poll()  # the depth gauges exist from the first poll
-        exported = await scrape(running.intake.url) + await scrape(
-            f"http://127.0.0.1:{running.sender.metrics_port}"
+        exported = "".join(
+            [
+                await scrape(running.intake.url),
+                await scrape(f"http://127.0.0.1:{running.sender.metrics_port}"),
+                await scrape(f"http://127.0.0.1:{running.webhooks.metrics_port}"),
+            ]
         )
     names = set(re.findall(r"^([a-z_:]+)(?:\{| )", exported, re.MULTILINE))
     for query in dashboard_queries():
@@ -160,6 +178,9 @@ async def test_a_real_prometheus_scrapes_the_stack_and_answers_the_dashboard(
                  "static_configs": [{"targets": [f"127.0.0.1:{running.intake.port}"]}]},
                 {"job_name": "mailpool-sender",
                  "static_configs": [{"targets": [f"127.0.0.1:{running.sender.metrics_port}"]}]},
+                {"job_name": "mailpool-webhooks",
+                 "static_configs": [{"targets": [
+                     f"127.0.0.1:{running.webhooks.metrics_port}"]}]},
             ],
         }))  # fmt: skip
         server = await asyncio.create_subprocess_exec(
@@ -198,10 +219,19 @@ async def test_a_real_prometheus_scrapes_the_stack_and_answers_the_dashboard(
                     )
                     == 1
                 )
-                ups = await query(http, base, 'sum by (job) (up{job=~"mailpool.*"})')
-                assert {r["metric"]["job"]: r["value"][1] for r in ups} == {
+                jobs: dict[str, str] = {}
+
+                async def every_job_up() -> bool:
+                    ups = await query(http, base, 'sum by (job) (up{job=~"mailpool.*"})')
+                    jobs.update({r["metric"]["job"]: r["value"][1] for r in ups})
+                    return len(jobs) == 3
+
+                with contextlib.suppress(TimeoutError):  # each target's first scrape
+                    await until(every_job_up, 10)
+                assert jobs == {
                     "mailpool-intake": "1",
                     "mailpool-sender": "1",
+                    "mailpool-webhooks": "1",
                 }
                 # Every panel's query is valid PromQL and shows a value on a healthy stack
                 # (0, not "no data": counters with known labels start at 0).
@@ -217,7 +247,7 @@ async def test_a_real_prometheus_scrapes_the_stack_and_answers_the_dashboard(
                 assert empty == []
                 async with http.get(f"{base}/api/v1/rules") as response:
                     rules = (await response.json())["data"]["groups"][0]["rules"]
-                assert len(rules) == 7
+                assert len(rules) == 9
         finally:
             server.terminate()
             await server.wait()
