@@ -142,12 +142,15 @@ class Coalescer(Generic[E, R]):
         self._dead = False
         self._inflight: set[_Item[E, R]] = set()
         self._rate = ServiceRate()
-        #: Whether the latest call failed, retriably, for every entry it carried.
-        self.failing = False
         # After a retriable failure no call starts before ``_hold_until``: throttled by
         # SQS, the coalescer makes fewer, fuller calls instead of more, emptier ones.
         self._hold_until = 0.0
         self._failures = 0
+
+    @property
+    def retrying(self) -> bool:
+        """Whether an entry that has failed before still waits for a call (or is in one)."""
+        return any(item.error is not None for item in (*self._pending, *self._inflight))
 
     @property
     def backlog(self) -> int:
@@ -351,7 +354,6 @@ class Coalescer(Generic[E, R]):
             # A moving average of call durations (the first call sets it).
             self._call_s = took if not self._call_s else self._call_s + (took - self._call_s) / 8
             self._rate.add(len(batch) - len(failed), time.monotonic())
-        self.failing = all(isinstance(o, PoolError) and o.retriable for o in outcomes)
         self._tell_observer(len(batch), took, error, failed)
         return outcomes
 

@@ -296,10 +296,9 @@ class QueuePool:
         await self._shard(message.shard).delete.submit(message.receipt)
 
     def deletes_failing(self, shard: int) -> bool:
-        """Whether deletes are waiting on ``shard`` and its latest delete call failed,
-        retriably, for every entry (once none wait, the next delete is the probe)."""
-        delete = self._shard(shard).delete
-        return delete.failing and delete.backlog > 0
+        """Whether a delete on ``shard`` has failed and is still being retried: until every
+        such delete lands (or gives up), a message it would settle may come back."""
+        return self._shard(shard).delete.retrying
 
     async def set_visibility(self, message: Received, seconds: int) -> None:
         """Hide ``message`` for ``seconds`` from now (0 makes it visible at once)."""

@@ -15,7 +15,7 @@ events to the events queue *before* it settles the message, so no outcome is los
 What cannot be settled is not taken: a decided message whose events or settling call
 (delete, DLQ move) fail stays held (its visibility extended, so it is not delivered again)
 while a mender retries them, and no shard receives anything new until every held message
-is recorded and the latest delete call of its shard went through.
+is recorded and every delete of its shard that failed has landed (or given up).
 """
 
 import asyncio
