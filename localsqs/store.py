@@ -77,6 +77,10 @@ WAL_CHECKPOINT_PAGES = 10_000
 WAL_LIMIT_BYTES = 64 * 1024 * 1024
 
 
+class RolledBack(sqlite3.OperationalError):
+    """SQLite rolled the whole transaction back by itself (a full disk, an I/O error)."""
+
+
 class DataDirError(RuntimeError):
     """The data directory cannot be opened or written (a full disk, permissions, I/O)."""
 
@@ -210,9 +214,15 @@ class Store:
                 results.append((fn(conn), None))
                 conn.execute("RELEASE job")
             except Exception as exc:  # the job's own failure; others in the group go on
+                if not conn.in_transaction:
+                    # SQLite undid the whole transaction, the jobs before this one too: none
+                    # of them may report success.
+                    raise RolledBack(f"the transaction was rolled back ({describe(exc)})") from exc
                 conn.execute("ROLLBACK TO job")
                 conn.execute("RELEASE job")
                 results.append((None, exc))
+        if not conn.in_transaction:
+            raise RolledBack("the transaction was rolled back")
         return results
 
     def _rolled_back(self, conn: sqlite3.Connection, exc: sqlite3.Error) -> None:

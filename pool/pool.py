@@ -295,10 +295,13 @@ class QueuePool:
         """Delete a received message (batched with other deletes of its shard)."""
         await self._shard(message.shard).delete.submit(message.receipt)
 
-    def deletes_failing(self, shard: int) -> bool:
-        """Whether a delete on ``shard`` has failed and is still being retried: until every
-        such delete lands (or gives up), a message it would settle may come back."""
-        return self._shard(shard).delete.retrying
+    def settles_failing(self, shard: int) -> bool:
+        """Whether a call that records outcomes has failed and is still being retried: a
+        delete or DLQ move of ``shard``, or an event publish. Until each lands (or gives
+        up), a message it would settle may come back."""
+        lane = self._shard(shard)
+        publishing = self._events is not None and self._events.send.retrying
+        return lane.delete.retrying or lane.dead_letter.retrying or publishing
 
     async def set_visibility(self, message: Received, seconds: int) -> None:
         """Hide ``message`` for ``seconds`` from now (0 makes it visible at once)."""

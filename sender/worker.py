@@ -15,7 +15,8 @@ events to the events queue *before* it settles the message, so no outcome is los
 What cannot be settled is not taken: a decided message whose events or settling call
 (delete, DLQ move) fail stays held (its visibility extended, so it is not delivered again)
 while a mender retries them, and no shard receives anything new until every held message
-is recorded and every delete of its shard that failed has landed (or given up).
+is recorded and every failed call that records an outcome (delete, DLQ move, event
+publish) has landed or given up.
 """
 
 import asyncio
@@ -177,7 +178,7 @@ class Sender:
             if self._stopping.is_set():
                 await self._release(messages)
                 return
-            if self._cannot_settle(shard):  # deletes began failing during the long poll
+            if self._cannot_settle(shard):  # settling began failing during the long poll
                 await self._release(messages)
                 continue
             self._dispatch(messages)
@@ -189,7 +190,7 @@ class Sender:
             if not paused:
                 paused = True
                 log.warning(
-                    "deletes are failing; receiving nothing until they land",
+                    "settling is failing; receiving nothing until it lands",
                     extra={"shard": shard, "count": len(self._held)},
                 )
             await self._pause(0.2)
@@ -197,7 +198,7 @@ class Sender:
             log.info("deletes land again; receiving", extra={"shard": shard})
 
     def _cannot_settle(self, shard: int) -> bool:
-        return bool(self._held) or self._pool.deletes_failing(shard)
+        return bool(self._held) or self._pool.settles_failing(shard)
 
     async def _mend(self) -> None:
         """Retry what is owed (events, then the delete or DLQ move) until each lands, or its

@@ -104,7 +104,7 @@ async def test_a_malformed_settle_answer_fails_those_entries_and_the_next_call_l
         await settle(received)
     assert_names(failed.value, action)
     # Given up and nothing left waiting: no shard stays gated on deletes that no longer exist.
-    assert not pool.deletes_failing(0)
+    assert not pool.settles_failing(0)
     proxy.heal()
     await asyncio.sleep(1.0)  # the failures' backoff (at most 1 s) holds the next call back
     await settle(received)
