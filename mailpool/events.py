@@ -170,12 +170,9 @@ class Event:
             raise EventError(f"not a mailpool event ({type(exc).__name__})") from None
 
 
-def recipients_of(
-    addresses: Sequence[str], positions: Sequence[int] | None = None
-) -> tuple[Recipient, ...]:
-    """Recipients by position (all of ``addresses`` when ``positions`` is None)."""
-    chosen = range(len(addresses)) if positions is None else positions
-    return tuple(Recipient(p, addresses[p]) for p in chosen)
+def recipients_of(addresses: Sequence[str]) -> tuple[Recipient, ...]:
+    """Every one of ``addresses``, numbered by position."""
+    return tuple(Recipient(position, address) for position, address in enumerate(addresses))
 
 
 def _iso(timestamp: float) -> str:
