@@ -5,6 +5,8 @@ so a client sees the same codes it would get from AWS (e.g.
 ``AWS.SimpleQueueService.NonExistentQueue`` for ``QueueDoesNotExist``).
 """
 
+from typing import Any
+
 _QUERY_CODES = {
     "QueueDoesNotExist": "AWS.SimpleQueueService.NonExistentQueue",
     "QueueNameExists": "QueueAlreadyExists",
@@ -57,3 +59,36 @@ def missing(name: str) -> SqsError:
 def no_queue() -> SqsError:
     """QueueDoesNotExist."""
     return SqsError("QueueDoesNotExist", "The specified queue does not exist.")
+
+
+class DynamoError(Exception):
+    """A DynamoDB error answer: ``kind`` is the ``__type`` name; ``item`` the existing item a
+    failed condition returns when the request asked for it."""
+
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        *,
+        status: int = 400,
+        item: dict[str, Any] | None = None,
+        reasons: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.status = status
+        self.item = item
+        self.reasons = reasons
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body of the error answer."""
+        body: dict[str, Any] = {
+            "__type": f"com.amazonaws.dynamodb.v20120810#{self.kind}",
+            "message": self.message,
+        }
+        if self.item is not None:
+            body["Item"] = self.item
+        if self.reasons is not None:
+            body["CancellationReasons"] = self.reasons
+        return body

@@ -13,12 +13,14 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from localsqs import dynamo
 from localsqs import params as p
 from localsqs.checksums import md5_of_attributes, md5_of_body
 from localsqs.engine import Engine, SendEntry
-from localsqs.errors import SqsError, invalid
+from localsqs.errors import DynamoError, SqsError, invalid
 from localsqs.messages import Row, Stored
 from localsqs.queues import Queue
+from localsqs.tables import Tables
 from localsqs.throttle import Throttle
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,7 @@ Params = dict[str, Any]
 Action = Callable[[Engine, Params], Awaitable[dict[str, Any]]]
 ENGINE = web.AppKey("engine", Engine)
 THROTTLE = web.AppKey("throttle", Throttle)
+TABLES = web.AppKey("tables", Tables)
 CONTENT_TYPE = "application/x-amz-json-1.0"
 THROTTLED_ENTRY = SqsError("RequestThrottled", "Request is throttled.", sender=False)
 SYSTEM_ATTRIBUTES = (
@@ -316,6 +319,8 @@ async def handle(request: web.Request) -> web.Response:
     """Dispatch one SQS call."""
     target = request.headers.get("X-Amz-Target", "")
     service, _, action_name = target.partition(".")
+    if service == dynamo.TARGET_PREFIX:
+        return await _dynamo(request, action_name)
     action = ACTIONS.get(action_name) if service == "AmazonSQS" else None
     if action is None:
         error = SqsError(
@@ -347,6 +352,36 @@ async def handle(request: web.Request) -> web.Response:
     return _answer(result)
 
 
+async def _dynamo(request: web.Request, operation: str) -> web.Response:
+    """Dispatch one DynamoDB call."""
+    headers = {"x-amzn-RequestId": str(uuid.uuid4())}
+    try:
+        raw = await request.read()
+        params = orjson.loads(raw) if raw else {}
+        if not isinstance(params, dict):
+            raise DynamoError("SerializationException", "The request body must be an object.")
+        result = await dynamo.call(request.app[TABLES], operation, params)
+    except orjson.JSONDecodeError:
+        failure = DynamoError("SerializationException", "The request body is not valid JSON.")
+    except DynamoError as refused:
+        failure = refused
+    except sqlite3.Error:
+        failure = TABLES_FAILED
+    else:
+        return web.Response(body=orjson.dumps(result), headers=headers,
+                            content_type=CONTENT_TYPE)  # fmt: skip
+    return web.Response(body=orjson.dumps(failure.body()), status=failure.status,
+                        headers=headers, content_type=CONTENT_TYPE)  # fmt: skip
+
+
+#: The DynamoDB answer when the store could not write: a server error, nothing done.
+TABLES_FAILED = DynamoError(
+    "InternalServerError",
+    "The engine could not write to its data directory; nothing was done.",
+    status=500,
+)
+
+
 #: The answer when the store could not write (a full disk): a server error, nothing done.
 STORE_FAILED = SqsError(
     "InternalFailure",
@@ -356,10 +391,11 @@ STORE_FAILED = SqsError(
 )
 
 
-def create_app(engine: Engine, throttle: Throttle) -> web.Application:
-    """The localsqs HTTP application."""
+def create_app(engine: Engine, throttle: Throttle, tables: Tables) -> web.Application:
+    """The localsqs HTTP application: SQS and the DynamoDB subset on one endpoint."""
     app = web.Application(client_max_size=4 * 1024 * 1024)
     app[ENGINE] = engine
+    app[TABLES] = tables
     app[THROTTLE] = throttle
     app.router.add_post("/", handle)
     app.router.add_post("/{tail:.*}", handle)

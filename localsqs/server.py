@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from localsqs.engine import Engine
-from localsqs.protocol import ENGINE, create_app
+from localsqs.protocol import ENGINE, TABLES, create_app
 from localsqs.store import Durability, Store
+from localsqs.tables import Tables
 from localsqs.throttle import Throttle
 from mailpool.network import is_loopback
 from mailpool.settings import SettingError, env_float, env_int, env_str
@@ -109,7 +110,10 @@ class LocalSqs:
         engine = Engine(self.store, region=self.config.region, account=self.config.account,
                         base_url="http://pending")  # fmt: skip
         await engine.start()
-        app = create_app(engine, Throttle(self.config.throttle, self.config.entry_faults))
+        tables = Tables(self.store, region=self.config.region, account=self.config.account)
+        await tables.start()
+        throttle = Throttle(self.config.throttle, self.config.entry_faults)
+        app = create_app(engine, throttle, tables)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port)
@@ -126,6 +130,9 @@ class LocalSqs:
             dropped = await engine.sweep()
             if dropped:
                 log.info("dropped messages past retention", extra={"count": dropped})
+            expired = await self._runner.app[TABLES].sweep()
+            if expired:
+                log.info("deleted items past their TTL", extra={"count": expired})
 
     async def __aexit__(
         self,

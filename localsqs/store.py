@@ -68,6 +68,19 @@ CREATE TABLE IF NOT EXISTS dedup (
     PRIMARY KEY (queue, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS dedup_expiry ON dedup (expires);
+CREATE TABLE IF NOT EXISTS ddb_tables (
+    name TEXT PRIMARY KEY,
+    description TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ddb_items (
+    tbl TEXT NOT NULL,
+    pk TEXT NOT NULL,
+    sk TEXT NOT NULL,
+    item TEXT NOT NULL,
+    expires INTEGER,
+    PRIMARY KEY (tbl, pk, sk)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ddb_expiry ON ddb_items (expires) WHERE expires IS NOT NULL;
 """
 
 _MAX_GROUP = 512

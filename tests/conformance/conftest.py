@@ -63,3 +63,33 @@ async def cleanup(sqs: Any) -> AsyncIterator[list[str]]:
     for url in urls:
         with contextlib.suppress(ClientError):  # a test may have deleted it already
             await sqs.delete_queue(QueueUrl=url)
+
+
+@pytest.fixture
+async def dynamodb(endpoint: str | None) -> AsyncIterator[Any]:
+    """A raw aiobotocore DynamoDB client for the engine under test."""
+    config = AioConfig(retries={"total_max_attempts": 1}, read_timeout=30)
+    async with get_session().create_client(
+        "dynamodb", region_name="us-east-1", endpoint_url=endpoint, config=config
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+async def table(dynamodb: Any, name: str) -> AsyncIterator[str]:
+    """A table (pk, sk: strings; TTL on ``expires``) no other test uses; deleted afterwards."""
+    await dynamodb.create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    yield name
+    with contextlib.suppress(ClientError):
+        await dynamodb.delete_table(TableName=name)

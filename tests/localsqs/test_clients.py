@@ -39,6 +39,20 @@ def test_boto3_round_trip(localsqs: str) -> None:
     assert "Messages" not in sqs.receive_message(QueueUrl=url)
 
 
+def test_boto3_dynamodb_round_trip(localsqs: str) -> None:
+    """The resource layer (its own serialisation of types) on the embedded DynamoDB."""
+    dynamodb = boto3.resource("dynamodb", region_name="us-east-1", endpoint_url=localsqs)
+    table = dynamodb.create_table(
+        TableName="boto3-table",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    table.put_item(Item={"pk": "a", "n": 3, "tags": {"x", "y"}, "doc": {"k": ["v", 1]}})
+    item = table.get_item(Key={"pk": "a"})["Item"]
+    assert item == {"pk": "a", "n": 3, "tags": {"x", "y"}, "doc": {"k": ["v", 1]}}
+
+
 def aws_cli() -> str | None:
     return os.environ.get("MAILPOOL_AWS_CLI") or shutil.which("aws")
 
@@ -104,3 +118,23 @@ async def test_throttling_answers_like_sqs_at_its_quota(tmp_path: pathlib.Path) 
         await asyncio.to_thread(server.stop)
     assert outcomes[:5] == ["ok"] * 5
     assert "throttled" in outcomes[5:]
+
+
+@pytest.mark.skipif(aws_cli() is None, reason="no AWS CLI (make test installs one)")
+def test_aws_cli_dynamodb_round_trip(localsqs: str) -> None:
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
+
+    def aws(*args: str) -> Any:
+        out = subprocess.run(
+            [str(aws_cli()), "dynamodb", *args, "--output", "json", "--endpoint-url", localsqs],
+            env=env, capture_output=True, text=True, check=True, timeout=60,
+        ).stdout  # fmt: skip
+        return orjson.loads(out) if out.strip() else {}
+
+    aws("create-table", "--table-name", "cli-table", "--billing-mode", "PAY_PER_REQUEST",
+        "--key-schema", "AttributeName=pk,KeyType=HASH",
+        "--attribute-definitions", "AttributeName=pk,AttributeType=S")  # fmt: skip
+    aws("put-item", "--table-name", "cli-table", "--item", '{"pk": {"S": "a"}, "v": {"N": "1"}}')
+    got = aws("get-item", "--table-name", "cli-table", "--key", '{"pk": {"S": "a"}}')
+    assert got["Item"] == {"pk": {"S": "a"}, "v": {"N": "1"}}
+    assert "cli-table" in aws("list-tables")["TableNames"]
