@@ -96,3 +96,12 @@ def small_disk(tmp_path: pathlib.Path) -> Iterator[pathlib.Path]:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
     yield disk
     subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under xdist (``make test`` runs two workers), the scenarios that run whole stacks of
+    processes (faults, benchmarks) run one after another on one worker, never beside each
+    other: each needs the machine's second core for its own processes."""
+    for item in items:
+        if item.get_closest_marker("faults") or item.path.name == "test_benchmarks.py":
+            item.add_marker(pytest.mark.xdist_group("stacks"))

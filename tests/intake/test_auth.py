@@ -53,7 +53,9 @@ async def post(api: TestClient[Any, Any], **headers: str) -> tuple[int, Any]:
 
 
 @pytest.mark.parametrize(
-    "authorization", [None, "Bearer mp_wrong", f"Basic {ALICE}", "Bearer", f"bearer  {ALICE}x"]
+    "authorization",
+    [None, "Bearer mp_wrong", f"Basic {ALICE}", "Bearer", f"bearer  {ALICE}x"],
+    ids=["none", "wrong-key", "basic-scheme", "no-key", "key-plus-one"],
 )
 async def test_requests_without_a_valid_key_get_401_and_enqueue_nothing(
     api: TestClient[Any, Any], provisioned: PoolConfig, authorization: str | None
