@@ -51,7 +51,7 @@ test: $(VENV)/.installed-dev $(VENV)/awscli/bin/aws prometheus-tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	MAILPOOL_AWS_CLI=$(VENV)/awscli/bin/aws $(BIN)/pytest
+	MAILPOOL_AWS_CLI=$(VENV)/awscli/bin/aws $(BIN)/pytest -n 2 --dist loadgroup
 
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
@@ -72,6 +72,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python -m benchmarks.overload --quota 2 --shards 4 --seconds 5 --runs 3 \
 	    --plot benchmarks/overload.png
 	$(BIN)/python -m benchmarks.events --messages 10000 --events 5000 --runs 3
+	$(BIN)/python -m benchmarks.state --messages 5000 --requests 3000 --seconds 5 --runs 3
 
 clean:
 	rm -rf $(VENV) var

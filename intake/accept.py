@@ -1,6 +1,7 @@
 """Accepting emails: validate, wrap in an envelope, and return once SQS has it."""
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -11,6 +12,7 @@ from intake.auth import ANONYMOUS
 from intake.errors import ApiError
 from intake.ids import idempotent_id, new_id
 from mailpool.envelope import (
+    Email,
     Envelope,
     Pointer,
     ValidationError,
@@ -26,6 +28,9 @@ from pool.blobs import BlobStore
 from pool.errors import NoAnswer, Overloaded, PoolError, Rejected, Unavailable
 from pool.messages import Outgoing
 from pool.pool import QueuePool
+from state.idempotency import Conflict, Decision, Idempotency, digest
+from state.store import State
+from state.tokens import Signer, Unsubscribe
 
 log = logging.getLogger(__name__)
 
@@ -55,23 +60,41 @@ class Acceptor:
         retry_after_s: int,
         keyring: Keyring | None = None,
         blobs: BlobStore | None = None,
+        state: State | None = None,
+        signer: Signer | None = None,
     ) -> None:
         self._pool = pool
+        self._state = state
+        self._signer = signer
+        self._idempotency: Idempotency | None = None
+        #: Idempotency claims being marked accepted, after their 202.
+        self._marks: set[asyncio.Future[None]] = set()
+        if state is not None:
+            # A claim left pending longer than a send can take (with its answer margin) was
+            # abandoned by its request: another may take it over.
+            config = pool.config
+            takeover = config.send_deadline_s + config.answer_margin_s + 1.0
+            self._idempotency = Idempotency(state.table, state.config.idempotency_s, takeover)
         self._blobs = blobs
         self._metrics = metrics
         self._retry_after_s = retry_after_s
         self._keyring = keyring
         self._limit = pool.config.max_message_bytes
 
-    def prepare(self, doc: Any, key: str | None, scope: str = DEFAULT_SCOPE) -> Prepared:
-        """Validate ``doc`` and build its envelope; raises ApiError 422/413."""
+    def prepare(
+        self, doc: Any, key: str | None, scope: str = DEFAULT_SCOPE, email_id: str | None = None
+    ) -> Prepared:
+        """Validate ``doc`` and build its envelope (with ``email_id``, or a new id);
+        raises ApiError 422/413."""
         try:
             email = parse_email(doc)
             group = parse_group(doc.get("group"))
         except ValidationError as exc:
             self._metrics.refused(exc.code)
             raise ApiError(422, exc.code, exc.message, exc.field) from None
-        message_id = new_id() if key is None else idempotent_id(scope, key)
+        message_id = email_id or self._new_id(key, scope)
+        if email.unsubscribe is not None:
+            email = self._with_unsubscribe(email, scope, message_id)
         envelope = Envelope(
             id=message_id,
             group=group or message_id,
@@ -91,6 +114,28 @@ class Acceptor:
                 f"the email is {len(body)} bytes as queued; the queue takes at most {self._limit}",
             )
         return Prepared(id=message_id, group=group_id, body=body)
+
+    def _new_id(self, key: str | None, scope: str) -> str:
+        if self._signer is not None:
+            return self._signer.new_id(scope)
+        return new_id() if key is None else idempotent_id(scope, key)
+
+    def _with_unsubscribe(self, email: Email, scope: str, email_id: str) -> Email:
+        """``email`` with RFC 8058 one-click List-Unsubscribe headers for its recipient."""
+        public_url = None if self._state is None else self._state.config.public_url
+        if self._signer is None or public_url is None:
+            self._metrics.refused("unsubscribe_unavailable")
+            raise ApiError(422, "unsubscribe_unavailable", "one-click unsubscribe needs the "
+                           "state store and MAILPOOL_PUBLIC_URL", "unsubscribe")  # fmt: skip
+        assert email.unsubscribe is not None
+        what = Unsubscribe(scope, email.unsubscribe, email.recipients[0], email_id)
+        links = [f"<{public_url}/unsubscribe/{self._signer.unsubscribe_token(what)}>"]
+        mailto = self._state.config.unsubscribe_mailto if self._state is not None else None
+        if mailto:
+            links.append(f"<mailto:{mailto}?subject=unsubscribe>")
+        headers = {**email.headers, "List-Unsubscribe": ", ".join(links),
+                   "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}  # fmt: skip
+        return dataclasses.replace(email, headers=headers)
 
     async def _offload(self, prepared: Prepared) -> bytes:
         """Put a large envelope in S3; the pointer that stands for it in the queue."""
@@ -154,9 +199,73 @@ class Acceptor:
         log.debug("accepted", extra={"id": prepared.id, "shard": sent.shard})
         return prepared.id
 
-    async def accept(self, doc: Any, key: str | None, scope: str = DEFAULT_SCOPE) -> str:
-        """Validate and enqueue one email."""
-        return await self.send(self.prepare(doc, key, scope))
+    async def accept(
+        self, doc: Any, key: str | None, scope: str = DEFAULT_SCOPE, deadline_s: float | None = None
+    ) -> str:
+        """Validate and enqueue one email; with a key and the state store, at most once per
+        key within its lifetime (the same request again answers the same id)."""
+        return await self._enqueue(doc, key, scope, self.prepare(doc, key, scope), deadline_s)
+
+    async def _enqueue(
+        self, doc: Any, key: str | None, scope: str, prepared: Prepared, deadline_s: float | None
+    ) -> str:
+        if key is None or self._idempotency is None:
+            return await self.send(prepared, deadline_s)
+        # One deadline for the request: the claim and the send share it.
+        budget = self._pool.config.send_deadline_s if deadline_s is None else deadline_s
+        until = time.monotonic() + budget
+        request = digest(doc)
+        decision = await self._claim(scope, key, request, prepared.id, budget)
+        if not decision.enqueue:
+            return decision.email_id
+        if decision.email_id != prepared.id:  # taking over an abandoned claim: its id
+            prepared = self.prepare(doc, key, scope, decision.email_id)
+        email_id = await self.send(prepared, until - time.monotonic())
+        # Marked after the answer, batched with other requests' marks: until it lands, a
+        # retry finds the claim pending, waits, and at worst enqueues the same id again,
+        # which SQS's 5-minute deduplication drops.
+        mark = asyncio.ensure_future(self._mark(scope, key, decision, request))
+        self._marks.add(mark)
+        mark.add_done_callback(self._marks.discard)
+        return email_id
+
+    async def _mark(self, scope: str, key: str, decision: Decision, request: str) -> None:
+        assert self._idempotency is not None
+        try:
+            await self._idempotency.accepted(scope, key, decision, request)
+        except PoolError as exc:
+            log.warning("could not mark an idempotency key accepted",
+                        extra={"id": decision.email_id, "error": type(exc).__name__})  # fmt: skip
+
+    async def settled(self) -> None:
+        """Wait for the idempotency marks still being written (before the store closes)."""
+        while self._marks:
+            await asyncio.gather(*self._marks)
+
+    async def _claim(
+        self, scope: str, key: str, request: str, email_id: str, deadline_s: float
+    ) -> Decision:
+        assert self._idempotency is not None
+        try:
+            return await self._idempotency.begin(scope, key, request, email_id, deadline_s)
+        except Conflict as exc:
+            self._metrics.refused("idempotency_conflict")
+            raise ApiError(
+                409,
+                "idempotency_conflict",
+                f"this Idempotency-Key was used for a different request (email {exc.email_id})",
+                "Idempotency-Key",
+            ) from None
+        except PoolError as exc:
+            self._metrics.refused("unavailable")
+            log.warning("state store unavailable", extra={"error": type(exc).__name__})
+            raise ApiError(
+                503,
+                "unavailable",
+                "the idempotency store did not answer, so the email was not taken; retry with "
+                "the same Idempotency-Key",
+                retry_after=self._retry_after_s,
+            ) from None
 
     async def accept_many(
         self, docs: Sequence[Any], key: str | None, scope: str = DEFAULT_SCOPE
@@ -170,10 +279,13 @@ class Acceptor:
         until = time.monotonic() + self._pool.config.send_deadline_s
         results: list[str | ApiError] = [ApiError(500, "internal", "not processed")] * len(docs)
         valid: list[tuple[int, Prepared]] = []
+
+        def item_key(index: int) -> str | None:
+            return None if key is None else f"{key}:{index}"
+
         for index, doc in enumerate(docs):
             try:
-                item_key = None if key is None else f"{key}:{index}"
-                valid.append((index, self.prepare(doc, item_key, scope)))
+                valid.append((index, self.prepare(doc, item_key(index), scope)))
             except ApiError as exc:
                 exc.field = f"[{index}]" + ("" if exc.field is None else f".{exc.field}")
                 results[index] = exc
@@ -185,7 +297,9 @@ class Acceptor:
                 nonlocal failure
                 index, prepared = entry
                 try:
-                    results[index] = await self.send(prepared, until - time.monotonic())
+                    results[index] = await self._enqueue(
+                        docs[index], item_key(index), scope, prepared, until - time.monotonic()
+                    )
                 except ApiError as exc:
                     results[index] = failure = exc
                     return False

@@ -2,13 +2,14 @@
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from intake import records
 from intake.accept import Acceptor
 from intake.auth import Authenticator
 from intake.config import IntakeConfig
@@ -22,6 +23,8 @@ from metrics.intake import IntakeMetrics
 from pool.blobs import BlobStore
 from pool.errors import PoolError
 from pool.pool import QueuePool
+from state.store import State
+from state.tokens import Signer
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +141,17 @@ def _batch_response(results: list[str | ApiError], headers: dict[str, str]) -> w
     return json_response({"results": items}, 422, headers)
 
 
+def _scoped(
+    handler: Callable[[web.Request, str], Awaitable[web.Response]],
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A handler of the authenticated API, given the caller's scope (its key's name)."""
+
+    async def scoped(request: web.Request) -> web.Response:
+        return await handler(request, _client(request))
+
+    return scoped
+
+
 async def healthz(request: web.Request) -> web.Response:
     """GET /healthz: the process is alive."""
     return json_response({"status": "ok"})
@@ -174,6 +188,7 @@ def create_app(
     keyring: Keyring | None = None,
     blobs: BlobStore | None = None,
     quotas: Quotas | None = None,
+    state: State | None = None,
 ) -> web.Application:
     """The intake application; it opens ``pool`` on startup and closes it on cleanup.
 
@@ -188,8 +203,24 @@ def create_app(
     app[AUTH] = auth or Authenticator([])
     app[METRICS] = metrics
     app[QUOTAS] = quotas or Quotas(config.rate_limit, config.rate_burst)
+    signer = None
+    if state is not None:
+        if state.config.secret is None:
+            raise ValueError("the state store needs MAILPOOL_STATE_SECRET (mailpool state secret)")
+        signer = Signer(state.config.secret)
+        app[records.STATE] = state
+        app[records.SIGNER] = signer
+    app[records.RECORDS_POOL] = pool
+    if keyring is not None:
+        app[records.KEYRING] = keyring
     app[ACCEPTOR] = Acceptor(
-        pool, metrics, retry_after_s=config.retry_after_s, keyring=keyring, blobs=blobs
+        pool,
+        metrics,
+        retry_after_s=config.retry_after_s,
+        keyring=keyring,
+        blobs=blobs,
+        state=state,
+        signer=signer,
     )
 
     async def open_pool(app: web.Application) -> AsyncIterator[None]:
@@ -197,11 +228,21 @@ def create_app(
             await stack.enter_async_context(pool)
             if blobs is not None:
                 await stack.enter_async_context(blobs)
+            if state is not None:
+                await stack.enter_async_context(state)
             yield
+            await app[ACCEPTOR].settled()
 
     app.cleanup_ctx.append(open_pool)
     app.router.add_post("/v1/emails", post_email)
     app.router.add_post("/v1/emails/batch", post_batch)
+    app.router.add_get("/v1/emails/{id}", _scoped(records.get_email))
+    app.router.add_get("/v1/suppressions", _scoped(records.list_suppressions))
+    app.router.add_get("/v1/suppressions/{address}", _scoped(records.get_suppression))
+    app.router.add_put("/v1/suppressions/{address}", _scoped(records.put_suppression))
+    app.router.add_delete("/v1/suppressions/{address}", _scoped(records.delete_suppression))
+    app.router.add_get("/unsubscribe/{token}", records.unsubscribe_page)
+    app.router.add_post("/unsubscribe/{token}", records.unsubscribe)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler(registry))

@@ -52,6 +52,16 @@ def _email_schema() -> dict[str, Any]:
                 "description": "Ordering domain: emails of one group are delivered in "
                 "acceptance order. Default: the email's own id (no ordering).",
             },
+            "unsubscribe": {
+                "oneOf": [
+                    {"type": "boolean"},
+                    {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"},
+                ],
+                "description": "One-click unsubscribe (RFC 8058): true or a list name adds "
+                "List-Unsubscribe (a signed link under MAILPOOL_PUBLIC_URL) and "
+                "List-Unsubscribe-Post. Needs exactly one recipient and the state store; "
+                "not with your own List-Unsubscribe header.",
+            },
         },
     }
 
@@ -77,7 +87,13 @@ _ACCEPTED = {
     "type": "object",
     "required": ["id"],
     "additionalProperties": False,
-    "properties": {"id": {"type": "string", "pattern": "^[0-9a-f]{32}$"}},
+    "properties": {
+        "id": {
+            "type": "string",
+            "pattern": "^[0-9a-f]{32}([0-9a-f]{8})?$",
+            "description": "32 hex digits; 40 (signed) with the state store",
+        }
+    },
 }
 _ITEM_ERROR = {
     "type": "object",
@@ -141,9 +157,133 @@ _IDEMPOTENCY = {
     "in": "header",
     "required": False,
     "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
-    "description": "Repeating a request with the same key within 5 minutes yields the same "
-    "id and enqueues nothing new. In a batch, entry i uses `<key>:<i>`.",
+    "description": "Repeating a request with the same key yields the same id and enqueues "
+    "nothing new: for MAILPOOL_IDEMPOTENCY_HOURS (24) with the state store on, else within "
+    "SQS's 5 minutes. The same key with a different request is `409 idempotency_conflict`. "
+    "In a batch, entry i uses `<key>:<i>`.",
 }
+_STATES = ["queued", "deferred", "sent", "delivered", "bounced", "failed", "suppressed",
+           "complained"]  # fmt: skip
+_WHEN = {"type": ["string", "null"], "format": "date-time"}
+_EMAIL_STATUS = {
+    "type": "object",
+    "required": ["id", "state", "created_at", "updated_at", "attempts", "recipients"],
+    "properties": {
+        "id": {"type": "string"},
+        "state": {"enum": _STATES},
+        "created_at": _WHEN,
+        "updated_at": _WHEN,
+        "attempts": {"type": "integer"},
+        "recipients": {
+            "type": "array",
+            "description": "By position in to + cc + bcc of the request; never the address.",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "position": {"type": "integer"},
+                    "state": {"enum": _STATES},
+                    "code": {"type": ["integer", "null"]},
+                    "enhanced": {"type": ["string", "null"]},
+                    "at": _WHEN,
+                },
+            },
+        },
+    },
+}
+_SUPPRESSION = {
+    "type": "object",
+    "required": ["address", "reason", "created_at"],
+    "properties": {
+        "address": {"type": "string"},
+        "reason": {"enum": ["hard_bounce", "complaint", "unsubscribe", "manual"]},
+        "created_at": {"type": "string", "format": "date-time"},
+        "email_id": {"type": ["string", "null"]},
+    },
+}
+_ADDRESS_PARAM = {"name": "address", "in": "path", "required": True,
+                  "schema": {"type": "string", "maxLength": 320}}  # fmt: skip
+_TOKEN = {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
+_CONFLICT = _error("`idempotency_conflict`: the key was used for a different request.")
+_STATE_OFF = "No such email, or the state store is off (`state_disabled`)."
+_STORE_DOWN = {**_error("The state store did not answer; retry."), "headers": _RETRY_AFTER}
+
+
+def _state_paths(auth: bool) -> dict[str, Any]:
+    """The endpoints the state store serves."""
+    return {
+        "/v1/emails/{id}": {
+            "get": _guarded({
+                "summary": "What became of an email (readable only with the key that sent it)",
+                "parameters": [{"name": "id", "in": "path", "required": True,
+                                "schema": {"type": "string", "maxLength": 64}}],
+                "responses": {"200": _json(_EMAIL_STATUS, "Its state."),
+                              "404": _error(_STATE_OFF), "503": _STORE_DOWN},
+            }, auth),
+        },
+        "/v1/suppressions": {
+            "get": _guarded({
+                "summary": "The suppression list of this API key, in address order",
+                "parameters": [
+                    {"name": "limit", "in": "query", "required": False,
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                    {"name": "after", "in": "query", "required": False,
+                     "schema": {"type": "string"},
+                     "description": "The `next` of the previous page."},
+                ],
+                "responses": {
+                    "200": _json({"type": "object", "properties": {
+                        "data": {"type": "array", "items": _SUPPRESSION},
+                        "next": {"type": ["string", "null"]}}}, "A page."),
+                    "404": _error(_STATE_OFF), "422": _error("A bad `limit`."),
+                    "503": _STORE_DOWN,
+                },
+            }, auth),
+        },
+        "/v1/suppressions/{address}": {
+            "get": _guarded({
+                "summary": "Whether an address is suppressed, why and since when",
+                "parameters": [_ADDRESS_PARAM],
+                "responses": {"200": _json(_SUPPRESSION, "It is."),
+                              "404": _error("It is not (`not_suppressed`)."),
+                              "422": _error("Not an address."), "503": _STORE_DOWN},
+            }, auth),
+            "put": _guarded({
+                "summary": "Suppress an address by hand (reason `manual`)",
+                "parameters": [_ADDRESS_PARAM],
+                "responses": {"200": _json(_SUPPRESSION, "Suppressed."),
+                              "404": _error(_STATE_OFF),
+                              "422": _error("Not an address."), "503": _STORE_DOWN},
+            }, auth),
+            "delete": _guarded({
+                "summary": "Mail an address again",
+                "parameters": [_ADDRESS_PARAM],
+                "responses": {"204": {"description": "Removed."},
+                              "404": _error("It was not suppressed (`not_suppressed`)."),
+                              "422": _error("Not an address."), "503": _STORE_DOWN},
+            }, auth),
+        },
+        "/unsubscribe/{token}": {
+            "get": {
+                "summary": "A page with an unsubscribe button (a GET changes nothing)",
+                "parameters": [_TOKEN],
+                "responses": {
+                    "200": {"description": "HTML.",
+                            "content": {"text/html": {"schema": {"type": "string"}}}},
+                    "404": _error("A forged or altered token."),
+                },
+            },
+            "post": {
+                "summary": "RFC 8058 one-click unsubscribe (no API key): suppresses the "
+                "address for the key that sent the email and emits `email.unsubscribed`",
+                "parameters": [_TOKEN],
+                "responses": {
+                    "200": _json(_STATUS, "Unsubscribed."),
+                    "404": _error("A forged or altered token."),
+                    "503": _STORE_DOWN,
+                },
+            },
+        },
+    }  # fmt: skip
 
 
 def _post_email(limit: int) -> dict[str, Any]:
@@ -163,6 +303,7 @@ def _post_email(limit: int) -> dict[str, Any]:
             "413": _error(
                 f"The request, or the email as queued (limit {limit} bytes), is too large."
             ),
+            "409": _CONFLICT,
             "422": _error("A field is invalid; `field` names it."),
             "429": _RATE_LIMITED,
             "503": {**_error(_UNAVAILABLE), "headers": _RETRY_AFTER},
@@ -291,6 +432,7 @@ def openapi_document(config: IntakeConfig, pool: PoolConfig, auth: bool = False)
         "paths": {
             "/v1/emails": {"post": _guarded(_post_email(pool.max_message_bytes), auth)},
             "/v1/emails/batch": {"post": _guarded(_post_batch(config.max_batch), auth)},
+            **_state_paths(auth),
             "/healthz": {
                 "get": {"summary": "Alive", "responses": {"200": _json(_STATUS, "Alive.")}}
             },

@@ -13,9 +13,12 @@ from mailpool.sealing import Keyring
 from metrics.exposition import process_registry
 from metrics.intake import IntakeMetrics
 from metrics.pool import PoolMetrics
+from metrics.state import StateMetrics
 from pool.blobs import BlobStore
 from pool.config import PoolConfig
 from pool.pool import QueuePool
+from state.config import StateConfig
+from state.store import State
 
 
 class IntakeService:
@@ -28,14 +31,25 @@ class IntakeService:
         auth: Authenticator | None = None,
         keyring: Keyring | None = None,
         blobs: BlobStore | None = None,
+        state: StateConfig | None = None,
     ) -> None:
         self.config = config
         self.registry = process_registry()
         #: Turns fatal when a background task (the pool's flushers) dies.
         self.health = Health()
         self.pool = QueuePool(pool_config, PoolMetrics(self.registry), self.health)
+        self.state = None
+        if state is not None and state.enabled:
+            self.state = State(state, self.health, StateMetrics(self.registry))
         self.app = create_app(
-            config, self.pool, IntakeMetrics(self.registry), self.registry, auth, keyring, blobs
+            config,
+            self.pool,
+            IntakeMetrics(self.registry),
+            self.registry,
+            auth,
+            keyring,
+            blobs,
+            state=self.state,
         )
         self.port = config.port
         self._runner: web.AppRunner | None = None

@@ -32,6 +32,10 @@ from pool.sqs import SqsClient
 from sender.config import SenderConfig
 from sender.providers import PROVIDERS, make_provider
 from sender.service import SenderService
+from state.config import StateConfig
+from state.config import new_secret as new_state_secret
+from state.suppressions import Suppression, Suppressions, normalise
+from state.table import StateTable
 
 
 def _override(config: Any, **flags: Any) -> Any:
@@ -57,12 +61,26 @@ def _blobs() -> BlobStore | None:
     return BlobStore(config)  # S3 endpoint: botocore's (AWS_ENDPOINT_URL_S3, ...)
 
 
+def _state_config(pool: PoolConfig) -> StateConfig:
+    """The state store's settings (table ``<prefix>-state`` unless MAILPOOL_STATE_TABLE);
+    ``--endpoint-url`` (one engine serving SQS and DynamoDB) applies to it too."""
+    config = StateConfig.from_env(prefix=pool.prefix)
+    if pool.endpoint_url:
+        config = dataclasses.replace(config, endpoint_url=pool.endpoint_url)
+    return config
+
+
 async def _queues_create(args: argparse.Namespace) -> int:
     config = _pool_config(args)
     async with SqsClient.from_config(config) as client:
         shards = await provision(client, config)
     for shard in shards:
         print(f"shard {shard.shard}: {shard.url}  dlq: {shard.dlq_url}")
+    state = _state_config(config)
+    if state.enabled:
+        async with StateTable(state) as table:
+            done = await table.provision()
+        print(f"state table {state.table}: {done} (on-demand, encrypted, TTL on expires)")
     blobs = _blobs()
     if blobs is not None:
         async with blobs:
@@ -136,7 +154,8 @@ async def _intake(args: argparse.Namespace) -> int:
     auth = Authenticator.from_env()
     check_exposure(auth, config.host)
     stop = runtime.stop_event()
-    service = IntakeService(_pool_config(args), config, auth, Keyring.from_env(), _blobs())
+    pool = _pool_config(args)
+    service = IntakeService(pool, config, auth, Keyring.from_env(), _blobs(), _state_config(pool))
     async with service:
         print(f"intake listening on {service.url}", flush=True)
         await runtime.until_stopped(stop, service.health)
@@ -149,7 +168,10 @@ async def _sender(args: argparse.Namespace) -> int:
     )
     provider = make_provider(args.providers)
     stop = runtime.stop_event()
-    service = SenderService(_pool_config(args), config, provider, Keyring.from_env(), _blobs())
+    pool = _pool_config(args)
+    service = SenderService(
+        pool, config, provider, Keyring.from_env(), _blobs(), _state_config(pool)
+    )
     async with service:
         print(f"sender running; metrics on port {service.metrics_port}", flush=True)
         waiter = asyncio.ensure_future(stop.wait())
@@ -186,7 +208,8 @@ async def _dev(args: argparse.Namespace) -> int:
         dataclasses.replace(SenderConfig.from_env(), wait_time_s=2, backoff_s=2, grace_s=10.0),
         metrics_port=args.metrics_port,
     )
-    return await run_dev(dev, _pool_config(args), intake, sender, runtime.stop_event())
+    pool = _pool_config(args)
+    return await run_dev(dev, pool, intake, sender, runtime.stop_event(), _state_config(pool))
 
 
 async def _webhooks(args: argparse.Namespace) -> int:
@@ -203,7 +226,8 @@ async def _webhooks(args: argparse.Namespace) -> int:
         )
         return 2
     stop = runtime.stop_event()
-    service = WebhooksService(_pool_config(args), config, configured, Keyring.from_env())
+    pool = _pool_config(args)
+    service = WebhooksService(pool, config, configured, Keyring.from_env(), _state_config(pool))
     async with service:
         print(
             f"webhooks running for {len(configured)} endpoint(s); metrics on port "
@@ -247,7 +271,8 @@ async def _localsqs(args: argparse.Namespace) -> int:
     )
     stop = runtime.stop_event()
     async with LocalSqs(config) as server:
-        print(f"localsqs listening on {server.url} (data in {config.data_dir})", flush=True)
+        print(f"localsqs (SQS and DynamoDB) listening on {server.url} "
+              f"(data in {config.data_dir})", flush=True)  # fmt: skip
         if config.exposed and not is_loopback(config.host):
             print(
                 "WARNING: localsqs checks no credentials; anyone who can reach "
@@ -272,6 +297,49 @@ async def _keys_encryption(args: argparse.Namespace) -> int:
     print(new_encryption_key(args.id))
     print("      put it first in MAILPOOL_ENCRYPTION_KEYS (comma-separated) on intake and senders")
     return 0
+
+
+async def _state_secret(args: argparse.Namespace) -> int:
+    print(new_state_secret())
+    print("      MAILPOOL_STATE_SECRET on every intake (signs ids and unsubscribe links)")
+    return 0
+
+
+def _suppressions(args: argparse.Namespace) -> Suppressions:
+    config = dataclasses.replace(_state_config(_pool_config(args)), enabled=True)
+    return Suppressions(StateTable(config), cache_s=0.0)
+
+
+async def _suppressions_list(args: argparse.Namespace) -> int:
+    suppressions = _suppressions(args)
+    async with suppressions.table:
+        after, shown = None, 0
+        while shown < args.limit:
+            entries, after = await suppressions.page(args.scope, after, min(1000, args.limit))
+            for entry in entries[: args.limit - shown]:
+                doc = entry.document()
+                print(f"{doc['address']}  {doc['reason']}  {doc['created_at']}")
+            shown += len(entries)
+            if after is None:
+                break
+    return 0
+
+
+async def _suppressions_add(args: argparse.Namespace) -> int:
+    suppressions = _suppressions(args)
+    entry = Suppression(normalise(args.address), "manual", time.time())
+    async with suppressions.table:
+        await suppressions.add(args.scope, entry)
+    print(f"suppressed {entry.address} for {args.scope}")
+    return 0
+
+
+async def _suppressions_remove(args: argparse.Namespace) -> int:
+    suppressions = _suppressions(args)
+    async with suppressions.table:
+        removed = await suppressions.remove(args.scope, args.address)
+    print(f"removed {args.address} from {args.scope}" if removed else "it was not suppressed")
+    return 0 if removed else 1
 
 
 def _pool_flags(parser: argparse.ArgumentParser) -> None:
@@ -320,6 +388,26 @@ def build_parser() -> argparse.ArgumentParser:
     sealing.add_argument("--id", default=time.strftime("k%Y%m%d"), help="the key's id")
     sealing.set_defaults(handler=_keys_encryption)
 
+    state = commands.add_parser("state", help="the state store's secret")
+    state_actions = state.add_subparsers(dest="action", required=True)
+    state_secret = state_actions.add_parser("secret", help="make a MAILPOOL_STATE_SECRET")
+    state_secret.set_defaults(handler=_state_secret)
+
+    sup = commands.add_parser("suppressions", help="list, add or remove suppressed addresses")
+    sup_actions = sup.add_subparsers(dest="action", required=True)
+    sup_list = sup_actions.add_parser("list", help="the list of one scope, in address order")
+    sup_list.add_argument("--limit", type=int, default=1000, help="at most this many")
+    sup_list.set_defaults(handler=_suppressions_list)
+    sup_add = sup_actions.add_parser("add", help="suppress an address by hand")
+    sup_add.set_defaults(handler=_suppressions_add)
+    sup_remove = sup_actions.add_parser("remove", help="mail an address again")
+    sup_remove.set_defaults(handler=_suppressions_remove)
+    for action in (sup_list, sup_add, sup_remove):
+        _pool_flags(action)
+        action.add_argument("--scope", default="default", help="the API key's name (default)")
+    for action in (sup_add, sup_remove):
+        action.add_argument("address")
+
     intake = commands.add_parser("intake", help="serve the HTTP intake API")
     _pool_flags(intake)
     intake.add_argument("--host", help="listen address (MAILPOOL_HTTP_HOST)")
@@ -351,7 +439,11 @@ def build_parser() -> argparse.ArgumentParser:
     _pool_flags(hook_redrive)
     hook_redrive.set_defaults(handler=_webhooks_redrive)
 
-    engine = commands.add_parser("localsqs", help="serve the embedded SQS-compatible engine")
+    engine = commands.add_parser(
+        "localaws",
+        aliases=["localsqs"],
+        help="serve the embedded engine: SQS and the DynamoDB subset mailpool uses",
+    )
     engine.add_argument("--host", help="listen address (MAILPOOL_LOCALSQS_HOST, 127.0.0.1)")
     engine.add_argument("--port", type=int, help="listen port (MAILPOOL_LOCALSQS_PORT, 9324)")
     engine.add_argument("--data-dir", help="data directory (MAILPOOL_LOCALSQS_DATA)")

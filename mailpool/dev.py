@@ -23,6 +23,9 @@ from pool.sqs import SqsClient
 from sender.config import SenderConfig
 from sender.providers.smtp import SmtpConfig, SmtpProvider
 from sender.service import SenderService
+from state.config import StateConfig, decode_secret
+from state.config import new_secret as new_state_secret
+from state.table import StateTable
 from webhooks.config import WebhooksConfig
 from webhooks.endpoints import Endpoint
 from webhooks.receiver import Receiver
@@ -47,6 +50,17 @@ class DevConfig:
     webhooks_metrics_port: int = 9102
     #: On stop: how long to wait for the sender to deliver what is queued.
     drain_s: float = 15.0
+    #: The state secret (signed ids, unsubscribe links), made on first start and kept.
+    state_secret: pathlib.Path = pathlib.Path("var/state.secret")
+
+
+def _local_secret(path: pathlib.Path) -> bytes | None:
+    """The local stack's state secret: read from ``path``, or made and kept there."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(new_state_secret() + "\n")
+        path.chmod(0o600)
+    return decode_secret(path.read_text().strip())
 
 
 async def _drain(count: Callable[[], Awaitable[int]], seconds: float) -> int:
@@ -79,11 +93,12 @@ def _banner(
     return "\n".join(
         [
             "mailpool local stack is up",
-            f"  intake   {intake.url}  (POST /v1/emails, /v1/emails/batch; "
-            "GET /openapi.json, /readyz, /metrics)",
+            f"  intake   {intake.url}  (POST /v1/emails, /v1/emails/batch; GET "
+            "/v1/emails/{id}, /v1/suppressions, /openapi.json, /readyz, /metrics)",
             f"  sender   metrics at http://127.0.0.1:{sender.metrics_port}/metrics",
             f"  SQS      {sqs.url}  (localsqs, data in {sqs.config.data_dir}/; queues "
-            f"{pool.queue_name(0)} .. {pool.queue_name(pool.shards - 1)}, each with a DLQ)",
+            f"{pool.queue_name(0)} .. {pool.queue_name(pool.shards - 1)}, each with a DLQ; "
+            f"DynamoDB table {pool.prefix}-state on the same endpoint)",
             f"  SMTP     127.0.0.1:{smtp.port} -> Maildir {smtp.handler.path}/",
             f"  webhooks {receiver.url} (signed, verified) -> {receiver.path}; dispatcher "
             f"metrics at http://127.0.0.1:{hooks.metrics_port}/metrics",
@@ -103,16 +118,28 @@ async def run_dev(
     intake_config: IntakeConfig,
     sender_config: SenderConfig,
     stop: asyncio.Event,
+    state_config: StateConfig | None = None,
 ) -> int:
     """Run the whole stack until ``stop`` is set; then stop it in order."""
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "mailpool-dev")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "mailpool-dev")
+    state_config = state_config or StateConfig(table=f"{pool_config.prefix}-state")
     engine = LocalSqsConfig(port=dev.sqs_port, data_dir=dev.sqs_data, region=REGION)
     async with contextlib.AsyncExitStack() as stack:
         sqs = await stack.enter_async_context(LocalSqs(engine))
         pool_config = dataclasses.replace(pool_config, endpoint_url=sqs.url, region=REGION)
         async with SqsClient.from_config(pool_config) as client:
             await provision(client, pool_config)
+        state = dataclasses.replace(
+            state_config,
+            enabled=True,
+            endpoint_url=sqs.url,
+            region=REGION,
+            secret=state_config.secret or _local_secret(dev.state_secret),
+            public_url=state_config.public_url or f"http://127.0.0.1:{intake_config.port}",
+        )
+        async with StateTable(state) as table:
+            await table.provision()
         handler = MaildirHandler(dev.outbox)
         smtp = await stack.enter_async_context(CaptureServer(handler, port=dev.smtp_port))
         secret = new_secret()  # a fresh one each run: only this receiver knows it
@@ -120,10 +147,12 @@ async def run_dev(
         local = Endpoint(name="local", url=receiver.url, key=secret_key(secret),
                          allow_http=True, internal=True)  # fmt: skip
         hooks_config = WebhooksConfig(wait_time_s=2, metrics_port=dev.webhooks_metrics_port)
-        hooks = await stack.enter_async_context(WebhooksService(pool_config, hooks_config, [local]))
+        hooks = await stack.enter_async_context(
+            WebhooksService(pool_config, hooks_config, [local], state=state)
+        )
         provider = SmtpProvider(SmtpConfig(host="127.0.0.1", port=smtp.port))
-        async with SenderService(pool_config, sender_config, provider) as sender:
-            intake = IntakeService(pool_config, intake_config)
+        async with SenderService(pool_config, sender_config, provider, state=state) as sender:
+            intake = IntakeService(pool_config, intake_config, state=state)
             async with intake:
                 print(_banner(intake, sender, sqs, smtp, hooks, receiver), flush=True)
                 await stop.wait()

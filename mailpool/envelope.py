@@ -55,8 +55,10 @@ RESERVED_HEADERS = frozenset(
     }
 )
 EMAIL_FIELDS = frozenset(
-    {"from", "to", "cc", "bcc", "reply_to", "subject", "text", "html", "headers", "tags", "group"}
-)
+    {"from", "to", "cc", "bcc", "reply_to", "subject", "text", "html", "headers", "tags", "group",
+     "unsubscribe"}
+)  # fmt: skip
+_LIST_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _HEADER_NAME = re.compile(r"[!-9;-~]+")
 # Every character str.splitlines() breaks at (the email package refuses them in headers), and NUL.
 _LINE_BREAK = re.compile(r"[\r\n\x00\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
@@ -102,11 +104,26 @@ class Email:
     html: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
+    #: The list a one-click unsubscribe link names ("default" for ``true``); intake turns it
+    #: into List-Unsubscribe headers, so it is never queued.
+    unsubscribe: str | None = None
+    #: Positions (in ``recipients``) not to send to: the sender's suppressed recipients.
+    #: Never queued; the headers still name them, the SMTP envelope does not.
+    skip: frozenset[int] = frozenset()
 
     @property
     def recipients(self) -> list[str]:
         """Every envelope recipient (to, cc and bcc), in that order."""
         return [m.addr for m in (*self.to, *self.cc, *self.bcc)]
+
+    @property
+    def deliver_to(self) -> list[str]:
+        """The recipients to send to: ``recipients`` without the skipped positions."""
+        return [a for p, a in enumerate(self.recipients) if p not in self.skip]
+
+    def kept(self, mailboxes: tuple[Mailbox, ...], offset: int) -> list[str]:
+        """Addresses of ``mailboxes`` (starting at position ``offset``) not skipped."""
+        return [m.addr for p, m in enumerate(mailboxes, offset) if p not in self.skip]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -301,6 +318,32 @@ def _tags(value: Any) -> dict[str, str]:
     return tags
 
 
+def _unsubscribe(value: Any) -> str | None:
+    if value is None or value is False:
+        return None
+    if value is True:
+        return "default"
+    if not isinstance(value, str) or not _LIST_NAME.fullmatch(value):
+        raise ValidationError("unsubscribe", "must be true or a list name of 1-64 letters, "
+                              "digits, '.', '_' or '-'", "invalid_unsubscribe")  # fmt: skip
+    return value
+
+
+def _check_unsubscribe(email: Email, count: int) -> None:
+    if email.unsubscribe is None:
+        return
+    if count != 1:
+        raise ValidationError(
+            "unsubscribe", "needs exactly one recipient: the link unsubscribes that address",
+            "invalid_unsubscribe",
+        )  # fmt: skip
+    if any(h.lower() in ("list-unsubscribe", "list-unsubscribe-post") for h in email.headers):
+        raise ValidationError(
+            "unsubscribe", "give either unsubscribe or your own List-Unsubscribe header",
+            "invalid_unsubscribe",
+        )  # fmt: skip
+
+
 def parse_group(value: Any) -> str | None:
     """The producer's ordering group, or None when it gave none."""
     if value is None:
@@ -333,8 +376,10 @@ def parse_email(doc: Any) -> Email:
         html=None if doc.get("html") is None else _string(doc["html"], "html"),
         headers=_headers(doc.get("headers")),
         tags=_tags(doc.get("tags")),
+        unsubscribe=_unsubscribe(doc.get("unsubscribe")),
     )
     count = len(email.to) + len(email.cc) + len(email.bcc)
+    _check_unsubscribe(email, count)
     if count == 0:
         raise ValidationError(
             "to", "at least one recipient (to, cc or bcc) is required", "required"

@@ -11,6 +11,9 @@ adds those of provider feedback (SES). Types:
     email.delivered          (SES) the receiving server accepted it
     email.delivery_delayed   (SES) the receiving server has not accepted it yet
     email.complained         (SES) a recipient marked it as spam
+    email.suppressed         not sent to these recipients: they are on the suppression list;
+                             terminal when no recipient was left to send to
+    email.unsubscribed       a recipient used the email's one-click unsubscribe link
 
 Every accepted email ends in exactly one terminal event: ``email.sent`` (at least one
 recipient accepted; refused ones get their own ``email.bounced``), ``email.bounced`` (every
@@ -39,11 +42,14 @@ FAILED = "email.failed"
 DELIVERED = "email.delivered"
 DELIVERY_DELAYED = "email.delivery_delayed"
 COMPLAINED = "email.complained"
+SUPPRESSED = "email.suppressed"
+UNSUBSCRIBED = "email.unsubscribed"
 #: Every event type, in the order the documentation lists them.
-TYPES = (SENT, DEFERRED, BOUNCED, FAILED, DELIVERED, DELIVERY_DELAYED, COMPLAINED)
+TYPES = (SENT, DEFERRED, BOUNCED, FAILED, DELIVERED, DELIVERY_DELAYED, COMPLAINED, SUPPRESSED,
+         UNSUBSCRIBED)  # fmt: skip
 #: Outcomes that happen at most once per email (per recipient set): their ids leave out
 #: the attempt, so a repeat after a crash has the same id.
-_ONCE = frozenset({SENT, BOUNCED, FAILED, DELIVERED, COMPLAINED})
+_ONCE = frozenset({SENT, BOUNCED, FAILED, DELIVERED, COMPLAINED, SUPPRESSED, UNSUBSCRIBED})
 
 
 class EventError(ValueError):
@@ -112,8 +118,13 @@ class Event:
         if self.reason is not None:
             data["reason"] = self.reason
         if self.next_attempt_at is not None:
-            data["next_attempt_at"] = _iso(self.next_attempt_at)
-        return {"type": self.type, "id": self.id, "created_at": _iso(self.created_at), "data": data}
+            data["next_attempt_at"] = iso_time(self.next_attempt_at)
+        return {
+            "type": self.type,
+            "id": self.id,
+            "created_at": iso_time(self.created_at),
+            "data": data,
+        }
 
     def _content(self) -> dict[str, Any]:
         return {
@@ -175,6 +186,7 @@ def recipients_of(addresses: Sequence[str]) -> tuple[Recipient, ...]:
     return tuple(Recipient(position, address) for position, address in enumerate(addresses))
 
 
-def _iso(timestamp: float) -> str:
+def iso_time(timestamp: float) -> str:
+    """An epoch time as ISO 8601 UTC with milliseconds (``2026-12-01T10:00:00.000Z``)."""
     moment = datetime.fromtimestamp(timestamp, tz=UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -10,6 +10,7 @@ than left to SQS's redrive, which would move it silently.
 """
 
 import asyncio
+import dataclasses
 import enum
 import itertools
 import logging
@@ -37,6 +38,7 @@ from sender.providers.base import (
     Refusal,
     TransientError,
 )
+from state.suppressions import Suppressions
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +96,10 @@ class Delivery:
         stopping: Callable[[], bool],
         keyring: Keyring | None = None,
         blobs: BlobStore | None = None,
+        suppressions: Suppressions | None = None,
     ) -> None:
         self._config = config
+        self._suppressions = suppressions
         self._provider = provider
         self._metrics = metrics
         self._max_receives = max_receives
@@ -109,6 +113,45 @@ class Delivery:
             envelope = await self._open(message)
         except _Unreadable as exc:
             return self._unreadable(message, exc)
+        suppressed: Event | None = None
+        if self._suppressions is not None:
+            try:
+                envelope, suppressed = await self._drop_suppressed(message, envelope)
+            except PoolError:
+                return self._retry(message, envelope, "state_unavailable")
+            if suppressed is not None and suppressed.terminal:  # nobody left to send to
+                return Outcome(Settle.DELETE, envelope.id, "suppressed", (suppressed,),
+                               envelope=envelope)  # fmt: skip
+        outcome = await self._send(message, envelope)
+        if suppressed is not None:
+            outcome = dataclasses.replace(outcome, events=(suppressed, *outcome.events))
+        return outcome
+
+    async def _drop_suppressed(
+        self, message: Received, envelope: Envelope
+    ) -> tuple[Envelope, Event | None]:
+        """The envelope without its suppressed recipients, and their ``email.suppressed``
+        event (terminal when none is left); PoolError when the list cannot be read."""
+        assert self._suppressions is not None
+        addresses = envelope.email.recipients
+        scope = envelope.scope or "default"
+        listed = await self._suppressions.suppressed(scope, addresses)
+        if not listed:
+            return envelope, None
+        skip = frozenset(p for p, a in enumerate(addresses) if a in listed)
+        event = self._event(
+            ev.SUPPRESSED,
+            message,
+            envelope,
+            recipients=tuple(Recipient(p, addresses[p]) for p in sorted(skip)),
+            reason="suppressed",
+            terminal=len(skip) == len(addresses),
+        )
+        email = dataclasses.replace(envelope.email, skip=skip)
+        return dataclasses.replace(envelope, email=email), event
+
+    async def _send(self, message: Received, envelope: Envelope) -> Outcome:
+        """Send through the provider once; the outcome."""
         name = self._provider.name
         started = time.perf_counter()
         try:
@@ -142,8 +185,8 @@ class Delivery:
 
     def _sent(self, message: Received, envelope: Envelope, accepted: Accepted) -> Outcome:
         addresses = envelope.email.recipients
-        refused = {r.position for r in accepted.refused}
-        taken = tuple(Recipient(p, a) for p, a in enumerate(addresses) if p not in refused)
+        left_out = {r.position for r in accepted.refused} | envelope.email.skip
+        taken = tuple(Recipient(p, a) for p, a in enumerate(addresses) if p not in left_out)
         published = [self._event(ev.SENT, message, envelope, recipients=taken, terminal=True)]
         if accepted.refused:
             bounced = _bounced(addresses, accepted.refused)
@@ -161,7 +204,7 @@ class Delivery:
         return Outcome(Settle.DEAD_LETTER, envelope.id, exc.reason, (event,), envelope=envelope)
 
     def _failed(self, message: Received, envelope: Envelope, reason: str) -> Event:
-        recipients = ev.recipients_of(envelope.email.recipients)
+        recipients = _live(envelope)
         return self._event(
             ev.FAILED, message, envelope, recipients=recipients, reason=reason, terminal=True
         )
@@ -177,7 +220,7 @@ class Delivery:
             ev.DEFERRED,
             message,
             envelope,
-            recipients=ev.recipients_of(envelope.email.recipients),
+            recipients=_live(envelope),
             reason=reason,
             next_attempt_at=time.time() + delay,
         )
@@ -252,6 +295,12 @@ class Delivery:
                 waited += pause
                 await asyncio.sleep(pause)
         raise AssertionError("unreachable")
+
+
+def _live(envelope: Envelope) -> tuple[Recipient, ...]:
+    """The recipients an attempt concerns: all but the skipped (suppressed) ones."""
+    skip = envelope.email.skip
+    return tuple(r for r in ev.recipients_of(envelope.email.recipients) if r.position not in skip)
 
 
 def _bounced(addresses: list[str], refused: tuple[Refusal, ...]) -> tuple[Recipient, ...]:

@@ -11,6 +11,7 @@ Both paths yield the same headers and content once parsed (tests/sender/test_mim
 """
 
 import binascii
+import dataclasses
 import re
 import secrets
 import time
@@ -48,7 +49,7 @@ def render(envelope: Envelope, message_id_domain: str | None = None) -> bytes:
     try:
         return _render_fast(envelope, message_id_domain)
     except _NeedsStdlib:
-        return build_message(envelope, message_id_domain).as_bytes()
+        return _render_stdlib(envelope, message_id_domain)
 
 
 def _render_fast(envelope: Envelope, message_id_domain: str | None) -> bytes:
@@ -69,7 +70,10 @@ def _render_fast(envelope: Envelope, message_id_domain: str | None) -> bytes:
 
 def _header(name: str, value: str) -> str:
     line = f"{name}: {value}" if value else f"{name}:"
-    if len(line) > MAX_HEADER_LINE or not _written_as_is(value):
+    # A long value with no space to fold at (a List-Unsubscribe URL) is written whole: RFC
+    # 5322 allows lines up to 998 characters, and folding could only encode it.
+    unbreakable = " " not in value and len(line) <= MAX_LINE
+    if (len(line) > MAX_HEADER_LINE and not unbreakable) or not _written_as_is(value):
         raise _NeedsStdlib
     return line
 
@@ -158,6 +162,28 @@ def _boundary(parts: list[bytes]) -> bytes:
         boundary = b"===============" + secrets.token_hex(16).encode("ascii") + b"=="
         if not any(boundary in part for part in parts):
             return boundary
+
+
+def _unbreakable(name: str, value: str) -> bool:
+    """A header past 78 characters with no space to fold at (a List-Unsubscribe URL)."""
+    line = len(name) + 2 + len(value)
+    return MAX_HEADER_LINE < line <= MAX_LINE and " " not in value and _written_as_is(value)
+
+
+def _render_stdlib(envelope: Envelope, message_id_domain: str | None) -> bytes:
+    """``build_message``'s bytes, with unbreakable headers written whole as ``render``
+    writes them (the stdlib would RFC 2047-encode them, which List-Unsubscribe readers do
+    not undo)."""
+    headers = envelope.email.headers
+    whole = {n: v for n, v in headers.items() if _unbreakable(n, v)}
+    if not whole:
+        return build_message(envelope, message_id_domain).as_bytes()
+    rest = {n: v for n, v in headers.items() if n not in whole}
+    email = dataclasses.replace(envelope.email, headers=rest)
+    raw = build_message(dataclasses.replace(envelope, email=email), message_id_domain).as_bytes()
+    head, blank, body = raw.partition(b"\r\n\r\n")
+    lines = b"".join(f"\r\n{n}: {v}".encode("ascii") for n, v in whole.items())
+    return head + lines + blank + body
 
 
 def _address(mailbox: Mailbox) -> Address:

@@ -10,12 +10,15 @@ from mailpool.sealing import Keyring
 from metrics.exposition import metrics_app, process_registry
 from metrics.pool import PoolMetrics
 from metrics.sender import SenderMetrics
+from metrics.state import StateMetrics
 from pool.blobs import BlobStore
 from pool.config import PoolConfig
 from pool.pool import QueuePool
 from sender.config import SenderConfig
 from sender.providers.base import Provider
 from sender.worker import Sender
+from state.config import StateConfig
+from state.store import State
 
 
 class SenderService:
@@ -28,6 +31,7 @@ class SenderService:
         provider: Provider,
         keyring: Keyring | None = None,
         blobs: BlobStore | None = None,
+        state: StateConfig | None = None,
     ) -> None:
         self.config = config
         self.registry = process_registry()
@@ -37,7 +41,10 @@ class SenderService:
         self.provider = provider
         self.metrics = SenderMetrics(self.registry, concurrency=config.concurrency)
         self.blobs = blobs
-        self.sender = Sender(config, self.pool, provider, self.metrics, keyring, blobs)
+        self.state = None
+        if state is not None and state.enabled:
+            self.state = State(state, self.health, StateMetrics(self.registry))
+        self.sender = Sender(config, self.pool, provider, self.metrics, keyring, blobs, self.state)
         self.metrics_port = config.metrics_port
         self._stack = contextlib.AsyncExitStack()
         self._task: asyncio.Task[None] | None = None
@@ -48,6 +55,8 @@ class SenderService:
             await stack.enter_async_context(self.pool)
             if self.blobs is not None:
                 await stack.enter_async_context(self.blobs)
+            if self.state is not None:
+                await stack.enter_async_context(self.state)
             runner, self.metrics_port = await serve(
                 metrics_app(self.registry, self.health),
                 self.config.metrics_host,

@@ -40,6 +40,7 @@ from sender.delivery import Delivery, Outcome, Settle
 from sender.depth import DepthPoller
 from sender.providers.base import Provider
 from sender.tracker import Tracker
+from state.store import State
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +68,11 @@ class Sender:
         metrics: SenderMetrics,
         keyring: Keyring | None = None,
         blobs: BlobStore | None = None,
+        state: State | None = None,
     ) -> None:
         self._config = config
         self._keyring = keyring
+        self._state = state
         self._pool = pool
         self._metrics = metrics
         metrics.prepare(pool.shards, [provider.name])
@@ -81,6 +84,7 @@ class Sender:
             stopping=lambda: self.stopping,
             keyring=keyring,
             blobs=blobs,
+            suppressions=None if state is None else state.suppressions,
         )
         self._capacity = Capacity(config.concurrency)
         self._tracker = Tracker(pool, pool.config.visibility_timeout_s)
@@ -198,7 +202,8 @@ class Sender:
             log.info("deletes land again; receiving", extra={"shard": shard})
 
     def _cannot_settle(self, shard: int) -> bool:
-        return bool(self._held) or self._pool.settles_failing(shard)
+        state_failing = self._state is not None and self._state.retrying
+        return bool(self._held) or self._pool.settles_failing(shard) or state_failing
 
     async def _mend(self) -> None:
         """Retry what is owed (events, then the delete or DLQ move) until each lands, or its
@@ -242,12 +247,17 @@ class Sender:
         await item.settle()
 
     async def _publish(self, events: tuple[Event, ...]) -> None:
-        """Put ``events`` on the events queue; returns once SQS has them all."""
-        if not events or not self._pool.events:
+        """Record ``events`` in the state store (status, suppressions), then put them on the
+        events queue; returns once both have them all."""
+        if not events:
             return
-        await self._pool.publish([Outgoing(body=e.encode(self._keyring)) for e in events])
-        for event in events:
-            self._metrics.published(event.type)
+        # The state first: by the time a webhook tells of an event, its status is readable.
+        if self._state is not None:
+            await self._state.record(events)
+        if self._pool.events:
+            await self._pool.publish([Outgoing(body=e.encode(self._keyring)) for e in events])
+            for event in events:
+                self._metrics.published(event.type)
 
     async def _pause(self, seconds: float) -> None:
         try:

@@ -93,6 +93,19 @@ def test_events_benchmark_runs() -> None:
     assert int(rate.group(1)) > 0
 
 
+def test_state_benchmark_runs() -> None:
+    out = bench("state --messages 20 --requests 20 --seconds 0.2 --runs 1 --status 2", timeout=180)
+    line = next(line for line in out.splitlines() if line.startswith("medians of 1 runs"))
+    ratio = re.search(r"ratio (\d+\.\d+) \(target", line)
+    calls = re.search(r"(\d+\.\d+) DynamoDB calls per email", line)
+    assert ratio is not None
+    assert float(ratio.group(1)) > 0
+    assert calls is not None
+    assert float(calls.group(1)) > 0
+    assert "status: 2/2 readable at once" in out
+    assert re.search(r"engine GetItem: [1-9]\d* operations/s", out)
+
+
 async def test_load_benchmark_runs(provisioned: PoolConfig) -> None:
     async with IntakeService(provisioned, IntakeConfig(port=0)) as intake:
         result = await run(intake.url, concurrency=2, seconds=0.5)

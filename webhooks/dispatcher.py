@@ -28,6 +28,7 @@ from pool.errors import PoolError
 from pool.messages import Outgoing, Received
 from pool.pool import EVENTS, SES_FEEDBACK, QueuePool
 from sender.capacity import Capacity
+from state.store import State
 from webhooks import ses, signing
 from webhooks.config import WebhooksConfig
 from webhooks.endpoints import Endpoint
@@ -57,8 +58,10 @@ class Dispatcher:
         public: aiohttp.ClientSession,
         internal: aiohttp.ClientSession,
         keyring: Keyring | None = None,
+        state: State | None = None,
     ) -> None:
         self._config = config
+        self._state = state
         self._pool = pool
         self._endpoints = {e.name: e for e in endpoints}
         self._metrics = metrics
@@ -107,6 +110,8 @@ class Dispatcher:
             return
         event = ses.to_event(record)
         if event is not None:
+            if self._state is not None:  # status, and suppression of bounces and complaints
+                await self._state.record([event])
             await self._pool.publish([Outgoing(body=event.encode(self._keyring))])
         await self._pool.delete(message)
 

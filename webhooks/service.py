@@ -12,9 +12,12 @@ from mailpool.runtime import serve
 from mailpool.sealing import Keyring
 from metrics.exposition import metrics_app, process_registry
 from metrics.pool import PoolMetrics
+from metrics.state import StateMetrics
 from metrics.webhooks import WebhookMetrics
 from pool.config import PoolConfig
 from pool.pool import QueuePool
+from state.config import StateConfig
+from state.store import State
 from webhooks.config import WebhooksConfig
 from webhooks.dispatcher import Dispatcher
 from webhooks.endpoints import Endpoint
@@ -30,12 +33,17 @@ class WebhooksService:
         config: WebhooksConfig,
         endpoints: Sequence[Endpoint],
         keyring: Keyring | None = None,
+        state: StateConfig | None = None,
     ) -> None:
         self.config = config
         self.endpoints = list(endpoints)
         self.registry = process_registry()
         self.health = Health()
         self.pool = QueuePool(pool_config, PoolMetrics(self.registry), self.health)
+        enabled = state is not None and state.enabled
+        self.state = None
+        if state is not None and enabled:
+            self.state = State(state, self.health, StateMetrics(self.registry))
         self.metrics = WebhookMetrics(self.registry, [e.name for e in endpoints])
         self.keyring = keyring
         self.metrics_port = config.metrics_port
@@ -46,6 +54,8 @@ class WebhooksService:
     async def __aenter__(self) -> "WebhooksService":
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(self.pool)
+            if self.state is not None:
+                await stack.enter_async_context(self.state)
             # Public endpoints resolve through a guard that refuses internal addresses; no
             # cookies are kept, and nothing is pooled across endpoints' credentials.
             public = await stack.enter_async_context(
@@ -65,6 +75,7 @@ class WebhooksService:
                 public=public,
                 internal=internal,
                 keyring=self.keyring,
+                state=self.state,
             )
             runner, self.metrics_port = await serve(
                 metrics_app(self.registry, self.health),

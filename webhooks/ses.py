@@ -26,7 +26,7 @@ import orjson
 from mailpool import events as ev
 from mailpool.events import Event, Recipient
 from sender.providers.base import enhanced_code
-from sender.providers.ses import ID_TAG
+from sender.providers.ses import ID_TAG, SCOPE_TAG
 
 _CODE = re.compile(r"\b([245]\d\d)\b")
 
@@ -55,7 +55,9 @@ def to_event(record: dict[str, Any]) -> Event | None:
     if converted is None:
         return None
     kind_name, recipients, reason, origin = converted
+    scope = (mail.get("tags", {}).get(SCOPE_TAG) or [None])[0]
     return Event(
+        scope=scope if isinstance(scope, str) else None,
         type=kind_name,
         email_id=email_id,
         recipients=recipients,

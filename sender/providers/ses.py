@@ -8,6 +8,7 @@ daily quota are delays, not failures; a refused message is permanent; anything e
 
 import asyncio
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,9 @@ from sender.providers.base import Accepted, DelayError, PermanentError, Transien
 
 #: The SES message tag carrying the mailpool id (SES events name it in ``mail.tags``).
 ID_TAG = "mailpool-id"
+#: The tag naming the API-key scope (for the suppression list), when it is a valid tag value.
+SCOPE_TAG = "mailpool-scope"
+_TAG_VALUE = re.compile(r"[A-Za-z0-9_.-]{1,256}")
 _DELAY_CODES = frozenset(
     {"TooManyRequestsException", "ThrottlingException", "Throttling", "LimitExceededException"}
 )
@@ -96,13 +100,15 @@ class SesProvider(AwsClient):
         request: dict[str, Any] = {
             "FromEmailAddress": email.sender.addr,
             "Destination": {
-                "ToAddresses": [m.addr for m in email.to],
-                "CcAddresses": [m.addr for m in email.cc],
-                "BccAddresses": [m.addr for m in email.bcc],
+                "ToAddresses": email.kept(email.to, 0),
+                "CcAddresses": email.kept(email.cc, len(email.to)),
+                "BccAddresses": email.kept(email.bcc, len(email.to) + len(email.cc)),
             },
             "Content": {"Raw": {"Data": raw}},
             "EmailTags": [{"Name": ID_TAG, "Value": envelope.id}],
         }
+        if envelope.scope and _TAG_VALUE.fullmatch(envelope.scope):
+            request["EmailTags"].append({"Name": SCOPE_TAG, "Value": envelope.scope})
         if self._settings.configuration_set:
             request["ConfigurationSetName"] = self._settings.configuration_set
         if self._client is None:

@@ -154,7 +154,7 @@ class SmtpProvider:
             try:
                 conn = await self._checkout()
                 refused, _ = await conn.client.sendmail(
-                    envelope.email.sender.addr, envelope.email.recipients, message
+                    envelope.email.sender.addr, envelope.email.deliver_to, message
                 )
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 if conn is not None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 
+from state.config import new_secret
 from tests.support.answers import AnswerProxy
 from tests.support.proxy import FaultProxy
 from tests.support.smtp_sink import SmtpSink
@@ -129,6 +130,30 @@ def endings(ledger: Ledger, events: Sequence[Mapping[str, Any]], repeats: int) -
     )
 
 
+async def status_mismatches(
+    url: str, ledger: Ledger, events: Sequence[Mapping[str, Any]] | None
+) -> list[str]:
+    """Ids whose status disagrees with their terminal event (without events: is not
+    ``sent``); the state store must be on."""
+    expected = {"email.sent": {"sent", "delivered", "bounced"}, "email.bounced": {"bounced"},
+                "email.failed": {"failed"}, "email.suppressed": {"suppressed"}}  # fmt: skip
+    if events is None:
+        ending = dict.fromkeys(ledger.accepted, "email.sent")
+    else:
+        ending = {e["data"]["email_id"]: e["type"] for e in events if e["data"]["terminal"]}
+    wrong = []
+    async with aiohttp.ClientSession() as http:
+        for email_id in ledger.accepted:
+            async with http.get(f"{url}/v1/emails/{email_id}") as response:
+                doc = await response.json() if response.status == 200 else {}
+            if (
+                doc.get("state") not in expected.get(ending.get(email_id, ""), set())
+                or doc["attempts"] < 1
+            ):
+                wrong.append(email_id)
+    return wrong
+
+
 def reconcile(
     ledger: Ledger, sink: SmtpSink, *, dead: frozenset[str] = frozenset()
 ) -> Reconciliation:
@@ -163,7 +188,8 @@ class Stack:
                  intake_env: Mapping[str, str] | None = None,
                  engine_dir: pathlib.Path | None = None,
                  answers: bool = False,
-                 hooks_env: Mapping[str, str] | None = None) -> None:  # fmt: skip
+                 hooks_env: Mapping[str, str] | None = None,
+                 state: bool = False) -> None:  # fmt: skip
         self.root = root
         self.sink = sink
         self.engine_port = free_port()
@@ -182,6 +208,9 @@ class Stack:
             "MAILPOOL_SHARDS": str(shards),
             "MAILPOOL_VISIBILITY_TIMEOUT": str(visibility_s),
             "MAILPOOL_SEND_DEADLINE": "2",
+            # The state store (status, suppressions, 24-hour idempotency) in the engine.
+            "MAILPOOL_STATE": "on" if state else "off",
+            "MAILPOOL_STATE_SECRET": new_secret(),
         }
         self.base_env = base
         self.engine = Child(

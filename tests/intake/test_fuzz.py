@@ -11,6 +11,7 @@ import http.client
 import json
 import pathlib
 import socket
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -28,6 +29,8 @@ from intake.service import IntakeService
 from pool.config import PoolConfig
 from pool.provision import provision
 from pool.sqs import SqsClient
+from state.config import StateConfig
+from state.table import StateTable
 from tests.support.background import Background
 from tests.support.engines import ThreadedLocalSqs
 
@@ -55,6 +58,8 @@ def from_schema(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
     for kind in kinds:
         if kind == "null":
             options.append(st.none())
+        elif kind == "boolean":
+            options.append(st.booleans())
         elif kind == "string":
             limit = min(schema.get("maxLength", 300), 300)
             options.append(ADDRESSES | st.text(min_size=schema.get("minLength", 0), max_size=limit))
@@ -85,7 +90,13 @@ async def intake(engine: str) -> AsyncIterator[IntakeService]:
     )
     async with SqsClient.from_config(config) as client:
         await provision(client, config)
-    async with IntakeService(config, IntakeConfig(port=0)) as service:
+    # With the state store, so status, suppressions, unsubscribe and keys are fuzzed too.
+    state = StateConfig(enabled=True, table=f"{config.prefix}-state", endpoint_url=engine,
+                        region="us-east-1", secret=b"f" * 32,
+                        public_url="https://mail.example.test")  # fmt: skip
+    async with StateTable(state) as table:
+        await table.provision()
+    async with IntakeService(config, IntakeConfig(port=0), state=state) as service:
         yield service
 
 
@@ -99,12 +110,17 @@ def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     engine.stop()
 
 
-def call(port: int, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+def call(
+    port: int, path: str, body: bytes, headers: dict[str, str], method: str = "POST"
+) -> tuple[int, Any]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
-        connection.request("POST", path, body=body, headers=headers)
+        connection.request(method, path, body=body, headers=headers)
         response = connection.getresponse()
-        return response.status, orjson.loads(response.read())
+        raw = response.read()
+        if response.status == 204 or response.getheader("Content-Type", "").startswith("text/"):
+            return response.status, None
+        return response.status, orjson.loads(raw)
     finally:
         connection.close()
 
@@ -115,10 +131,12 @@ def encode(doc: Any) -> bytes:
     return json.dumps(doc).encode()
 
 
-def check(path: str, status: int, body: Any) -> None:
+def check(path: str, status: int, body: Any, method: str = "post") -> None:
     assert status < 500, (path, status, body)
-    responses = DOCUMENT["paths"][path]["post"]["responses"]
+    responses = DOCUMENT["paths"][path][method]["responses"]
     assert str(status) in responses, (path, status)
+    if body is None:
+        return
     schema = responses[str(status)]["content"]["application/json"]["schema"]
     jsonschema.validate(body, {**schema, "components": DOCUMENT["components"]},
                         cls=Draft202012Validator)  # fmt: skip
@@ -159,6 +177,28 @@ def test_raw_bodies_and_odd_idempotency_keys_never_get_a_5xx(
     for path in ("/v1/emails", "/v1/emails/batch"):
         status, body = call(port, path, raw, {"Idempotency-Key": key} if key.strip() else {})
         check(path, status, body)
+
+
+# Path segments: anything printable, percent-encoded as a client would send it.
+SEGMENT = st.text(
+    st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=80
+) | st.sampled_from(["a@example.test", "A@Bücher.Example", "0" * 40])
+
+
+@FUZZ
+@given(segment=SEGMENT, method=st.sampled_from(["GET", "PUT", "DELETE"]), limit=JSON)
+def test_state_endpoints_never_get_a_5xx(port: int, segment: str, method: str, limit: Any) -> None:
+    quoted = urllib.parse.quote(segment, safe="")
+    for path, template, verb in (
+        (f"/v1/emails/{quoted}", "/v1/emails/{id}", "GET"),
+        (f"/v1/suppressions/{quoted}", "/v1/suppressions/{address}", method),
+        (f"/v1/suppressions?limit={urllib.parse.quote(str(limit))}&after={quoted}",
+         "/v1/suppressions", "GET"),
+        (f"/unsubscribe/{quoted}", "/unsubscribe/{token}", "POST"),
+        (f"/unsubscribe/{quoted}", "/unsubscribe/{token}", "GET"),
+    ):  # fmt: skip
+        status, body = call(port, path, b"", {}, verb)
+        check(template, status, body, verb.lower())
 
 
 def test_a_header_http_itself_forbids_gets_400_not_5xx(port: int) -> None:

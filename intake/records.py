@@ -1,0 +1,178 @@
+"""What intake answers from the state store: email status, the suppression list, and the
+one-click unsubscribe links it wrote into emails (RFC 8058)."""
+
+import logging
+import time
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from intake.errors import ApiError, json_response
+from mailpool import events as ev
+from mailpool.addresses import AddressError
+from mailpool.events import Event, Recipient
+from mailpool.sealing import Keyring
+from pool.errors import PoolError
+from pool.messages import Outgoing
+from pool.pool import QueuePool
+from state import status
+from state.store import State
+from state.suppressions import Suppression, normalise
+from state.tokens import Signer, Unsubscribe
+
+log = logging.getLogger(__name__)
+
+STATE = web.AppKey("state", State)
+SIGNER = web.AppKey("signer", Signer)
+RECORDS_POOL = web.AppKey("records_pool", QueuePool)
+KEYRING = web.AppKey("records_keyring", Keyring)
+MAX_PAGE = 1000
+
+
+def _state(request: web.Request) -> State:
+    state = request.app.get(STATE)
+    if state is None:
+        raise ApiError(404, "state_disabled", "this mailpool runs without its state store "
+                       "(MAILPOOL_STATE=on turns it on)")  # fmt: skip
+    return state
+
+
+def _unavailable(exc: PoolError) -> ApiError:
+    log.warning("state store unavailable", extra={"error": type(exc).__name__})
+    return ApiError(503, "unavailable", "the state store did not answer; retry", retry_after=1)
+
+
+def _not_found() -> ApiError:
+    return ApiError(404, "not_found", "no email with this id was sent with this API key")
+
+
+async def get_email(request: web.Request, scope: str) -> web.Response:
+    """GET /v1/emails/{id}: the email's state, per recipient by position."""
+    state = _state(request)
+    email_id = request.match_info["id"]
+    if len(email_id) > 64:
+        raise _not_found()
+    try:
+        owner, items = await state.status(email_id)
+    except PoolError as exc:
+        raise _unavailable(exc) from None
+    signer = request.app.get(SIGNER)
+    issued = None if signer is None else signer.issued_at(scope, email_id)
+    if items:
+        if owner != scope:
+            raise _not_found()
+        created = issued if issued is not None else min(float(i["at"]) for i in items)
+        return json_response(status.fold(email_id, items, created))
+    # No record yet: an id this key was given (signed) is queued, until it expires.
+    if issued is None or time.time() - issued > state.config.status_s:
+        raise _not_found()
+    return json_response(status.fold(email_id, [], issued))
+
+
+def _address(request: web.Request) -> str:
+    raw = unquote(request.match_info["address"])
+    try:
+        return normalise(raw)
+    except AddressError as exc:
+        raise ApiError(422, "invalid_address", str(exc), "address") from None
+
+
+async def list_suppressions(request: web.Request, scope: str) -> web.Response:
+    """GET /v1/suppressions?limit=&after=: a page of the list, in address order."""
+    state = _state(request)
+    try:
+        limit = int(request.query.get("limit", "100"))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= MAX_PAGE:
+        raise ApiError(422, "invalid_limit", f"must be an integer within 1..{MAX_PAGE}", "limit")
+    after = request.query.get("after") or None
+    try:
+        entries, last = await state.suppressions.page(scope, after, limit)
+    except PoolError as exc:
+        raise _unavailable(exc) from None
+    return json_response({"data": [e.document() for e in entries], "next": last})
+
+
+async def get_suppression(request: web.Request, scope: str) -> web.Response:
+    """GET /v1/suppressions/{address}: the entry, or 404 when the address is not on it."""
+    state = _state(request)
+    address = _address(request)
+    try:
+        entry = await state.suppressions.get(scope, address)
+    except PoolError as exc:
+        raise _unavailable(exc) from None
+    if entry is None:
+        raise ApiError(404, "not_suppressed", "this address is not on the suppression list")
+    return json_response(entry.document())
+
+
+async def put_suppression(request: web.Request, scope: str) -> web.Response:
+    """PUT /v1/suppressions/{address}: suppress by hand (reason ``manual``)."""
+    state = _state(request)
+    entry = Suppression(_address(request), "manual", time.time())
+    try:
+        await state.suppressions.add(scope, entry)
+    except PoolError as exc:
+        raise _unavailable(exc) from None
+    return json_response(entry.document())
+
+
+async def delete_suppression(request: web.Request, scope: str) -> web.Response:
+    """DELETE /v1/suppressions/{address}: mail this address again."""
+    state = _state(request)
+    address = _address(request)
+    try:
+        removed = await state.suppressions.remove(scope, address)
+    except PoolError as exc:
+        raise _unavailable(exc) from None
+    if not removed:
+        raise ApiError(404, "not_suppressed", "this address is not on the suppression list")
+    return web.Response(status=204)
+
+
+_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Unsubscribe</title></head>
+<body><form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click">
+<p>Stop receiving these emails?</p><button type="submit">Unsubscribe</button></form></body>
+</html>"""
+
+
+def _token(request: web.Request) -> Unsubscribe:
+    signer = request.app.get(SIGNER)
+    what = None if signer is None else signer.read_unsubscribe_token(request.match_info["token"])
+    if what is None:
+        raise ApiError(404, "not_found", "this unsubscribe link is not valid")
+    return what
+
+
+async def unsubscribe_page(request: web.Request) -> web.Response:
+    """GET /unsubscribe/{token}: a page with a button (a GET never unsubscribes: mail
+    scanners follow links)."""
+    _state(request)
+    _token(request)
+    return web.Response(text=_PAGE, content_type="text/html")
+
+
+async def unsubscribe(request: web.Request) -> web.Response:
+    """POST /unsubscribe/{token} (no API key): suppress the address for its scope and emit
+    ``email.unsubscribed``. Idempotent; a forged or altered token is a 404."""
+    state = _state(request)
+    what = _token(request)
+    event = Event(
+        type=ev.UNSUBSCRIBED,
+        email_id=what.email_id,
+        recipients=(Recipient(0, what.address),),
+        attempt=0,
+        scope=what.scope,
+        reason=what.list,
+        origin=what.list,
+    )
+    try:
+        await state.record([event])
+        pool = request.app[RECORDS_POOL]
+        if pool.events:
+            await pool.publish([Outgoing(body=event.encode(request.app.get(KEYRING)))])
+    except PoolError as exc:
+        raise _unavailable(exc) from None
+    log.info("unsubscribed", extra={"id": what.email_id})
+    return json_response({"status": "unsubscribed"})

@@ -1,0 +1,282 @@
+"""What producers see of the state store, through intake and a sender on the embedded
+engine: status, suppression by bounce and unsubscribe, 24-hour idempotency."""
+
+import asyncio
+import dataclasses
+import email
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+
+from intake.config import IntakeConfig
+from intake.service import IntakeService
+from pool.config import PoolConfig
+from sender.config import SenderConfig
+from sender.providers.smtp import SmtpConfig, SmtpProvider
+from sender.service import SenderService
+from state.config import StateConfig
+from state.table import StateTable
+from tests.support.smtp_sink import SmtpSink
+
+Stack = tuple[IntakeService, aiohttp.ClientSession]
+
+
+@pytest.fixture
+async def stack(
+    engine_stack: tuple[PoolConfig, StateConfig], smtp_sink: SmtpSink
+) -> AsyncIterator[Stack]:
+    pool, state = engine_stack
+    sender_config = SenderConfig(wait_time_s=1, backoff_s=1, grace_s=5.0, metrics_port=0)
+    provider = SmtpProvider(SmtpConfig(port=smtp_sink.port))
+    async with (
+        SenderService(pool, sender_config, provider, state=state),
+        IntakeService(pool, IntakeConfig(port=0), state=state) as intake,
+        aiohttp.ClientSession() as http,
+    ):
+        yield intake, http
+
+
+def mail(to: str, **extra: Any) -> dict[str, Any]:
+    return {"from": "app@example.test", "to": to, "subject": "s", "text": "t", **extra}
+
+
+async def post(stack: Stack, doc: Any, key: str | None = None) -> tuple[int, Any]:
+    intake, http = stack
+    headers = {} if key is None else {"Idempotency-Key": key}
+    async with http.post(f"{intake.url}/v1/emails", json=doc, headers=headers) as response:
+        return response.status, await response.json()
+
+
+async def get(stack: Stack, path: str) -> tuple[int, Any]:
+    intake, http = stack
+    async with http.get(f"{intake.url}{path}") as response:
+        return response.status, await response.json()
+
+
+async def until(check: Callable[[], Awaitable[bool]], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not await check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+async def state_of(stack: Stack, email_id: str) -> str:
+    status, doc = await get(stack, f"/v1/emails/{email_id}")
+    assert status == 200, doc
+    return str(doc["state"])
+
+
+async def test_status_is_queued_at_once_then_sent_and_hidden_from_other_keys(
+    stack: Stack, smtp_sink: SmtpSink
+) -> None:
+    status, answer = await post(stack, mail("bob@example.test"))
+    assert status == 202
+    email_id = answer["id"]
+    first = await get(stack, f"/v1/emails/{email_id}")
+    assert first[0] == 200
+    assert first[1]["state"] in ("queued", "sent")
+
+    async def sent() -> bool:
+        return await state_of(stack, email_id) == "sent"
+
+    await until(sent)
+    _, doc = await get(stack, f"/v1/emails/{email_id}")
+    assert doc["attempts"] == 1
+    assert doc["recipients"] == [{"position": 0, "state": "sent", "code": None,
+                                  "enhanced": None, "at": doc["recipients"][0]["at"]}]  # fmt: skip
+    assert "bob" not in str(doc)
+    for wrong in ("0" * 40, email_id[:-1] + ("0" if email_id[-1] != "0" else "1"), "x"):
+        assert (await get(stack, f"/v1/emails/{wrong}"))[0] == 404
+
+
+async def test_a_hard_bounce_suppresses_the_address_for_the_next_email(
+    stack: Stack, smtp_sink: SmtpSink
+) -> None:
+    smtp_sink.handler.rcpt_replies["gone@example.test"] = "550 5.1.1 <gone@example.test> no user"
+    _, first = await post(stack, mail("gone@example.test"))
+
+    async def bounced() -> bool:
+        return await state_of(stack, first["id"]) == "bounced"
+
+    await until(bounced)
+    _, doc = await get(stack, f"/v1/emails/{first['id']}")
+    assert doc["recipients"][0]["code"] == 550
+    assert doc["recipients"][0]["enhanced"] == "5.1.1"
+    status, entry = await get(stack, "/v1/suppressions/gone@Example.TEST")
+    assert status == 200
+    assert entry["reason"] == "hard_bounce"
+    assert entry["email_id"] == first["id"]
+
+    delivered = len(smtp_sink.handler.deliveries)
+    _, second = await post(stack, mail("gone@Example.test", cc="ok@example.test"))
+    _, third = await post(stack, mail("gone@example.test"))
+
+    async def settled() -> bool:
+        return await state_of(stack, second["id"]) == "suppressed" and (
+            await state_of(stack, third["id"]) == "suppressed"
+        )
+
+    await until(settled)
+    _, doc = await get(stack, f"/v1/emails/{second['id']}")
+    assert [r["state"] for r in doc["recipients"]] == ["suppressed", "sent"]
+    new = smtp_sink.handler.deliveries[delivered:]
+    assert [d.rcpt_tos for d in new] == [["ok@example.test"]]
+
+
+async def test_suppressions_are_added_listed_and_removed_by_hand(stack: Stack) -> None:
+    intake, http = stack
+    for address in ("b@example.test", "a@example.test", "c@bücher.example"):
+        async with http.put(f"{intake.url}/v1/suppressions/{address}") as response:
+            assert response.status == 200
+    _, page = await get(stack, "/v1/suppressions?limit=2")
+    assert [e["address"] for e in page["data"]] == ["a@example.test", "b@example.test"]
+    _, rest = await get(stack, f"/v1/suppressions?limit=2&after={page['next']}")
+    assert [e["address"] for e in rest["data"]] == ["c@xn--bcher-kva.example"]
+    assert rest["next"] is None
+    async with http.delete(f"{intake.url}/v1/suppressions/b@example.test") as response:
+        assert response.status == 204
+    assert (await get(stack, "/v1/suppressions/b@example.test"))[0] == 404
+    assert (await get(stack, "/v1/suppressions/not-an-address"))[1]["error"]["field"] == ("address")
+    assert (await get(stack, "/v1/suppressions?limit=0"))[0] == 422
+
+
+async def test_one_click_unsubscribe_stops_the_next_email(
+    stack: Stack, smtp_sink: SmtpSink
+) -> None:
+    intake, http = stack
+    _, first = await post(stack, mail("reader@example.test", unsubscribe="news"))
+
+    async def delivered() -> bool:
+        return any(d.mailpool_id == first["id"] for d in smtp_sink.handler.deliveries)
+
+    await until(delivered)
+    [message] = [d for d in smtp_sink.handler.deliveries if d.mailpool_id == first["id"]]
+    parsed = email.message_from_bytes(message.raw)
+    assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    link = parsed["List-Unsubscribe"].strip("<>")
+    token = link.rsplit("/", 1)[1]
+    assert "reader" not in token
+    assert "news" not in token
+    url = f"{intake.url}/unsubscribe/{token}"
+    async with http.post(url[:-2] + ("AA" if not url.endswith("AA") else "BB"),
+                         data="List-Unsubscribe=One-Click") as forged:  # fmt: skip
+        assert forged.status == 404
+    async with http.get(url) as page:
+        assert page.status == 200
+        assert "<form" in await page.text()
+    assert (await get(stack, "/v1/suppressions/reader@example.test"))[0] == 404  # GET: no-op
+    async with http.post(url, data="List-Unsubscribe=One-Click") as response:
+        assert response.status == 200
+    _, entry = await get(stack, "/v1/suppressions/reader@example.test")
+    assert entry["reason"] == "unsubscribe"
+    _, second = await post(stack, mail("reader@example.test"))
+
+    async def suppressed() -> bool:
+        return await state_of(stack, second["id"]) == "suppressed"
+
+    await until(suppressed)
+    assert not any(d.mailpool_id == second["id"] for d in smtp_sink.handler.deliveries)
+
+
+async def test_unsubscribe_needs_one_recipient_and_no_own_header(stack: Stack) -> None:
+    status, body = await post(stack, mail(["a@example.test", "b@example.test"], unsubscribe=True))
+    assert status == 422
+    assert body["error"]["field"] == "unsubscribe"
+    own = mail("a@example.test", unsubscribe=True, headers={"List-Unsubscribe": "<https://x>"})
+    assert (await post(stack, own))[0] == 422
+
+
+async def test_a_key_is_remembered_and_a_different_request_conflicts(
+    stack: Stack, smtp_sink: SmtpSink
+) -> None:
+    status, first = await post(stack, mail("idem@example.test"), key="order-1")
+    assert status == 202
+    again = await post(stack, mail("idem@example.test"), key="order-1")
+    assert again == (202, first)
+    status, conflict = await post(stack, mail("other@example.test"), key="order-1")
+    assert status == 409
+    assert conflict["error"]["code"] == "idempotency_conflict"
+    racing = await asyncio.gather(
+        *(post(stack, mail("race@example.test"), key="order-2") for _ in range(5))
+    )
+    assert len({answer["id"] for _, answer in racing}) == 1
+
+    async def both_delivered() -> bool:
+        ids = {d.mailpool_id for d in smtp_sink.handler.deliveries}
+        return {first["id"], racing[0][1]["id"]} <= ids
+
+    await until(both_delivered)
+    await asyncio.sleep(1.0)  # a second copy would be delivered by now
+    ids = [d.mailpool_id for d in smtp_sink.handler.deliveries]
+    assert ids.count(first["id"]) == 1
+    assert ids.count(racing[0][1]["id"]) == 1
+
+
+async def test_a_key_outlives_sqs_deduplication_window(
+    engine_stack: tuple[PoolConfig, StateConfig], smtp_sink: SmtpSink
+) -> None:
+    """The store remembers a key for its lifetime (MAILPOOL_IDEMPOTENCY_HOURS; 3 seconds
+    here), after the email was delivered; then the key is new again."""
+    pool, state = engine_stack
+    state = dataclasses.replace(state, idempotency_hours=3 / 3600)
+    sender_config = SenderConfig(wait_time_s=1, backoff_s=1, grace_s=5.0, metrics_port=0)
+    provider = SmtpProvider(SmtpConfig(port=smtp_sink.port))
+    async with (
+        SenderService(pool, sender_config, provider, state=state),
+        IntakeService(pool, IntakeConfig(port=0), state=state) as intake,
+        aiohttp.ClientSession() as http,
+    ):
+        stack = (intake, http)
+        _, first = await post(stack, mail("late@example.test"), key="k-late")
+
+        async def delivered() -> bool:
+            return any(d.mailpool_id == first["id"] for d in smtp_sink.handler.deliveries)
+
+        await until(delivered)
+        # Ids are fresh per request with the store (SQS deduplicates by id), so only the
+        # remembered key can give a retry the first id back.
+        assert (await post(stack, mail("late@example.test"), key="k-late"))[1] == first
+        await asyncio.sleep(3.2)
+        ids = [d.mailpool_id for d in smtp_sink.handler.deliveries]
+        assert ids.count(first["id"]) == 1
+        _, later = await post(stack, mail("late@example.test"), key="k-late")
+        assert later["id"] != first["id"]
+
+
+async def test_on_moto_a_hard_bounce_suppresses_and_the_status_tells(
+    provisioned: PoolConfig, smtp_sink: SmtpSink, sqs_endpoint: str
+) -> None:
+    """The same flow on the second implementation: moto's SQS and DynamoDB."""
+    state = StateConfig(enabled=True, table=f"{provisioned.prefix}-state",
+                        endpoint_url=sqs_endpoint, region="us-east-1", secret=b"m" * 32,
+                        suppression_cache_s=0.0)  # fmt: skip
+    async with StateTable(state) as table:
+        await table.provision()
+    smtp_sink.handler.rcpt_replies["lost@example.test"] = "550 5.1.1 <lost@example.test> gone"
+    sender_config = SenderConfig(wait_time_s=1, backoff_s=1, grace_s=5.0, metrics_port=0)
+    provider = SmtpProvider(SmtpConfig(port=smtp_sink.port))
+    try:
+        async with (
+            SenderService(provisioned, sender_config, provider, state=state),
+            IntakeService(provisioned, IntakeConfig(port=0), state=state) as intake,
+            aiohttp.ClientSession() as http,
+        ):
+            stack = (intake, http)
+            _, first = await post(stack, mail("lost@example.test"))
+
+            async def bounced() -> bool:
+                return await state_of(stack, first["id"]) == "bounced"
+
+            await until(bounced, 20)
+            _, second = await post(stack, mail("lost@example.test"))
+
+            async def suppressed() -> bool:
+                return await state_of(stack, second["id"]) == "suppressed"
+
+            await until(suppressed, 20)
+    finally:
+        async with StateTable(state) as table:
+            await table.drop()
