@@ -11,12 +11,11 @@ from typing import Any
 from intake.auth import ANONYMOUS
 from intake.errors import ApiError
 from intake.ids import idempotent_id, new_id
+from mailpool.attachments import EmailLimits
 from mailpool.envelope import (
     Email,
     Envelope,
-    Pointer,
     ValidationError,
-    encode_pointer,
     message_group,
     parse_email,
     parse_group,
@@ -24,8 +23,7 @@ from mailpool.envelope import (
 from mailpool.ordering import chains, until_failure
 from mailpool.sealing import Keyring
 from metrics.intake import IntakeMetrics
-from pool.blobs import BlobStore
-from pool.errors import NoAnswer, Overloaded, PoolError, Rejected, Unavailable
+from pool.errors import NoAnswer, Overloaded, PoolError, Rejected, TooLarge
 from pool.messages import Outgoing
 from pool.pool import QueuePool
 from state.idempotency import Conflict, Decision, Idempotency, digest
@@ -45,8 +43,6 @@ class Prepared:
     id: str
     group: str
     body: bytes
-    #: Past the queue's size limit: the body goes to S3 and the queue gets a pointer.
-    large: bool = False
 
 
 class Acceptor:
@@ -59,9 +55,9 @@ class Acceptor:
         *,
         retry_after_s: int,
         keyring: Keyring | None = None,
-        blobs: BlobStore | None = None,
         state: State | None = None,
         signer: Signer | None = None,
+        limits: EmailLimits | None = None,
     ) -> None:
         self._pool = pool
         self._state = state
@@ -75,11 +71,10 @@ class Acceptor:
             config = pool.config
             takeover = config.send_deadline_s + config.answer_margin_s + 1.0
             self._idempotency = Idempotency(state.table, state.config.idempotency_s, takeover)
-        self._blobs = blobs
         self._metrics = metrics
         self._retry_after_s = retry_after_s
         self._keyring = keyring
-        self._limit = pool.config.max_message_bytes
+        self._limits = limits or EmailLimits()
 
     def prepare(
         self, doc: Any, key: str | None, scope: str = DEFAULT_SCOPE, email_id: str | None = None
@@ -87,11 +82,11 @@ class Acceptor:
         """Validate ``doc`` and build its envelope (with ``email_id``, or a new id);
         raises ApiError 422/413."""
         try:
-            email = parse_email(doc)
+            email = parse_email(doc, self._limits)
             group = parse_group(doc.get("group"))
         except ValidationError as exc:
             self._metrics.refused(exc.code)
-            raise ApiError(422, exc.code, exc.message, exc.field) from None
+            raise ApiError(exc.status, exc.code, exc.message, exc.field) from None
         message_id = email_id or self._new_id(key, scope)
         if email.unsubscribe is not None:
             email = self._with_unsubscribe(email, scope, message_id)
@@ -103,17 +98,20 @@ class Acceptor:
             scope=scope,
         )
         body = envelope.encode(self._keyring)
-        group_id = message_group(group, message_id)
-        if len(body) > self._limit and self._blobs is not None:
-            return Prepared(id=message_id, group=group_id, body=body, large=True)
-        if len(body) > self._limit:
-            self._metrics.refused("message_too_large")
-            raise ApiError(
-                413,
-                "message_too_large",
-                f"the email is {len(body)} bytes as queued; the queue takes at most {self._limit}",
-            )
-        return Prepared(id=message_id, group=group_id, body=body)
+        limit = self._pool.max_inline_bytes
+        if len(body) > limit and self._pool.blobs is None:
+            raise self._too_large(len(body))
+        return Prepared(id=message_id, group=message_group(group, message_id), body=body)
+
+    def _too_large(self, size: int) -> ApiError:
+        self._metrics.refused("message_too_large")
+        return ApiError(
+            413,
+            "message_too_large",
+            f"the email is {size} bytes as queued; the queue takes at most "
+            f"{self._pool.max_inline_bytes} and no S3 bucket (MAILPOOL_S3_BUCKET) is set for "
+            "larger ones",
+        )
 
     def _new_id(self, key: str | None, scope: str) -> str:
         if self._signer is not None:
@@ -137,16 +135,6 @@ class Acceptor:
                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}  # fmt: skip
         return dataclasses.replace(email, headers=headers)
 
-    async def _offload(self, prepared: Prepared) -> bytes:
-        """Put a large envelope in S3; the pointer that stands for it in the queue."""
-        assert self._blobs is not None
-        pointer = Pointer(self._blobs.bucket, self._blobs.key_for(prepared.id))
-        try:
-            await self._blobs.put(pointer.key, prepared.body)
-        except PoolError as exc:  # the store is the service's side: never the producer's fault
-            raise Unavailable(f"storing the large body failed: {exc}", code=exc.code) from exc
-        return encode_pointer(prepared.id, pointer)
-
     async def send(self, prepared: Prepared, deadline_s: float | None = None) -> str:
         """Enqueue; returns the id once SQS acknowledged it, else ApiError 503/422.
 
@@ -156,7 +144,7 @@ class Acceptor:
         """
         started = time.perf_counter()
         try:
-            body = await self._offload(prepared) if prepared.large else prepared.body
+            body = prepared.body
             message = Outgoing(body=body.decode(), group=prepared.group, dedup_id=prepared.id)
             sent = await self._pool.send(message, len(body), deadline_s)
         except Overloaded:  # refused before any work; not logged (it comes in floods)
@@ -179,6 +167,8 @@ class Acceptor:
                 "the same Idempotency-Key (deduplicated within 5 minutes)",
                 retry_after=self._retry_after_s,
             ) from None
+        except TooLarge:
+            raise self._too_large(len(prepared.body)) from None
         except Rejected as exc:
             self._metrics.refused("rejected_by_queue")
             log.warning("queue rejected message", extra={"id": prepared.id, "code": exc.code})

@@ -20,7 +20,6 @@ from intake.quota import Grant, Quotas
 from mailpool.sealing import Keyring
 from metrics.exposition import metrics_handler
 from metrics.intake import IntakeMetrics
-from pool.blobs import BlobStore
 from pool.errors import PoolError
 from pool.pool import QueuePool
 from state.store import State
@@ -186,7 +185,6 @@ def create_app(
     registry: CollectorRegistry,
     auth: Authenticator | None = None,
     keyring: Keyring | None = None,
-    blobs: BlobStore | None = None,
     quotas: Quotas | None = None,
     state: State | None = None,
 ) -> web.Application:
@@ -218,16 +216,14 @@ def create_app(
         metrics,
         retry_after_s=config.retry_after_s,
         keyring=keyring,
-        blobs=blobs,
         state=state,
         signer=signer,
+        limits=config.email_limits,
     )
 
     async def open_pool(app: web.Application) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(pool)
-            if blobs is not None:
-                await stack.enter_async_context(blobs)
             if state is not None:
                 await stack.enter_async_context(state)
             yield

@@ -4,7 +4,16 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from mailpool.attachments import DEFAULT_MAX_ATTACHMENTS, DEFAULT_MAX_EMAIL_BYTES, EmailLimits
 from mailpool.settings import env_float, env_int, env_str
+
+#: What a request carries beside an email's content: JSON, addresses, headers, tags.
+REQUEST_OVERHEAD = 1024 * 1024
+
+
+def request_cap(max_email_bytes: int) -> int:
+    """The request size that fits a largest email: base64 carries 3 bytes in 4 characters."""
+    return -(-max_email_bytes * 4 // 3) + REQUEST_OVERHEAD
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -13,8 +22,12 @@ class IntakeConfig:
 
     host: str = "127.0.0.1"
     port: int = 8080
-    #: Bodies past this are refused with 413 before they are parsed.
-    max_request_bytes: int = 16 * 1024 * 1024
+    #: An email's text, html and decoded attachments past this are refused with 413.
+    max_email_bytes: int = DEFAULT_MAX_EMAIL_BYTES
+    max_attachments: int = DEFAULT_MAX_ATTACHMENTS
+    #: Bodies past this are refused with 413 before they are parsed (by default, what a
+    #: largest email takes as JSON with base64 attachments).
+    max_request_bytes: int = request_cap(DEFAULT_MAX_EMAIL_BYTES)
     max_batch: int = 500
     #: Seconds a client is told to wait (Retry-After) when SQS is unavailable.
     retry_after_s: int = 1
@@ -23,14 +36,23 @@ class IntakeConfig:
     #: Emails a key may submit at once before its rate applies (0: one second's worth).
     rate_burst: int = 0
 
+    @property
+    def email_limits(self) -> EmailLimits:
+        """What one email may carry."""
+        return EmailLimits(max_bytes=self.max_email_bytes, max_attachments=self.max_attachments)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "IntakeConfig":
         """Read MAILPOOL_HTTP_* and the limits."""
         d = cls()
+        max_email = env_int(environ, "MAILPOOL_MAX_EMAIL_BYTES", d.max_email_bytes)
+        cap = request_cap(max_email)
         return cls(
             host=env_str(environ, "MAILPOOL_HTTP_HOST", d.host),
             port=env_int(environ, "MAILPOOL_HTTP_PORT", d.port),
-            max_request_bytes=env_int(environ, "MAILPOOL_MAX_REQUEST_BYTES", d.max_request_bytes),
+            max_email_bytes=max_email,
+            max_attachments=env_int(environ, "MAILPOOL_MAX_ATTACHMENTS", d.max_attachments),
+            max_request_bytes=env_int(environ, "MAILPOOL_MAX_REQUEST_BYTES", cap),
             max_batch=env_int(environ, "MAILPOOL_MAX_BATCH", d.max_batch),
             rate_limit=env_float(environ, "MAILPOOL_RATE_LIMIT", d.rate_limit),
             rate_burst=env_int(environ, "MAILPOOL_RATE_BURST", d.rate_burst),

@@ -3,6 +3,7 @@
 from typing import Any
 
 from intake.config import IntakeConfig
+from mailpool import attachments as att
 from mailpool import envelope as env
 from mailpool.events import TYPES as EVENT_TYPES
 from pool.config import PoolConfig
@@ -17,7 +18,52 @@ _ADDRESSES = {
 }
 
 
-def _email_schema() -> dict[str, Any]:
+def _attachment_schema(config: IntakeConfig) -> dict[str, Any]:
+    return {
+        "type": "array",
+        "maxItems": config.max_attachments,
+        "description": "Files to attach; with `content_id`, shown inline by the html body "
+        f"(`cid:…`). Text, html and decoded attachments together at most "
+        f"{config.max_email_bytes} bytes (413 past it). Refused file types (SES's list): "
+        + ", ".join(f".{e}" for e in sorted(att.REFUSED_EXTENSIONS)),
+        "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["filename", "content"],
+            "properties": {
+                "filename": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": att.MAX_FILENAME,
+                    "description": "Shown to the recipient (UTF-8 allowed); no control "
+                    "characters or path separators.",
+                },
+                "content": {
+                    "type": "string",
+                    "contentEncoding": "base64",
+                    "description": "The file's bytes, base64 (line breaks allowed).",
+                },
+                "content_type": {
+                    "type": "string",
+                    "maxLength": att.MAX_CONTENT_TYPE,
+                    "pattern": "^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+$",
+                    "description": "Default: guessed from the filename, else "
+                    "application/octet-stream. Not multipart/* or message/*.",
+                },
+                "content_id": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": att.MAX_CONTENT_ID,
+                    "pattern": "^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.@-]+$",
+                    "description": "Makes the part inline: the html body references it as "
+                    "`cid:<content_id>`. Needs `html`.",
+                },
+            },
+        },
+    }
+
+
+def _email_schema(config: IntakeConfig) -> dict[str, Any]:
     return {
         "type": "object",
         "additionalProperties": False,
@@ -62,6 +108,7 @@ def _email_schema() -> dict[str, Any]:
                 "List-Unsubscribe-Post. Needs exactly one recipient and the state store; "
                 "not with your own List-Unsubscribe header.",
             },
+            "attachments": _attachment_schema(config),
         },
     }
 
@@ -286,7 +333,7 @@ def _state_paths(auth: bool) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _post_email(limit: int) -> dict[str, Any]:
+def _post_email(config: IntakeConfig, limit: int) -> dict[str, Any]:
     return {
         "summary": "Accept one email",
         "parameters": [_IDEMPOTENCY],
@@ -301,7 +348,9 @@ def _post_email(limit: int) -> dict[str, Any]:
             },
             "400": _error("Malformed JSON or a bad Idempotency-Key."),
             "413": _error(
-                f"The request, or the email as queued (limit {limit} bytes), is too large."
+                f"The request is over {config.max_request_bytes} bytes, the email's text, html "
+                f"and decoded attachments over {config.max_email_bytes} bytes, or (with no S3 "
+                f"bucket configured) the email as queued over {limit} bytes."
             ),
             "409": _CONFLICT,
             "422": _error("A field is invalid; `field` names it."),
@@ -430,7 +479,7 @@ def openapi_document(config: IntakeConfig, pool: PoolConfig, auth: bool = False)
         "openapi": "3.1.0",
         "info": {"title": "mailpool intake", "version": "1"},
         "paths": {
-            "/v1/emails": {"post": _guarded(_post_email(pool.max_message_bytes), auth)},
+            "/v1/emails": {"post": _guarded(_post_email(config, pool.max_inline_bytes), auth)},
             "/v1/emails/batch": {"post": _guarded(_post_batch(config.max_batch), auth)},
             **_state_paths(auth),
             "/healthz": {
@@ -487,7 +536,7 @@ def openapi_document(config: IntakeConfig, pool: PoolConfig, auth: bool = False)
             }
         },
         "components": {
-            "schemas": {"Email": _email_schema(), "Error": _ERROR, "Event": _event_schema()},
+            "schemas": {"Email": _email_schema(config), "Error": _ERROR, "Event": _event_schema()},
             "responses": errors,
             "securitySchemes": {
                 "bearer": {

@@ -37,7 +37,7 @@ class IntakeService:
         self.registry = process_registry()
         #: Turns fatal when a background task (the pool's flushers) dies.
         self.health = Health()
-        self.pool = QueuePool(pool_config, PoolMetrics(self.registry), self.health)
+        self.pool = QueuePool(pool_config, PoolMetrics(self.registry), self.health, blobs)
         self.state = None
         if state is not None and state.enabled:
             self.state = State(state, self.health, StateMetrics(self.registry))
@@ -48,7 +48,6 @@ class IntakeService:
             self.registry,
             auth,
             keyring,
-            blobs,
             state=self.state,
         )
         self.port = config.port

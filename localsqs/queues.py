@@ -29,7 +29,7 @@ SETTABLE = (*_RANGES, *_BOOLEANS, *_ENUMS, *_FREE)
 DEFAULTS = {
     "VisibilityTimeout": "30",
     "MessageRetentionPeriod": "345600",
-    "MaximumMessageSize": "262144",
+    "MaximumMessageSize": "1048576",
     "DelaySeconds": "0",
     "ReceiveMessageWaitTimeSeconds": "0",
     "SqsManagedSseEnabled": "true",
@@ -131,7 +131,7 @@ class Queue:
     purged: int = 0
     fifo: bool = False
     visibility_ms: int = 30_000
-    max_size: int = 262_144
+    max_size: int = 1_048_576
     delay_ms: int = 0
     wait_s: int = 0
     retention_ms: int = 345_600_000

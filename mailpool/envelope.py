@@ -5,15 +5,19 @@ This is the only module that knows the envelope's schema. Version 1, as JSON (or
     {"v": 1, "id": str, "group": str, "accepted_at": float (epoch seconds),
      "email": {"from": [name, addr], "to"|"cc"|"bcc"|"reply_to": [[name, addr], ...],
                "subject": str, "text": str|null, "html": str|null,
-               "headers": {name: value}, "tags": {key: value}}}
+               "headers": {name: value}, "tags": {key: value},
+               "attachments": [[filename, content_type, content_id|null, base64], ...]}}
+
+``attachments`` is absent when there are none (envelopes from before attachments read alike).
 
 Sealed (MAILPOOL_ENCRYPTION_KEYS set): {"v": 1, "id": str, "sealed": {"kid", "n", "ct"}},
 where ``ct`` is everything but ``v`` and ``id``, AES-GCM-encrypted and bound to the id.
 
-A pointer (the envelope was too large for the queue and went to S3):
-{"v": 1, "id": str, "s3": {"bucket": str, "key": str}}.
+An envelope too large for its queue travels through S3: the pool (``pool.blobs``) puts a
+pointer in its place and resolves it on receipt.
 """
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Mapping
@@ -23,6 +27,7 @@ from typing import Any
 import orjson
 
 from mailpool.addresses import AddressError, Mailbox, parse_mailbox
+from mailpool.attachments import Attachment, AttachmentError, EmailLimits, parse_attachments
 from mailpool.sealing import Keyring, SealError
 
 VERSION = 1
@@ -56,7 +61,7 @@ RESERVED_HEADERS = frozenset(
 )
 EMAIL_FIELDS = frozenset(
     {"from", "to", "cc", "bcc", "reply_to", "subject", "text", "html", "headers", "tags", "group",
-     "unsubscribe"}
+     "unsubscribe", "attachments"}
 )  # fmt: skip
 _LIST_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _HEADER_NAME = re.compile(r"[!-9;-~]+")
@@ -69,13 +74,19 @@ _GROUP = re.compile(r"""[A-Za-z0-9!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]+""")
 
 
 class ValidationError(ValueError):
-    """Bad input; ``field`` names where, ``code`` says what, the message carries no input."""
+    """Bad input; ``field`` names where, ``code`` says what, the message carries no input.
 
-    def __init__(self, field: str | None, message: str, code: str = "invalid") -> None:
+    ``status`` is the HTTP status intake answers: 422, or 413 for an email too large.
+    """
+
+    def __init__(
+        self, field: str | None, message: str, code: str = "invalid", status: int = 422
+    ) -> None:
         super().__init__(message)
         self.field = field
         self.code = code
         self.message = message
+        self.status = status
 
 
 class EnvelopeError(ValueError):
@@ -104,6 +115,8 @@ class Email:
     html: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
+    #: Files, attached or (with a Content-ID) inline, in the producer's order.
+    attachments: tuple[Attachment, ...] = ()
     #: The list a one-click unsubscribe link names ("default" for ``true``); intake turns it
     #: into List-Unsubscribe headers, so it is never queued.
     unsubscribe: str | None = None
@@ -166,8 +179,10 @@ class Envelope:
                 "html": e.html,
                 "headers": dict(e.headers),
                 "tags": dict(e.tags),
+                **({"attachments": [_attachment_doc(a) for a in e.attachments]}
+                   if e.attachments else {}),
             },
-        }
+        }  # fmt: skip
 
     @classmethod
     def decode(cls, raw: str | bytes, keyring: Keyring | None = None) -> "Envelope":
@@ -195,6 +210,7 @@ class Envelope:
                     html=e["html"],
                     headers=dict(e["headers"]),
                     tags=dict(e["tags"]),
+                    attachments=tuple(_attachment_of(a) for a in e.get("attachments", ())),
                 ),
             )
         except EnvelopeError:
@@ -203,31 +219,16 @@ class Envelope:
             raise EnvelopeError(f"not a mailpool envelope ({type(exc).__name__})") from None
 
 
-@dataclass(frozen=True, slots=True)
-class Pointer:
-    """Where a large envelope's body lives in S3."""
-
-    bucket: str
-    key: str
+def _attachment_doc(a: Attachment) -> list[Any]:
+    return [a.filename, a.content_type, a.content_id, a.data]
 
 
-def encode_pointer(message_id: str, pointer: Pointer) -> bytes:
-    """The queue body that stands for an envelope kept in S3."""
-    return orjson.dumps(
-        {"v": VERSION, "id": message_id, "s3": {"bucket": pointer.bucket, "key": pointer.key}}
-    )
-
-
-def pointer_of(raw: str | bytes) -> Pointer | None:
-    """The S3 location a queue body points to, or None for an envelope carried inline."""
-    text = raw if isinstance(raw, str) else raw.decode(errors="replace")
-    if '"s3":' not in text:
-        return None
-    try:
-        location = orjson.loads(text)["s3"]
-        return Pointer(str(location["bucket"]), str(location["key"]))
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        return None
+def _attachment_of(doc: list[Any]) -> Attachment:
+    filename, content_type, content_id, data = doc
+    # Canonical base64: every 4 characters carry 3 bytes, less the padding.
+    size = len(data) // 4 * 3 - data[-2:].count("=")
+    return Attachment(filename=str(filename), content_type=str(content_type),
+                      content_id=content_id, data=str(data), size=size)  # fmt: skip
 
 
 def _unseal(doc: dict[str, Any], keyring: Keyring | None) -> dict[str, Any]:
@@ -356,7 +357,30 @@ def parse_group(value: Any) -> str | None:
     return group
 
 
-def parse_email(doc: Any) -> Email:
+def _size(value: str | None) -> int:
+    return 0 if value is None else len(value.encode("utf-8", "surrogatepass"))
+
+
+def _attachments(doc: dict[str, Any], email: Email, limits: EmailLimits) -> Email:
+    """``email`` with its validated attachments; past ``limits`` a 413 error."""
+    budget = limits.max_bytes
+    for name in ("text", "html"):
+        budget -= _size(doc.get(name))
+        if budget < 0:
+            raise ValidationError(name, f"the email would exceed {limits.max_bytes} bytes",
+                                  "email_too_large", 413)  # fmt: skip
+    try:
+        attachments = parse_attachments(doc.get("attachments"), limits, budget)
+    except AttachmentError as exc:
+        raise ValidationError(exc.field, exc.message, exc.code, exc.status) from None
+    for index, part in enumerate(attachments):
+        if part.inline and email.html is None:
+            raise ValidationError(f"attachments[{index}].content_id", "an inline part needs "
+                                  "an html body to show it", "inline_without_html")  # fmt: skip
+    return dataclasses.replace(email, attachments=attachments) if attachments else email
+
+
+def parse_email(doc: Any, limits: EmailLimits | None = None) -> Email:
     """Validate a producer's JSON email; ``ValidationError`` names the first bad field."""
     if not isinstance(doc, dict):
         raise ValidationError(None, "the email must be a JSON object", "invalid_type")
@@ -388,4 +412,4 @@ def parse_email(doc: Any) -> Email:
         raise ValidationError("to", f"at most {MAX_RECIPIENTS} recipients in all", "too_many")
     if email.text is None and email.html is None:
         raise ValidationError("text", "text or html is required", "required")
-    return email
+    return _attachments(doc, email, limits or EmailLimits())

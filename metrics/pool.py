@@ -72,6 +72,11 @@ class PoolMetrics:
             ["shard"],
             registry=registry,
         )
+        self._offloaded = Counter(
+            "mailpool_messages_offloaded",
+            "Message bodies past the queue's size limit that went to S3 behind a pointer.",
+            registry=registry,
+        )
 
     def observer(self, action: str, shard: int | str) -> CallObserver:
         """A callback that records each call of ``action`` on ``shard`` (its series start at 0)."""
@@ -100,3 +105,7 @@ class PoolMetrics:
     def enqueued(self, shard: int) -> None:
         """One message acknowledged by SQS on ``shard``."""
         self._enqueued.labels(str(shard)).inc()
+
+    def offloaded(self) -> None:
+        """One body put in S3 instead of the queue."""
+        self._offloaded.inc()

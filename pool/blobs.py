@@ -1,10 +1,13 @@
-"""Large bodies in S3: the extended-client pattern, for emails past the queue's size limit.
+"""Large bodies in S3: the extended-client pattern, for messages past the queue's size limit.
 
-The envelope goes to ``s3://<bucket>/<prefix><id>`` with server-side encryption, and the
-queue carries a small pointer to it. Senders fetch it, and delete it once the email is
-delivered; a bucket lifecycle rule (set by ``mailpool queues create``) expires what is
-left, such as bodies of dead-lettered messages, after the DLQ's retention. Like ``sqs.py``, it
-talks to AWS through ``pool.aws`` and maps failures onto ``pool.errors``.
+``QueuePool.send`` puts such a body at ``s3://<bucket>/<prefix><dedup id>`` with server-side
+encryption, and the queue carries a small pointer to it:
+``{"v": 1, "id": <dedup id>, "s3": {"bucket": str, "key": str}}`` (``id`` keeps the email's
+id readable to whoever inspects the queue or its DLQ). ``QueuePool.body`` fetches it, and
+``QueuePool.delete`` deletes it with its message; a bucket lifecycle rule (set by ``mailpool
+queues create``) expires what is left, such as bodies of dead-lettered messages, after the
+DLQ's retention. Like ``sqs.py``, it talks to AWS through ``pool.aws`` and maps failures
+onto ``pool.errors``.
 """
 
 import os
@@ -12,15 +15,39 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from mailpool.settings import env_int, env_opt, env_str
 from pool.aws import AwsClient, error_code
 from pool.errors import Misconfigured, PoolError, Rejected, Unavailable
+from pool.messages import Pointer
 
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
+#: A pointer is far smaller than this; longer bodies are never parsed as one.
+_POINTER_MAX = 2048
+
+
 class BlobMissing(Rejected):
     """The object a pointer names is gone (expired or deleted)."""
+
+
+def encode_pointer(message_id: str, pointer: Pointer) -> str:
+    """The queue body that stands for a body kept in S3."""
+    location = {"bucket": pointer.bucket, "key": pointer.key}
+    return orjson.dumps({"v": 1, "id": message_id, "s3": location}).decode()
+
+
+def pointer_of(body: str) -> Pointer | None:
+    """The S3 location a queue body points to, or None for a body carried inline."""
+    if len(body) > _POINTER_MAX or '"s3":' not in body:
+        return None
+    try:
+        location = orjson.loads(body)["s3"]
+        return Pointer(str(location["bucket"]), str(location["key"]))
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -66,7 +66,7 @@ class CoalescerLimits:
     """Batch bounds and retry timing of one coalescer."""
 
     max_entries: int = 10
-    max_bytes: int = 262_144
+    max_bytes: int = 1_048_576
     linger_s: float = 0.002
     #: While calls are in flight a partial batch waits up to one call's duration, capped here.
     max_linger_s: float = 0.02

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from mailpool.settings import env_float, env_int, env_str
 
-#: SQS's classic per-message limit; queues are provisioned with it unless told otherwise.
-DEFAULT_MAX_MESSAGE_BYTES = 262_144
+#: SQS's per-message limit (1 MiB since 2025-08); queues and DLQs are provisioned and
+#: converged to it unless told otherwise (MAILPOOL_MAX_MESSAGE_BYTES).
+DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -61,6 +62,12 @@ class PoolConfig:
             raise ValueError("visibility_timeout_s must be within 0..43200")
         if not 1 <= self.max_receive_count <= 1000:
             raise ValueError("max_receive_count must be within 1..1000")
+
+    @property
+    def max_inline_bytes(self) -> int:
+        """The largest body a queue carries itself. It leaves a 64th of the queue's limit for
+        the attributes a move to the DLQ adds, so that every message can be moved."""
+        return self.max_message_bytes - self.max_message_bytes // 64
 
     def queue_name(self, shard: int) -> str:
         """Name of shard ``shard``'s FIFO queue."""

@@ -7,6 +7,7 @@ PoolError                   the queue engine did not take the request
 │   ├── Overloaded            refused before any work: it could not be done before its deadline
 │   └── PoolClosed            the pool is shutting down (or its flusher died) and takes no work
 ├── Rejected                  the engine refused the request itself (invalid, too large)
+│   └── TooLarge              past the queue's size limit, and no S3 bucket to carry it
 ├── QueueMissing              a queue of the pool does not exist
 └── Misconfigured             no region, no credentials, a malformed endpoint
 """
@@ -48,6 +49,10 @@ class PoolClosed(Unavailable):
 
 class Rejected(PoolError):
     """The engine refused the request as invalid; retrying the same request fails again."""
+
+
+class TooLarge(Rejected):
+    """A message past the queue's size limit, with no S3 bucket configured to carry it."""
 
 
 class QueueMissing(PoolError):

@@ -28,6 +28,14 @@ class Sent:
 
 
 @dataclass(frozen=True, slots=True)
+class Pointer:
+    """Where the body of a message too large for its queue lives in S3."""
+
+    bucket: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
 class Received:
     """A message taken from a shard; ``receipt`` is the handle for delete and visibility."""
 
@@ -39,3 +47,6 @@ class Received:
     receive_count: int
     sent_at: float
     attributes: Mapping[str, str] = field(default_factory=dict)
+    #: Set when ``body`` is only a pointer to the real body in S3 (``QueuePool.body``
+    #: fetches it; ``QueuePool.delete`` deletes it with the message).
+    blob: Pointer | None = None

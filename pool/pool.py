@@ -12,10 +12,11 @@ from typing import Any
 
 from mailpool.health import Health
 from metrics.pool import PoolMetrics
+from pool.blobs import BlobStore, encode_pointer, pointer_of
 from pool.coalesce import CallObserver, Coalescer, CoalescerLimits
 from pool.config import PoolConfig
-from pool.errors import NoAnswer, PoolClosed, PoolError, Unavailable
-from pool.messages import Outgoing, Received, Sent
+from pool.errors import Misconfigured, NoAnswer, PoolClosed, PoolError, TooLarge, Unavailable
+from pool.messages import Outgoing, Pointer, Received, Sent
 from pool.routing import shard_for
 from pool.sqs import SqsClient
 
@@ -62,12 +63,20 @@ class QueuePool:
 
     Its flushers run in one background task watched by ``health``: if it dies, the
     process turns unready and exits (see ``mailpool.health``).
+
+    With ``blobs``, a body past ``max_inline_bytes`` goes to S3 and the queue carries a
+    pointer to it (see ``pool.blobs``); without, such a body is ``TooLarge``.
     """
 
     def __init__(
-        self, config: PoolConfig, metrics: PoolMetrics, health: Health | None = None
+        self,
+        config: PoolConfig,
+        metrics: PoolMetrics,
+        health: Health | None = None,
+        blobs: BlobStore | None = None,
     ) -> None:
         self.config = config
+        self.blobs = blobs
         self.health = health or Health()
         self._closing = False
         self._metrics = metrics
@@ -89,8 +98,15 @@ class QueuePool:
         """The shard that owns ``group``."""
         return shard_for(group, self.config.shards)
 
+    @property
+    def max_inline_bytes(self) -> int:
+        """The largest body the queue carries itself (``PoolConfig.max_inline_bytes``)."""
+        return self.config.max_inline_bytes
+
     async def __aenter__(self) -> "QueuePool":
         await self._stack.enter_async_context(self._client)
+        if self.blobs is not None:
+            await self._stack.enter_async_context(self.blobs)
         cfg = self.config
         try:
             urls = await asyncio.gather(
@@ -252,13 +268,47 @@ class QueuePool:
         Raises ``Overloaded`` at once when the shard's backlog would outlast the deadline
         (``send_deadline_s``, or ``deadline_s`` when given), and ``NoAnswer`` when SQS was
         asked but never answered (the message may be stored: repeat with the same dedup ID).
+        A body past ``max_inline_bytes`` goes to S3 first (``TooLarge`` without a bucket).
         """
         index = self.shard_of(message.group)
         if size is None:
             size = len(message.body.encode())
+        if size > self.max_inline_bytes:
+            started = time.monotonic()
+            message = await self._offload(message, size)
+            size = len(message.body)
+            if deadline_s is not None:
+                deadline_s -= time.monotonic() - started
         message_id = await self._shard(index).send.submit(message, size, deadline_s)
         self._metrics.enqueued(index)
         return Sent(shard=index, message_id=message_id)
+
+    async def _offload(self, message: Outgoing, size: int) -> Outgoing:
+        """Put ``message``'s body in S3; the message with a pointer in its place."""
+        if self.blobs is None:
+            raise TooLarge(
+                f"the message is {size} bytes; the queue takes at most {self.max_inline_bytes} "
+                "and no S3 bucket (MAILPOOL_S3_BUCKET) is configured for larger ones"
+            )
+        pointer = Pointer(self.blobs.bucket, self.blobs.key_for(message.dedup_id))
+        try:
+            await self.blobs.put(pointer.key, message.body.encode())
+        except PoolError as exc:  # S3 is the service's side: never the producer's fault
+            raise Unavailable(f"storing the large body failed: {exc}", code=exc.code) from exc
+        self._metrics.offloaded()
+        return dataclasses.replace(message, body=encode_pointer(message.dedup_id, pointer))
+
+    async def body(self, message: Received) -> str | bytes:
+        """``message``'s body, fetched from S3 when the queue holds a pointer to it.
+
+        Raises ``BlobMissing`` when the object is gone, ``Unavailable`` when S3 fails, and
+        ``Misconfigured`` when this pool has no bucket to read it from.
+        """
+        if message.blob is None:
+            return message.body
+        if self.blobs is None:
+            raise Misconfigured("a message's body is in S3 and no MAILPOOL_S3_BUCKET is set")
+        return await self.blobs.get(message.blob.bucket, message.blob.key)
 
     async def receive(
         self, shard: int, *, max_messages: int, wait_s: int, visibility_s: int | None = None
@@ -289,11 +339,24 @@ class QueuePool:
             observe(0, time.monotonic() - started, error, ())
             raise error from exc
         observe(len(messages), time.monotonic() - started, None, ())
-        return messages
+        return [self._resolve_pointer(m) for m in messages]
+
+    @staticmethod
+    def _resolve_pointer(message: Received) -> Received:
+        pointer = pointer_of(message.body)
+        return message if pointer is None else dataclasses.replace(message, blob=pointer)
 
     async def delete(self, message: Received) -> None:
-        """Delete a received message (batched with other deletes of its shard)."""
+        """Delete a received message (batched with other deletes of its shard), then its
+        body in S3 if it has one (a failure there is logged: the lifecycle rule expires it)."""
         await self._shard(message.shard).delete.submit(message.receipt)
+        if message.blob is None or self.blobs is None:
+            return
+        try:
+            await self.blobs.delete(message.blob.bucket, message.blob.key)
+        except PoolError as exc:
+            extra = {"sqs_id": message.message_id, "error": type(exc).__name__}
+            log.warning("could not delete a body from S3", extra=extra)
 
     def settles_failing(self, shard: int) -> bool:
         """Whether a call that records outcomes has failed and is still being retried: a
@@ -329,7 +392,9 @@ class QueuePool:
                 dedup_id=message.message_id,
                 attributes=marks,
             )
-        await target.dead_letter.submit(copy, len(message.body.encode()))
+        # SQS counts the attributes in the message's size (and the batch's).
+        size = len(message.body.encode()) + sum(len(k) + len(v) + 6 for k, v in marks.items())
+        await target.dead_letter.submit(copy, size)
         await target.delete.submit(message.receipt)
 
     async def check(self, timeout_s: float = 2.0) -> None:

@@ -15,19 +15,19 @@ import enum
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import orjson
 
 from mailpool import events as ev
 from mailpool.backoff import backoff
-from mailpool.envelope import Envelope, EnvelopeError, pointer_of
+from mailpool.envelope import Envelope, EnvelopeError
 from mailpool.events import Event, Recipient
 from mailpool.sealing import Keyring
 from metrics.sender import SenderMetrics
-from pool.blobs import BlobMissing, BlobStore
-from pool.errors import PoolError
+from pool.blobs import BlobMissing
+from pool.errors import Misconfigured, PoolError
 from pool.messages import Received
 from sender.config import SenderConfig
 from sender.providers.base import (
@@ -95,7 +95,7 @@ class Delivery:
         max_receives: int,
         stopping: Callable[[], bool],
         keyring: Keyring | None = None,
-        blobs: BlobStore | None = None,
+        body: Callable[[Received], Awaitable[str | bytes]],
         suppressions: Suppressions | None = None,
     ) -> None:
         self._config = config
@@ -105,7 +105,7 @@ class Delivery:
         self._max_receives = max_receives
         self._stopping = stopping
         self._keyring = keyring
-        self._blobs = blobs
+        self._body = body
 
     async def attempt(self, message: Received) -> Outcome:
         """Deliver ``message`` once; never raises for the message's own trouble."""
@@ -247,33 +247,19 @@ class Delivery:
     async def _open(self, message: Received) -> Envelope:
         """The envelope a message carries, fetched from S3 when the body is a pointer."""
         body: str | bytes = message.body
-        pointer = pointer_of(message.body)
-        if pointer is not None:
-            if self._blobs is None:
-                raise _Unreadable("blob_store_unconfigured", transient=True)
+        if message.blob is not None:
             try:
-                body = await self._blobs.get(pointer.bucket, pointer.key)
+                body = await self._body(message)
             except BlobMissing:
                 raise _Unreadable("blob_missing", transient=False) from None
+            except Misconfigured:
+                raise _Unreadable("blob_store_unconfigured", transient=True) from None
             except PoolError:
                 raise _Unreadable("blob_unavailable", transient=True) from None
         try:
             return Envelope.decode(body, self._keyring)
         except EnvelopeError as exc:
             raise _Unreadable(exc.reason, transient=False) from None
-
-    async def forget_body(self, message: Received, email_id: str) -> None:
-        """Delete a delivered message's S3 body (the bucket's lifecycle catches a miss)."""
-        pointer = pointer_of(message.body)
-        if pointer is None or self._blobs is None:
-            return
-        try:
-            await self._blobs.delete(pointer.bucket, pointer.key)
-        except PoolError as exc:
-            log.warning(
-                "could not delete a delivered body from S3",
-                extra={"id": email_id, "error": type(exc).__name__},
-            )
 
     async def _send_through_delays(self, envelope: Envelope) -> Accepted:
         """Send; while the provider throttles, wait and try again holding the message.

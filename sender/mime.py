@@ -20,8 +20,10 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
+from urllib.parse import quote
 
 from mailpool.addresses import Mailbox
+from mailpool.attachments import Attachment
 from mailpool.envelope import Email, Envelope
 
 #: RFC 5322 recommends lines of at most 78 characters; longer headers take the stdlib path.
@@ -33,6 +35,12 @@ _PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+
 # A display name a quoted string can carry: printable ASCII.
 _QUOTABLE_NAME = re.compile(r"[ -~]*")
 _PRINTABLE = re.compile(r"[ -~]*")
+# A parameter value written as a plain quoted string; anything else goes RFC 2231-encoded.
+_PLAIN_PARAM = re.compile(r"[A-Za-z0-9 !#$&()+,.=@\[\]^_{}~-]+")
+#: MIME's base64 line length (RFC 2045 6.8).
+BASE64_LINE = 76
+#: Characters of one RFC 2231 continuation's value, so that its line stays within 78.
+PARAM_SECTION = 60
 # 7bit: non-ASCII bodies go quoted-printable or base64, so no relay needs 8BITMIME.
 SMTP_7BIT = SMTP.clone(cte_type="7bit")
 _LINE_BREAKS = re.compile(r"\r\n|\r|\n")
@@ -47,12 +55,15 @@ class _NeedsStdlib(Exception):
 def render(envelope: Envelope, message_id_domain: str | None = None) -> bytes:
     """The message's bytes (CRLF line endings, ASCII); ``Message-ID`` is ``<id@domain>``."""
     try:
-        return _render_fast(envelope, message_id_domain)
+        head = _head_fast(envelope, message_id_domain)
     except _NeedsStdlib:
-        return _render_stdlib(envelope, message_id_domain)
+        head = _head_stdlib(envelope, message_id_domain)
+    # One join: the parts (an attachment's base64 lines among them) are copied once.
+    return b"".join([head, b"MIME-Version: 1.0\r\n", *_content(envelope.email)])
 
 
-def _render_fast(envelope: Envelope, message_id_domain: str | None) -> bytes:
+def _head_fast(envelope: Envelope, message_id_domain: str | None) -> bytes:
+    """The message headers before MIME-Version, each ending in CRLF."""
     email = envelope.email
     lines = [_header("From", _mailbox(email.sender))]
     for name, mailboxes in (("To", email.to), ("Cc", email.cc), ("Reply-To", email.reply_to)):
@@ -64,8 +75,8 @@ def _render_fast(envelope: Envelope, message_id_domain: str | None) -> bytes:
     lines.append(_header("Message-ID", f"<{envelope.id}@{domain}>"))
     for name, value in email.headers.items():
         lines.append(_header(name, value))
-    head = "\r\n".join(lines)
-    return (head + "\r\n").encode("ascii") + _body(email)
+    lines.append("")
+    return "\r\n".join(lines).encode("ascii")
 
 
 def _header(name: str, value: str) -> str:
@@ -121,23 +132,78 @@ def _date(epoch: float) -> str:
     )
 
 
-def _body(email: Email) -> bytes:
-    """MIME headers, a blank line and the body: one text part or multipart/alternative."""
-    if email.text is not None and email.html is not None:
-        parts = [_part("plain", email.text), _part("html", email.html)]
-        boundary = _boundary(parts)
-        # The CRLF before a delimiter belongs to the delimiter (RFC 2046 5.1.1), not the part.
-        joined = b"".join(b"--" + boundary + b"\r\n" + part + b"\r\n" for part in parts)
-        return (
-            b"MIME-Version: 1.0\r\n"
-            b'Content-Type: multipart/alternative; boundary="' + boundary + b'"\r\n\r\n'
-            + joined + b"--" + boundary + b"--\r\n"
-        )  # fmt: skip
-    if email.text is not None:
-        return b"MIME-Version: 1.0\r\n" + _part("plain", email.text)
+def _content(email: Email) -> list[bytes]:
+    """The content headers, a blank line and the body, as chunks to join.
+
+    Text and html make multipart/alternative; inline parts sit with the html in
+    multipart/related; attached files wrap it all in multipart/mixed (as mail clients
+    write it).
+    """
+    texts: list[bytes] = []  # what a boundary must not occur in (base64 cannot hold one)
+    html: list[bytes] | None = None
     if email.html is not None:
-        return b"MIME-Version: 1.0\r\n" + _part("html", email.html)
-    return b"MIME-Version: 1.0\r\n\r\n"
+        texts.append(_part("html", email.html))
+        html = [texts[-1]]
+        inline = [_file(a) for a in email.attachments if a.inline]
+        if inline:
+            html = _multipart("related", [html, *inline], texts)
+    body = html
+    if email.text is not None:
+        texts.append(_part("plain", email.text))
+        text = [texts[-1]]
+        body = text if html is None else _multipart("alternative", [text, html], texts)
+    assert body is not None, "an email has text or html"
+    files = [_file(a) for a in email.attachments if not a.inline]
+    if files:
+        body = _multipart("mixed", [body, *files], texts)
+    return body
+
+
+def _multipart(subtype: str, parts: list[list[bytes]], texts: list[bytes]) -> list[bytes]:
+    boundary = _boundary(texts)
+    chunks = [b"Content-Type: multipart/" + subtype.encode() + b';\r\n boundary="' + boundary
+              + b'"\r\n\r\n']  # fmt: skip
+    for part in parts:
+        # The CRLF before a delimiter belongs to the delimiter (RFC 2046 5.1.1), not the part.
+        chunks.append(b"--" + boundary + b"\r\n")
+        chunks.extend(part)
+        chunks.append(b"\r\n")
+    chunks.append(b"--" + boundary + b"--\r\n")
+    return chunks
+
+
+def _file(attachment: Attachment) -> list[bytes]:
+    """An attachment's headers and its base64 in lines of 76, never decoded on the way."""
+    disposition = "inline" if attachment.inline else "attachment"
+    head = (
+        f"Content-Type: {attachment.content_type}\r\n"
+        f"Content-Disposition: {disposition};\r\n{_param('filename', attachment.filename)}\r\n"
+        "Content-Transfer-Encoding: base64\r\n"
+    )
+    if attachment.content_id is not None:
+        head += f"Content-ID: <{attachment.content_id}>\r\n"
+    data = attachment.data.encode("ascii")
+    if not data:
+        return [head.encode("ascii") + b"\r\n"]
+    lines = b"\r\n".join([data[i : i + BASE64_LINE] for i in range(0, len(data), BASE64_LINE)])
+    return [head.encode("ascii") + b"\r\n", lines, b"\r\n"]
+
+
+def _param(name: str, value: str) -> str:
+    """`` name="value"`` when plain ASCII that fits a line, else RFC 2231's encoded form,
+    in continuations of at most 78 characters a line."""
+    if _PLAIN_PARAM.fullmatch(value) and _written_as_is(value) and len(name) + len(value) < 74:
+        return f' {name}="{value}"'
+    encoded = [quote(c, safe="", encoding="utf-8") for c in value]
+    whole = "utf-8''" + "".join(encoded)
+    if len(name) + len(whole) < 76:
+        return f" {name}*={whole}"
+    sections = ["utf-8''"]
+    for piece in encoded:  # never split a character's %XX triplets
+        if len(sections[-1]) + len(piece) > PARAM_SECTION:
+            sections.append("")
+        sections[-1] += piece
+    return ";\r\n".join(f" {name}*{i}*={section}" for i, section in enumerate(sections))
 
 
 def _part(subtype: str, text: str) -> bytes:
@@ -157,10 +223,10 @@ def _part(subtype: str, text: str) -> bytes:
     ).encode("ascii") + payload
 
 
-def _boundary(parts: list[bytes]) -> bytes:
+def _boundary(texts: list[bytes]) -> bytes:
     while True:
         boundary = b"===============" + secrets.token_hex(16).encode("ascii") + b"=="
-        if not any(boundary in part for part in parts):
+        if not any(boundary in text for text in texts):
             return boundary
 
 
@@ -170,32 +236,35 @@ def _unbreakable(name: str, value: str) -> bool:
     return MAX_HEADER_LINE < line <= MAX_LINE and " " not in value and _written_as_is(value)
 
 
-def _render_stdlib(envelope: Envelope, message_id_domain: str | None) -> bytes:
-    """``build_message``'s bytes, with unbreakable headers written whole as ``render``
-    writes them (the stdlib would RFC 2047-encode them, which List-Unsubscribe readers do
-    not undo)."""
+def _head_stdlib(envelope: Envelope, message_id_domain: str | None) -> bytes:
+    """``build_message``'s headers (RFC 2047-encoded, folded), with unbreakable headers
+    written whole as ``_head_fast`` writes them (the stdlib would RFC 2047-encode them, which
+    List-Unsubscribe readers do not undo)."""
     headers = envelope.email.headers
     whole = {n: v for n, v in headers.items() if _unbreakable(n, v)}
-    if not whole:
-        return build_message(envelope, message_id_domain).as_bytes()
     rest = {n: v for n, v in headers.items() if n not in whole}
     email = dataclasses.replace(envelope.email, headers=rest)
-    raw = build_message(dataclasses.replace(envelope, email=email), message_id_domain).as_bytes()
-    head, blank, body = raw.partition(b"\r\n\r\n")
-    lines = b"".join(f"\r\n{n}: {v}".encode("ascii") for n, v in whole.items())
-    return head + lines + blank + body
+    message = build_message(dataclasses.replace(envelope, email=email), message_id_domain,
+                            content=False)  # fmt: skip
+    head = message.as_bytes().removesuffix(b"\r\n")  # no payload: drop the blank line
+    return head + b"".join(f"{n}: {v}\r\n".encode("ascii") for n, v in whole.items())
 
 
 def _address(mailbox: Mailbox) -> Address:
     return Address(display_name=mailbox.name, addr_spec=mailbox.addr)
 
 
-def build_message(envelope: Envelope, message_id_domain: str | None = None) -> EmailMessage:
-    """The message through the stdlib's ``email`` package; ``render`` uses it when needed.
+def build_message(
+    envelope: Envelope, message_id_domain: str | None = None, *, content: bool = True
+) -> EmailMessage:
+    """The message through the stdlib's ``email`` package: the reference ``render`` is held
+    to, and (``content=False``, headers only) what ``render`` writes headers with when they
+    need RFC 2047 encoding or folding.
 
     Headers are encoded per RFC 2047 where they hold non-ASCII text (policy SMTP, CRLF), and
     non-ASCII bodies are quoted-printable or base64, so the message is ASCII.
-    Both text and html give multipart/alternative; Bcc never appears in the headers.
+    Both text and html give multipart/alternative; inline parts join the html in
+    multipart/related; attachments make multipart/mixed. Bcc never appears in the headers.
     """
     email = envelope.email
     message = EmailMessage(policy=SMTP_7BIT)
@@ -212,10 +281,26 @@ def build_message(envelope: Envelope, message_id_domain: str | None = None) -> E
     message["Message-ID"] = f"<{envelope.id}@{domain}>"
     for name, value in email.headers.items():
         message[name] = value
+    if content:
+        _set_content(message, email)
+    return message
+
+
+def _set_content(message: EmailMessage, email: Email) -> None:
     if email.text is not None:
         message.set_content(email.text)
         if email.html is not None:
             message.add_alternative(email.html, subtype="html")
     elif email.html is not None:
         message.set_content(email.html, subtype="html")
-    return message
+    if email.html is not None:
+        html = list(message.iter_parts())[1] if email.text is not None else message
+        for a in email.attachments:
+            if a.inline:
+                maintype, subtype = a.content_type.split("/")
+                html.add_related(a.content, maintype, subtype, cid=f"<{a.content_id}>",
+                                 filename=a.filename, disposition="inline")  # fmt: skip
+    for a in email.attachments:
+        if not a.inline:
+            maintype, subtype = a.content_type.split("/")
+            message.add_attachment(a.content, maintype, subtype, filename=a.filename)

@@ -37,14 +37,13 @@ class SenderService:
         self.registry = process_registry()
         #: Turns fatal when a background task (the worker, the pool's flushers) dies.
         self.health = Health()
-        self.pool = QueuePool(pool_config, PoolMetrics(self.registry), self.health)
+        self.pool = QueuePool(pool_config, PoolMetrics(self.registry), self.health, blobs)
         self.provider = provider
         self.metrics = SenderMetrics(self.registry, concurrency=config.concurrency)
-        self.blobs = blobs
         self.state = None
         if state is not None and state.enabled:
             self.state = State(state, self.health, StateMetrics(self.registry))
-        self.sender = Sender(config, self.pool, provider, self.metrics, keyring, blobs, self.state)
+        self.sender = Sender(config, self.pool, provider, self.metrics, keyring, self.state)
         self.metrics_port = config.metrics_port
         self._stack = contextlib.AsyncExitStack()
         self._task: asyncio.Task[None] | None = None
@@ -53,8 +52,6 @@ class SenderService:
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(self.provider.aclose)
             await stack.enter_async_context(self.pool)
-            if self.blobs is not None:
-                await stack.enter_async_context(self.blobs)
             if self.state is not None:
                 await stack.enter_async_context(self.state)
             runner, self.metrics_port = await serve(

@@ -30,7 +30,6 @@ from mailpool.events import Event
 from mailpool.ordering import chains, until_failure
 from mailpool.sealing import Keyring
 from metrics.sender import SenderMetrics
-from pool.blobs import BlobStore
 from pool.errors import PoolError
 from pool.messages import Outgoing, Received
 from pool.pool import QueuePool
@@ -67,7 +66,6 @@ class Sender:
         provider: Provider,
         metrics: SenderMetrics,
         keyring: Keyring | None = None,
-        blobs: BlobStore | None = None,
         state: State | None = None,
     ) -> None:
         self._config = config
@@ -83,7 +81,7 @@ class Sender:
             max_receives=pool.config.max_receive_count,
             stopping=lambda: self.stopping,
             keyring=keyring,
-            blobs=blobs,
+            body=pool.body,
             suppressions=None if state is None else state.suppressions,
         )
         self._capacity = Capacity(config.concurrency)
@@ -305,7 +303,6 @@ class Sender:
             assert outcome.envelope is not None
             self._metrics.delivered_after(time.time() - outcome.envelope.accepted_at)
             log.debug("delivered", extra={"id": outcome.email_id, "shard": message.shard})
-            await self._delivery.forget_body(message, outcome.email_id)
         return True
 
     async def _decided(

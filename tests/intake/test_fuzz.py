@@ -6,6 +6,7 @@ headers. Every answer must be a documented status below 500 whose body matches t
 documented schema.
 """
 
+import base64
 import contextlib
 import http.client
 import json
@@ -60,12 +61,22 @@ def from_schema(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
             options.append(st.none())
         elif kind == "boolean":
             options.append(st.booleans())
+        elif kind == "string" and schema.get("contentEncoding") == "base64":
+            files = st.binary(max_size=300).map(lambda b: base64.b64encode(b).decode())
+            options.append(files | st.text(max_size=40))
         elif kind == "string":
             limit = min(schema.get("maxLength", 300), 300)
             options.append(ADDRESSES | st.text(min_size=schema.get("minLength", 0), max_size=limit))
         elif kind == "array":
             item = from_schema(schema["items"])
             options.append(st.lists(item, max_size=min(schema.get("maxItems", 5), 5)))
+        elif kind == "object" and "properties" in schema:
+            fields = {k: from_schema(v) for k, v in schema["properties"].items()}
+            required = set(schema.get("required", ()))
+            options.append(st.fixed_dictionaries(
+                {k: v for k, v in fields.items() if k in required},
+                optional={k: v for k, v in fields.items() if k not in required},
+            ))  # fmt: skip
         elif kind == "object":
             values = from_schema(schema.get("additionalProperties", {"type": "string"}))
             options.append(st.dictionaries(st.text(min_size=1, max_size=20), values, max_size=3))

@@ -1,16 +1,19 @@
 """Emails past the queue's size limit go to S3 (SSE) behind a pointer, on moto's server."""
 
+import base64
 import dataclasses
+import io
+import os
 import uuid
 from typing import Any
 
 import aiohttp
+import orjson
 from aiobotocore.session import get_session
 
 from intake.config import IntakeConfig
 from intake.service import IntakeService
-from mailpool.envelope import pointer_of
-from pool.blobs import BlobConfig, BlobStore
+from pool.blobs import BlobConfig, BlobStore, pointer_of
 from pool.config import PoolConfig
 from pool.provision import provision
 from pool.sqs import SqsClient
@@ -70,3 +73,61 @@ async def test_a_large_email_travels_through_s3_and_its_body_is_deleted_after_de
             await until(gone, 10)
     assert delivery.mailpool_id == message_id
     assert delivery.message.get_content().strip() == BIG
+
+
+async def test_a_5_mib_email_with_files_goes_through_s3_and_arrives_byte_for_byte(
+    provisioned: PoolConfig, sqs_endpoint: str, smtp_sink: SmtpSink
+) -> None:
+    report = os.urandom(4 * 1024 * 1024)
+    logo = os.urandom(1024 * 1024)
+    email = {
+        "from": "a@example.test",
+        "to": "b@example.test",
+        "text": "Your report",
+        "html": '<p>Your report</p><img src="cid:logo@example.test">',
+        "attachments": [
+            {"filename": "Bericht für März.pdf", "content": base64.b64encode(report).decode()},
+            {"filename": "logo.png", "content": base64.b64encode(logo).decode(),
+             "content_id": "logo@example.test"},
+        ],
+    }  # fmt: skip
+    blob_config = BlobConfig(bucket=f"mp-{uuid.uuid4().hex[:10]}", endpoint_url=sqs_endpoint,
+                             region="us-east-1")  # fmt: skip
+    async with BlobStore(blob_config) as store:
+        await store.provision()
+    intake = IntakeService(provisioned, IntakeConfig(port=0), blobs=BlobStore(blob_config))
+    async with (
+        intake,
+        aiohttp.ClientSession() as http,
+        # A stream: aiohttp warns that a body this large given as bytes blocks the loop.
+        http.post(
+            f"{intake.url}/v1/emails",
+            data=io.BytesIO(orjson.dumps(email)),
+            headers={"Content-Type": "application/json"},
+        ) as response,
+    ):
+        assert response.status == 202
+        message_id = (await response.json())["id"]
+    settings = SenderConfig(wait_time_s=1, metrics_port=0)
+    provider = SmtpProvider(SmtpConfig(port=smtp_sink.port))
+    async with (
+        get_session().create_client("s3", region_name="us-east-1", endpoint_url=sqs_endpoint) as s3,
+        SenderService(provisioned, settings, provider, blobs=BlobStore(blob_config)),
+    ):
+        [delivery] = await smtp_sink.wait_for(1, within=30)
+
+        async def gone() -> bool:
+            listed: dict[str, Any] = await s3.list_objects_v2(Bucket=blob_config.bucket)
+            return listed.get("KeyCount", 0) == 0
+
+        await until(gone, 10)
+    assert delivery.mailpool_id == message_id
+    message = delivery.message
+    assert message.get_content_type() == "multipart/mixed"
+    files = {part.get_filename(): part for part in message.walk() if part.get_filename()}
+    assert files["Bericht für März.pdf"].get_payload(decode=True) == report
+    assert files["Bericht für März.pdf"].get_content_type() == "application/pdf"
+    assert files["logo.png"].get_payload(decode=True) == logo
+    assert files["logo.png"]["Content-ID"] == "<logo@example.test>"
+    assert files["logo.png"].get_content_disposition() == "inline"
+    assert all(len(line) <= 78 for line in delivery.raw.split(b"\r\n"))

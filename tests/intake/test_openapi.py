@@ -66,7 +66,7 @@ async def test_real_answers_match_their_documented_schemas(api: TestClient[Any, 
         ("/v1/emails", EMAIL, {}),
         ("/v1/emails", {**EMAIL, "to": "bad"}, {}),
         ("/v1/emails", b"{", {}),
-        ("/v1/emails", {**EMAIL, "text": "x" * 300_000}, {}),
+        ("/v1/emails", {**EMAIL, "text": "x" * 1_040_000}, {}),
         ("/v1/emails", EMAIL, {"Idempotency-Key": "bad key"}),
         ("/v1/emails/batch", [EMAIL, {**EMAIL, "to": "bad"}], {}),
         ("/v1/emails/batch", [{**EMAIL, "to": "bad"}], {}),
@@ -94,7 +94,12 @@ async def test_real_answers_match_their_documented_schemas(api: TestClient[Any, 
 def test_documented_limits_follow_configuration() -> None:
     from intake.openapi import openapi_document
 
-    doc = openapi_document(IntakeConfig(max_batch=7), PoolConfig(max_message_bytes=4096))
+    intake = IntakeConfig(max_batch=7, max_email_bytes=5000, max_attachments=3)
+    doc = openapi_document(intake, PoolConfig(max_message_bytes=4096))
     batch = doc["paths"]["/v1/emails/batch"]["post"]["requestBody"]["content"]
     assert batch["application/json"]["schema"]["maxItems"] == 7
-    assert "4096" in doc["paths"]["/v1/emails"]["post"]["responses"]["413"]["description"]
+    too_large = doc["paths"]["/v1/emails"]["post"]["responses"]["413"]["description"]
+    assert "over 4032 bytes" in too_large  # what the queue carries, less the DLQ's room
+    assert "over 5000 bytes" in too_large
+    attachments = doc["components"]["schemas"]["Email"]["properties"]["attachments"]
+    assert attachments["maxItems"] == 3

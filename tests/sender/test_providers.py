@@ -1,6 +1,9 @@
 """Providers: SES on moto's server, throttling as a delay, failover, rate limits."""
 
 import asyncio
+import base64
+import email
+import email.policy
 import socket
 import time
 from typing import Any
@@ -158,3 +161,30 @@ def test_providers_are_chosen_by_name() -> None:
     assert isinstance(limited, RateLimited)
     with pytest.raises(ValueError, match="unknown provider"):
         make_provider("pigeon", {})
+
+
+async def test_ses_sends_files_and_inline_parts_in_the_same_raw_mime(sqs_endpoint: str) -> None:
+    async with get_session().create_client(
+        "sesv2", region_name="us-east-1", endpoint_url=sqs_endpoint
+    ) as admin:
+        await admin.create_email_identity(EmailIdentity="example.test")
+    pdf, png = b"%PDF-1.7 " + bytes(range(256)) * 8, b"\x89PNG" + bytes(64)
+    provider = SesProvider(SesConfig(region="us-east-1", endpoint_url=sqs_endpoint))
+    sent = envelope(
+        html='<img src="cid:logo@x">',
+        attachments=[
+            {"filename": "Quittung №7.pdf", "content": base64.b64encode(pdf).decode()},
+            {"filename": "logo.png", "content": base64.b64encode(png).decode(),
+             "content_id": "logo@x"},
+        ],
+    )  # fmt: skip
+    try:
+        await provider.send(sent)
+    finally:
+        await provider.aclose()
+    [raw] = [m for m in await ses_sent(sqs_endpoint) if sent.id in m["raw_data"]]
+    message = email.message_from_string(raw["raw_data"], policy=email.policy.default)
+    files = {p.get_filename(): p for p in message.walk() if p.get_filename()}
+    assert files["Quittung №7.pdf"].get_payload(decode=True) == pdf
+    assert files["logo.png"].get_payload(decode=True) == png
+    assert files["logo.png"]["Content-ID"] == "<logo@x>"
