@@ -2,12 +2,14 @@
 
 ``QueuePool.send`` puts such a body at ``s3://<bucket>/<prefix><dedup id>`` with server-side
 encryption, and the queue carries a small pointer to it:
-``{"v": 1, "id": <dedup id>, "s3": {"bucket": str, "key": str}}`` (``id`` keeps the email's
-id readable to whoever inspects the queue or its DLQ). ``QueuePool.body`` fetches it, and
-``QueuePool.delete`` deletes it with its message; a bucket lifecycle rule (set by ``mailpool
-queues create``) expires what is left, such as bodies of dead-lettered messages, after the
-DLQ's retention. Like ``sqs.py``, it talks to AWS through ``pool.aws`` and maps failures
-onto ``pool.errors``.
+
+    {"v": 1, "id": <dedup id>, "s3": {"bucket": str, "key": str, "size": int}}
+
+(``id`` keeps the email's id readable to whoever inspects the queue or its DLQ).
+``QueuePool.body`` fetches it, and ``QueuePool.delete`` deletes it with its message; a
+bucket lifecycle rule (set by ``mailpool queues create``) expires what is left, such as
+bodies of dead-lettered messages, after the DLQ's retention. Like ``sqs.py``, it talks to
+AWS through ``pool.aws`` and maps failures onto ``pool.errors``.
 """
 
 import os
@@ -35,7 +37,7 @@ class BlobMissing(Rejected):
 
 def encode_pointer(message_id: str, pointer: Pointer) -> str:
     """The queue body that stands for a body kept in S3."""
-    location = {"bucket": pointer.bucket, "key": pointer.key}
+    location = {"bucket": pointer.bucket, "key": pointer.key, "size": pointer.size}
     return orjson.dumps({"v": 1, "id": message_id, "s3": location}).decode()
 
 
@@ -45,8 +47,8 @@ def pointer_of(body: str) -> Pointer | None:
         return None
     try:
         location = orjson.loads(body)["s3"]
-        return Pointer(str(location["bucket"]), str(location["key"]))
-    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return Pointer(str(location["bucket"]), str(location["key"]), int(location.get("size", 0)))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
         return None
 
 

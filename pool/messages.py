@@ -29,10 +29,12 @@ class Sent:
 
 @dataclass(frozen=True, slots=True)
 class Pointer:
-    """Where the body of a message too large for its queue lives in S3."""
+    """Where the body of a message too large for its queue lives in S3, and its size."""
 
     bucket: str
     key: str
+    #: Bytes of the body (0 in pointers written before sizes were recorded).
+    size: int = 0
 
 
 @dataclass(frozen=True, slots=True)

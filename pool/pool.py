@@ -290,7 +290,7 @@ class QueuePool:
                 f"the message is {size} bytes; the queue takes at most {self.max_inline_bytes} "
                 "and no S3 bucket (MAILPOOL_S3_BUCKET) is configured for larger ones"
             )
-        pointer = Pointer(self.blobs.bucket, self.blobs.key_for(message.dedup_id))
+        pointer = Pointer(self.blobs.bucket, self.blobs.key_for(message.dedup_id), size)
         try:
             await self.blobs.put(pointer.key, message.body.encode())
         except PoolError as exc:  # S3 is the service's side: never the producer's fault

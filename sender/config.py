@@ -13,6 +13,9 @@ class SenderConfig:
 
     #: Messages in flight (received, not yet settled) across all shards of this process.
     concurrency: int = 64
+    #: Bytes of bodies carried through S3 (past the queue's limit) that this process holds
+    #: at once; one larger than this still goes, alone. Bounds memory whatever the sizes.
+    large_bytes: int = 64 * 1024 * 1024
     #: Long-poll wait per receive call (SQS allows 0..20 s).
     wait_time_s: int = 20
     #: First transient-failure backoff; doubles with each receive, capped below.
@@ -30,6 +33,8 @@ class SenderConfig:
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if self.large_bytes < 1:
+            raise ValueError("large_bytes must be at least 1")
         if not 0 <= self.wait_time_s <= 20:
             raise ValueError("wait_time_s must be within 0..20")
 
@@ -39,6 +44,7 @@ class SenderConfig:
         d = cls()
         return cls(
             concurrency=env_int(environ, "MAILPOOL_CONCURRENCY", d.concurrency),
+            large_bytes=env_int(environ, "MAILPOOL_SENDER_LARGE_BYTES", d.large_bytes),
             wait_time_s=env_int(environ, "MAILPOOL_WAIT_TIME", d.wait_time_s),
             backoff_s=env_int(environ, "MAILPOOL_BACKOFF", d.backoff_s),
             max_backoff_s=env_int(environ, "MAILPOOL_MAX_BACKOFF", d.max_backoff_s),

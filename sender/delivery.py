@@ -29,6 +29,7 @@ from metrics.sender import SenderMetrics
 from pool.blobs import BlobMissing
 from pool.errors import Misconfigured, PoolError
 from pool.messages import Received
+from sender.budget import ByteBudget
 from sender.config import SenderConfig
 from sender.providers.base import (
     Accepted,
@@ -106,9 +107,17 @@ class Delivery:
         self._stopping = stopping
         self._keyring = keyring
         self._body = body
+        self._large = ByteBudget(config.large_bytes)
 
     async def attempt(self, message: Received) -> Outcome:
-        """Deliver ``message`` once; never raises for the message's own trouble."""
+        """Deliver ``message`` once; never raises for the message's own trouble. A body
+        carried through S3 waits for room in the sender's byte budget first."""
+        if message.blob is None:
+            return await self._attempt(message)
+        async with self._large.hold(message.blob.size):
+            return await self._attempt(message)
+
+    async def _attempt(self, message: Received) -> Outcome:
         try:
             envelope = await self._open(message)
         except _Unreadable as exc:

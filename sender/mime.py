@@ -182,11 +182,13 @@ def _file(attachment: Attachment) -> list[bytes]:
     )
     if attachment.content_id is not None:
         head += f"Content-ID: <{attachment.content_id}>\r\n"
-    data = attachment.data.encode("ascii")
+    data = attachment.data
     if not data:
         return [head.encode("ascii") + b"\r\n"]
-    lines = b"\r\n".join([data[i : i + BASE64_LINE] for i in range(0, len(data), BASE64_LINE)])
-    return [head.encode("ascii") + b"\r\n", lines, b"\r\n"]
+    # Sliced and joined as str, then encoded: 2.8 times the base64 at peak, against 4.6 for
+    # slicing bytes (a 10 MiB file, benchmarks/attachments.py), in the same time.
+    lines = "\r\n".join([data[i : i + BASE64_LINE] for i in range(0, len(data), BASE64_LINE)])
+    return [head.encode("ascii") + b"\r\n", lines.encode("ascii"), b"\r\n"]
 
 
 def _param(name: str, value: str) -> str:

@@ -265,6 +265,26 @@ async def test_messages_over_the_maximum_size_are_refused(
     assert code(too_big) == "InvalidParameterValue"
 
 
+async def test_a_new_queue_takes_1_mib_messages_and_batches_of_1_mib_in_all(
+    sqs: Any, name: str, cleanup: list[str]
+) -> None:
+    url = await fifo(sqs, name, cleanup)
+    attrs = (await sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"]))["Attributes"]
+    assert attrs["MaximumMessageSize"] == "1048576"
+    await send(sqs, url, "x" * 1_048_576)
+    with pytest.raises(ClientError) as too_big:
+        await send(sqs, url, "y" * 1_048_577)
+    assert code(too_big) == "InvalidParameterValue"
+
+    def entry(i: int, size: int) -> dict[str, str]:
+        return {"Id": f"e{i}", "MessageBody": str(i) * size, "MessageGroupId": "g",
+                "MessageDeduplicationId": f"b{i}"}  # fmt: skip
+
+    with pytest.raises(ClientError) as batch_too_big:
+        await sqs.send_message_batch(QueueUrl=url, Entries=[entry(i, 400_000) for i in range(3)])
+    assert code(batch_too_big) == "AWS.SimpleQueueService.BatchRequestTooLong"
+
+
 async def test_batch_limits_are_enforced(sqs: Any, name: str, cleanup: list[str]) -> None:
     url = await fifo(sqs, name, cleanup)
 
