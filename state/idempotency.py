@@ -66,11 +66,16 @@ class Idempotency:
         self, scope: str, key: str, request: str, new_id: str, deadline_s: float | None = None
     ) -> Decision:
         """Claim ``key`` for a request with digest ``request``: enqueue ``new_id``, answer
-        an earlier id, or ``Conflict``; PoolError when the table cannot be reached (within
-        ``deadline_s`` for the claim's write)."""
+        an earlier id, or ``Conflict``; PoolError when the table cannot be reached, or when
+        another request holds the key past ``deadline_s`` (a retry after its takeover time
+        takes it over, with its whole deadline left to send)."""
         pk = self.partition(scope, key)
         owner = secrets.token_hex(8)
-        give_up = time.monotonic() + self._takeover_s * 2
+        # Waiting for another request's claim is bounded by this request's own deadline: a
+        # retry that waited out a dead owner's takeover time would have nothing left to send
+        # with, fail, and leave a fresh pending claim for the next retry to wait out again.
+        wait_s = self._takeover_s * 2 if deadline_s is None else deadline_s
+        give_up = time.monotonic() + wait_s
         now = time.time()
         claim = {"pk": pk, "sk": "-", "id": new_id, "digest": request, "state": "pending",
                  "owner": owner, "at": now, "expires": int(now + self._lifetime_s)}  # fmt: skip

@@ -305,6 +305,7 @@ class Producers:
         email = {"from": "producer@example.test", "to": self.to,
                  "subject": "fault test", "text": key, "group": group}  # fmt: skip
         until = time.monotonic() + self.deadline_s
+        last: tuple[int, str] | None = None
         while time.monotonic() < until:
             self.ledger.attempts += 1
             try:
@@ -313,13 +314,17 @@ class Producers:
                     if response.status == 202:
                         self.ledger.accept((await response.json())["id"], group)
                         return
+                    last = (response.status, await response.text())
                     self.ledger.refusals[response.status] = (
                         self.ledger.refusals.get(response.status, 0) + 1
                     )
             except (TimeoutError, aiohttp.ClientError):
                 self.ledger.refusals[0] = self.ledger.refusals.get(0, 0) + 1
             await asyncio.sleep(0.2)
-        raise AssertionError(f"no 202 for {key} within {self.deadline_s}s")
+        raise AssertionError(
+            f"no 202 for {key} within {self.deadline_s}s (answers so far, by status: "
+            f"{self.ledger.refusals}; last: {last})"
+        )
 
     async def run(self, groups: int, per_group: int, *, pause_s: float = 0.0) -> None:
         """Each group's emails one after another (each after the last one's 202)."""

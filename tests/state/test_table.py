@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from metrics.state import StateMetrics
 from pool.errors import Misconfigured, Unavailable
 from state.config import StateConfig
+from state.idempotency import Idempotency
 from state.store import State
 from state.table import ConditionFailed, StateTable
 from tests.state.conftest import with_endpoint
@@ -87,3 +88,26 @@ async def test_a_claim_to_an_unreachable_store_backs_off_and_fails_by_its_deadli
     assert took < 2.0  # given up by its deadline (and the call under way's margin)
     assert calls is not None
     assert 2 <= calls <= 12  # with backoff, not in a tight loop
+
+
+async def test_a_dead_owners_key_is_answered_within_the_deadline_then_taken_over(
+    state_config: StateConfig,
+) -> None:
+    # A claim whose owner died (intake killed mid-send) stays pending until its takeover
+    # time. A retry before then is answered by its own deadline, not after the takeover time
+    # (which left it nothing to send with, and a fresh pending claim for the next retry: a
+    # livelock the intake-kill fault scenario found); one after it takes the key over.
+    async with StateTable(state_config) as table:
+        keys = Idempotency(table, lifetime_s=3600, takeover_s=1.0)
+        first = await keys.begin("shop", "order-1", "digest", "id-1", deadline_s=0.5)
+        assert first.enqueue  # ... and its owner dies before SQS answers
+        started = time.monotonic()
+        with pytest.raises(Unavailable):
+            await keys.begin("shop", "order-1", "digest", "id-2", deadline_s=0.3)
+        assert time.monotonic() - started < 0.8
+        await asyncio.sleep(1.0 - (time.monotonic() - started))
+        started = time.monotonic()
+        taken = await keys.begin("shop", "order-1", "digest", "id-3", deadline_s=0.3)
+        assert time.monotonic() - started < 0.3  # at once: its whole deadline left to send
+        assert taken.enqueue
+        assert taken.email_id == "id-1"  # the same id: SQS drops a copy that did land
