@@ -106,6 +106,16 @@ def test_state_benchmark_runs() -> None:
     assert re.search(r"engine GetItem: [1-9]\d* operations/s", out)
 
 
+def test_attachments_benchmark_runs() -> None:
+    out = bench("attachments --emails 20 --runs 1 --renders 5 --large-mib 1", timeout=180)
+    line = next(line for line in out.splitlines() if line.startswith("medians of 1 runs"))
+    ratio = re.search(r"ratio (\d+\.\d+)", line)
+    assert ratio is not None
+    assert float(ratio.group(1)) > 0
+    assert re.search(r"render: \d+\.\d CPU-ms per MB with the attachment", out)
+    assert re.search(r"memory: a 1 MiB email .* peak \d+\.\dx", out)
+
+
 async def test_load_benchmark_runs(provisioned: PoolConfig) -> None:
     async with IntakeService(provisioned, IntakeConfig(port=0)) as intake:
         result = await run(intake.url, concurrency=2, seconds=0.5)
