@@ -51,7 +51,11 @@ test: $(VENV)/.installed-dev $(VENV)/awscli/bin/aws prometheus-tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	MAILPOOL_AWS_CLI=$(VENV)/awscli/bin/aws $(BIN)/pytest -n 2 --dist loadgroup
+	$(BIN)/cfn-lint deploy/aws/*.yaml
+	mkdir -p var && rm -f var/aws-calls.tsv
+	MAILPOOL_AWS_RECORD=$(CURDIR)/var/aws-calls.tsv MAILPOOL_AWS_CLI=$(VENV)/awscli/bin/aws \
+	    $(BIN)/pytest -n 2 --dist loadgroup -m "not privilege"
+	MAILPOOL_AWS_RECORD=$(CURDIR)/var/aws-calls.tsv $(BIN)/pytest -m privilege
 
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'

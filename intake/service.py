@@ -1,5 +1,6 @@
 """IntakeService: the intake API served on a socket, with its own pool and metrics."""
 
+import dataclasses
 import types
 
 from aiohttp import web
@@ -14,6 +15,7 @@ from metrics.exposition import process_registry
 from metrics.intake import IntakeMetrics
 from metrics.pool import PoolMetrics
 from metrics.state import StateMetrics
+from pool.aws import acting_as
 from pool.blobs import BlobStore
 from pool.config import PoolConfig
 from pool.pool import QueuePool
@@ -37,7 +39,9 @@ class IntakeService:
         self.registry = process_registry()
         #: Turns fatal when a background task (the pool's flushers) dies.
         self.health = Health()
-        self.pool = QueuePool(pool_config, PoolMetrics(self.registry), self.health, blobs)
+        # SES feedback is the webhooks process's: intake neither opens nor may touch it.
+        own = dataclasses.replace(pool_config, ses_feedback=False)
+        self.pool = QueuePool(own, PoolMetrics(self.registry), self.health, blobs)
         self.state = None
         if state is not None and state.enabled:
             self.state = State(state, self.health, StateMetrics(self.registry))
@@ -59,7 +63,8 @@ class IntakeService:
         return f"http://{self.config.host}:{self.port}"
 
     async def __aenter__(self) -> "IntakeService":
-        self._runner, self.port = await serve(self.app, self.config.host, self.config.port)
+        with acting_as("intake"):  # its pool's tasks and its request handlers inherit it
+            self._runner, self.port = await serve(self.app, self.config.host, self.config.port)
         return self
 
     async def __aexit__(

@@ -17,11 +17,13 @@ from intake.config import IntakeConfig
 from intake.service import IntakeService
 from localsqs.store import DataDirError
 from mailpool import logs, runtime
+from mailpool.cloudformation import DeployConfig, template, template_yaml
 from mailpool.health import Health
 from mailpool.network import is_loopback
 from mailpool.sealing import Keyring
 from mailpool.sealing import new_key as new_encryption_key
 from mailpool.settings import SettingError
+from pool import aws
 from pool.blobs import BlobConfig, BlobStore
 from pool.config import PoolConfig
 from pool.dlq import list_dead_letters, purge_dead_letters, redrive
@@ -68,6 +70,24 @@ def _state_config(pool: PoolConfig) -> StateConfig:
     if pool.endpoint_url:
         config = dataclasses.replace(config, endpoint_url=pool.endpoint_url)
     return config
+
+
+async def _deploy_template(args: argparse.Namespace) -> int:
+    pool = _override(PoolConfig.from_env(), prefix=args.prefix, shards=args.shards)
+    feedback = args.ses_feedback or os.environ.get("MAILPOOL_SES_FEEDBACK", "on")
+    providers = args.providers or os.environ.get("MAILPOOL_PROVIDERS") or "ses"
+    config = DeployConfig(
+        pool=dataclasses.replace(pool, ses_feedback=feedback == "on"),
+        blobs=BlobConfig.from_env(),
+        providers=tuple(p.strip() for p in providers.split(",") if p.strip()),
+    )
+    text = template_yaml(config)
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        await asyncio.to_thread(pathlib.Path(args.output).write_text, text)
+        print(f"wrote {args.output}: {len(template(config)['Resources'])} resources")
+    return 0
 
 
 async def _queues_create(args: argparse.Namespace) -> int:
@@ -364,6 +384,22 @@ def build_parser() -> argparse.ArgumentParser:
         _pool_flags(action)
         action.set_defaults(handler=handler)
 
+    deploy = commands.add_parser("deploy", help="deploy on AWS")
+    deploy_actions = deploy.add_subparsers(dest="action", required=True)
+    template = deploy_actions.add_parser(
+        "template", help="write the AWS CloudFormation template of this configuration (YAML)"
+    )
+    template.add_argument("--shards", type=int, help="queues in the pool (MAILPOOL_SHARDS)")
+    template.add_argument("--prefix", help="queue name prefix (MAILPOOL_QUEUE_PREFIX)")
+    template.add_argument(
+        "--providers", help="delivery providers (MAILPOOL_PROVIDERS; default ses)"
+    )
+    template.add_argument(
+        "--ses-feedback", choices=("on", "off"), help="the SES feedback queue (default on)"
+    )
+    template.add_argument("--output", "-o", default="-", help="a file (default: stdout)")
+    template.set_defaults(handler=_deploy_template)
+
     dlq = commands.add_parser("dlq", help="list, redrive or purge dead-lettered messages")
     dlq_actions = dlq.add_subparsers(dest="action", required=True)
     listing = dlq_actions.add_parser("list", help="ids, reasons and receive counts (no content)")
@@ -493,6 +529,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mailpool`` console script."""
     args = build_parser().parse_args(argv)
     logs.setup(os.environ.get("MAILPOOL_LOG_LEVEL", "INFO"))
+    # The tests' record of every AWS call, held against the IAM policies (mailpool.iam).
+    aws.record_calls(os.environ.get("MAILPOOL_AWS_RECORD") or None)
     try:
         return runtime.run(args.handler(args))
     except DataDirError as exc:

@@ -1,11 +1,19 @@
 """The one module that imports aiobotocore: an AWS client whose calls map their failures.
 
-SQS (``pool/sqs.py``), S3 (``pool/blobs.py``) and SES (``sender/providers/ses.py``) each
-subclass ``AwsClient`` and say how a botocore failure reads in their own terms.
+SQS (``pool/sqs.py``), S3 (``pool/blobs.py``), DynamoDB (``state/table.py``) and SES
+(``sender/providers/ses.py``) each subclass ``AwsClient`` and say how a botocore failure
+reads in their own terms.
+
+``record_calls`` makes every client append what it calls (the process kind from ``ROLE``,
+the IAM action, the kind of resource) to a file: the tests hold each IAM role of the
+deployment template to exactly what its process was seen to call (``mailpool.iam``).
 """
 
 import contextlib
+import contextvars
+import os
 import types
+from collections.abc import Iterator
 from importlib.metadata import version
 from typing import Any, Self
 
@@ -30,6 +38,47 @@ USER_AGENT = (
 )
 #: What a call may fail with below the service: botocore's errors and socket errors.
 CALL_ERRORS = (ClientError, BotoCoreError, OSError)
+
+
+#: The process kind (``intake``, ``sender``, ``webhooks``) on whose behalf this context calls
+#: AWS. A service sets it while it starts, so its tasks and request handlers inherit it.
+ROLE: contextvars.ContextVar[str | None] = contextvars.ContextVar("mailpool_role", default=None)
+_record: dict[str, Any] = {"path": None, "seen": set()}
+
+
+@contextlib.contextmanager
+def acting_as(role: str) -> Iterator[None]:
+    """Attribute the AWS calls of this context (and of tasks it starts) to ``role``."""
+    token = ROLE.set(role)
+    try:
+        yield
+    finally:
+        ROLE.reset(token)
+
+
+def record_calls(path: str | None) -> None:
+    """Append each distinct (role, IAM action, resource kind) this process calls to ``path``
+    (None: stop recording)."""
+    _record["path"] = path
+    _record["seen"] = set()
+
+
+def _on_call(params: dict[str, Any], model: Any, **_: Any) -> None:
+    from mailpool.iam import call_of  # the IAM vocabulary lives with the policies
+
+    role = ROLE.get()
+    path = _record["path"]
+    if role is None or path is None:
+        return
+    line = "\t".join((role, *call_of(model.service_model.service_name, model.name, params)))
+    if line not in _record["seen"]:
+        _record["seen"].add(line)
+        # One short O_APPEND write per line: processes sharing the file never interleave.
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (line + "\n").encode())
+        finally:
+            os.close(fd)
 
 
 def error_code(exc: Exception) -> tuple[str, int]:
@@ -106,6 +155,8 @@ class AwsClient:
             raise Misconfigured(
                 f"cannot create the {self.service} client: {type(exc).__name__}"
             ) from exc
+        if _record["path"] is not None:
+            self._client.meta.events.register("before-parameter-build", _on_call)
         return self
 
     async def __aexit__(

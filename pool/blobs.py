@@ -75,6 +75,16 @@ class BlobConfig:
         )
 
 
+def lifecycle_rule(config: BlobConfig) -> dict[str, Any]:
+    """The bucket's rule that expires leftover bodies (shared with the deployment template)."""
+    return {
+        "ID": "mailpool-bodies",
+        "Filter": {"Prefix": config.prefix},
+        "Status": "Enabled",
+        "Expiration": {"Days": config.expire_days},
+    }
+
+
 class BlobStore(AwsClient):
     """Puts, gets and deletes envelope bodies in one S3 bucket."""
 
@@ -131,14 +141,5 @@ class BlobStore(AwsClient):
         await self._call(
             "put_bucket_lifecycle_configuration",
             Bucket=self.bucket,
-            LifecycleConfiguration={
-                "Rules": [
-                    {
-                        "ID": "mailpool-bodies",
-                        "Filter": {"Prefix": self.config.prefix},
-                        "Status": "Enabled",
-                        "Expiration": {"Days": self.config.expire_days},
-                    }
-                ]
-            },
+            LifecycleConfiguration={"Rules": [lifecycle_rule(self.config)]},
         )

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import dataclasses
 import types
 
 from mailpool.health import Health
@@ -11,6 +12,7 @@ from metrics.exposition import metrics_app, process_registry
 from metrics.pool import PoolMetrics
 from metrics.sender import SenderMetrics
 from metrics.state import StateMetrics
+from pool.aws import acting_as
 from pool.blobs import BlobStore
 from pool.config import PoolConfig
 from pool.pool import QueuePool
@@ -37,7 +39,9 @@ class SenderService:
         self.registry = process_registry()
         #: Turns fatal when a background task (the worker, the pool's flushers) dies.
         self.health = Health()
-        self.pool = QueuePool(pool_config, PoolMetrics(self.registry), self.health, blobs)
+        # SES feedback is the webhooks process's: a sender neither opens nor may touch it.
+        own = dataclasses.replace(pool_config, ses_feedback=False)
+        self.pool = QueuePool(own, PoolMetrics(self.registry), self.health, blobs)
         self.provider = provider
         self.metrics = SenderMetrics(self.registry, concurrency=config.concurrency)
         self.state = None
@@ -49,6 +53,10 @@ class SenderService:
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> "SenderService":
+        with acting_as("sender"):  # the tasks it starts inherit it
+            return await self._start()
+
+    async def _start(self) -> "SenderService":
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(self.provider.aclose)
             await stack.enter_async_context(self.pool)

@@ -98,6 +98,18 @@ def key(pk: str, sk: str) -> dict[str, Any]:
     return {"pk": {"S": pk}, "sk": {"S": sk}}
 
 
+#: The table's keys and TTL attribute: ``provision`` and the deployment template share them.
+KEY_SCHEMA = [
+    {"AttributeName": "pk", "KeyType": "HASH"},
+    {"AttributeName": "sk", "KeyType": "RANGE"},
+]
+ATTRIBUTE_DEFINITIONS = [
+    {"AttributeName": "pk", "AttributeType": "S"},
+    {"AttributeName": "sk", "AttributeType": "S"},
+]
+TTL_ATTRIBUTE = "expires"
+
+
 class StateTable(AwsClient):
     """Reads and writes the state table; single calls and coalesced batches."""
 
@@ -355,14 +367,8 @@ class StateTable(AwsClient):
             await self._call(
                 "create_table",
                 TableName=self.name,
-                KeySchema=[
-                    {"AttributeName": "pk", "KeyType": "HASH"},
-                    {"AttributeName": "sk", "KeyType": "RANGE"},
-                ],
-                AttributeDefinitions=[
-                    {"AttributeName": "pk", "AttributeType": "S"},
-                    {"AttributeName": "sk", "AttributeType": "S"},
-                ],
+                KeySchema=KEY_SCHEMA,
+                AttributeDefinitions=ATTRIBUTE_DEFINITIONS,
                 BillingMode="PAY_PER_REQUEST",
                 SSESpecification={"Enabled": True},
             )
@@ -374,7 +380,7 @@ class StateTable(AwsClient):
             await self._call(
                 "update_time_to_live",
                 TableName=self.name,
-                TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires"},
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
             )
         return done
 

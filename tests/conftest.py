@@ -12,6 +12,7 @@ from moto.server import ThreadedMotoServer
 from prometheus_client import CollectorRegistry
 
 from metrics.pool import PoolMetrics
+from pool import aws
 from pool.config import PoolConfig
 from pool.provision import delete_pool, provision
 from pool.sqs import SqsClient
@@ -96,6 +97,12 @@ def small_disk(tmp_path: pathlib.Path) -> Iterator[pathlib.Path]:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
     yield disk
     subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """With MAILPOOL_AWS_RECORD set (``make test`` sets it), every AWS call the code makes
+    is recorded there, in this process and in the mailpool processes the tests start."""
+    aws.record_calls(os.environ.get("MAILPOOL_AWS_RECORD") or None)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

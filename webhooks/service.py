@@ -14,6 +14,7 @@ from metrics.exposition import metrics_app, process_registry
 from metrics.pool import PoolMetrics
 from metrics.state import StateMetrics
 from metrics.webhooks import WebhookMetrics
+from pool.aws import acting_as
 from pool.config import PoolConfig
 from pool.pool import QueuePool
 from state.config import StateConfig
@@ -52,6 +53,10 @@ class WebhooksService:
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> "WebhooksService":
+        with acting_as("webhooks"):  # the tasks it starts inherit it
+            return await self._start()
+
+    async def _start(self) -> "WebhooksService":
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(self.pool)
             if self.state is not None:

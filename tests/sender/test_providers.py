@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 
 from intake.ids import new_id
 from mailpool.envelope import Envelope, parse_email
+from pool.aws import acting_as
 from sender.providers import make_provider
 from sender.providers.base import DelayError, PermanentError, TransientError
 from sender.providers.failover import Failover
@@ -50,7 +51,8 @@ async def test_ses_sends_the_same_raw_mime_with_the_mailpool_message_id(sqs_endp
     provider = SesProvider(SesConfig(region="us-east-1", endpoint_url=sqs_endpoint))
     sent = envelope()
     try:
-        await provider.send(sent)
+        with acting_as("sender"):  # what the sender's IAM role must allow (mailpool.iam)
+            await provider.send(sent)
     finally:
         await provider.aclose()
     [raw] = [m for m in await ses_sent(sqs_endpoint) if sent.id in m["raw_data"]]
@@ -179,7 +181,8 @@ async def test_ses_sends_files_and_inline_parts_in_the_same_raw_mime(sqs_endpoin
         ],
     )  # fmt: skip
     try:
-        await provider.send(sent)
+        with acting_as("sender"):  # what the sender's IAM role must allow (mailpool.iam)
+            await provider.send(sent)
     finally:
         await provider.aclose()
     [raw] = [m for m in await ses_sent(sqs_endpoint) if sent.id in m["raw_data"]]

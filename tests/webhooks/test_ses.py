@@ -1,6 +1,7 @@
 """SES feedback (records in the format SES publishes to SNS) becomes mailpool events."""
 
 import dataclasses
+import time
 from typing import Any
 
 import orjson
@@ -10,10 +11,14 @@ from pool.config import PoolConfig
 from pool.messages import Outgoing
 from pool.provision import provision
 from pool.sqs import SqsClient
+from state import status
+from state.config import StateConfig
+from state.table import StateTable
 from tests.support.waiting import until
 from tests.support.webhook_sink import WebhookSink
 from webhooks import ses
 from webhooks.config import WebhooksConfig
+from webhooks.dispatcher import DUE_ATTRIBUTE, ENDPOINT_ATTRIBUTE
 from webhooks.endpoints import Endpoint
 from webhooks.service import WebhooksService
 from webhooks.signing import new_secret, secret_key
@@ -116,3 +121,47 @@ async def test_feedback_on_the_queue_reaches_the_webhook_endpoint(
         async with WebhooksService(config, settings, [hook]):
             await until(lambda: len(sink.deliveries) == 2, 20)
     assert sorted(e["type"] for e in sink.events("e-1")) == ["email.bounced", "email.delivered"]
+
+
+async def test_with_the_state_store_feedback_is_recorded_and_junk_is_dead_lettered(
+    provisioned: PoolConfig, sqs_endpoint: str
+) -> None:
+    config = dataclasses.replace(provisioned, ses_feedback=True)
+    state = StateConfig(enabled=True, table=f"{config.prefix}-state", endpoint_url=sqs_endpoint,
+                        region="us-east-1", secret=b"w" * 32)  # fmt: skip
+    async with StateTable(state) as table:
+        await table.provision()
+    async with SqsClient.from_config(config) as client:
+        await provision(client, config)
+        feedback = await client.queue_url(config.ses_events_name())
+        await client.send_batch(feedback, [Outgoing(body=orjson.dumps(BOUNCE).decode()),
+                                           Outgoing(body="not an SES event")])  # fmt: skip
+        # An event whose retry is due in an hour: hidden until then, not delivered early.
+        events = await client.queue_url(config.events_name())
+        later = {DUE_ATTRIBUTE: str(time.time() + 3600), ENDPOINT_ATTRIBUTE: "h"}
+        await client.send_batch(events, [Outgoing(body="{}", attributes=later)])
+    async with WebhookSink(SECRET) as sink:
+        hook = Endpoint(name="h", url=sink.url, key=secret_key(SECRET), allow_http=True,
+                        internal=True)  # fmt: skip
+        settings = WebhooksConfig(wait_time_s=1, metrics_port=0)
+        async with (
+            WebhooksService(config, settings, [hook], state=state),
+            StateTable(state) as t,
+            SqsClient.from_config(config) as client,
+        ):
+            dlq = await client.queue_url(config.ses_events_dlq_name())
+
+            async def recorded() -> bool:
+                return bool((await t.query(status.partition("e-1")))[0])
+
+            async def dead_lettered() -> bool:
+                found = await client.attributes(dlq, ["ApproximateNumberOfMessages"])
+                return found["ApproximateNumberOfMessages"] == "1"
+
+            await until(recorded, 20)
+            await until(dead_lettered, 20)
+            await until(lambda: len(sink.deliveries) == 1, 20)  # the bounce, not the later one
+            [junk] = await client.receive(dlq, -2, max_messages=10, wait_s=1, visibility_s=30)
+            hidden = await client.attributes(events, ["ApproximateNumberOfMessagesNotVisible"])
+    assert junk.body == "not an SES event"
+    assert hidden["ApproximateNumberOfMessagesNotVisible"] == "1"

@@ -1,0 +1,362 @@
+"""The AWS footprint as one CloudFormation template: ``mailpool deploy template``.
+
+Built from the definitions ``mailpool queues create`` uses (``pool.provision``'s queue
+attributes, ``state.table``'s key schema and TTL, ``pool.blobs``' lifecycle rule) and the
+IAM permissions the tests prove (``mailpool.iam``), so the two ways to create mailpool's
+resources cannot disagree. What it makes:
+
+- the pool (per shard a FIFO queue and its FIFO DLQ, redrive, SSE), the events queue and
+  its DLQ, the SES feedback queue and its DLQ when enabled;
+- the state table (on demand, TTL, SSE, point-in-time recovery) and the body bucket (SSE,
+  public access blocked, lifecycle expiry);
+- one IAM role per process kind (intake, sender, webhooks), each allowed exactly the actions
+  on exactly the resources its process uses;
+- CloudWatch alarms on each shard's ``ApproximateAgeOfOldestMessage`` and on every DLQ's
+  depth;
+- with an ``ImageUri`` (and a VPC and subnets): an ECS Fargate cluster running intake behind
+  an Application Load Balancer, senders and webhooks, senders step-scaled on the oldest
+  message's age across shards and intakes target-tracked on requests per target.
+
+Outputs: queue URLs, the table and bucket names, the role ARNs, and ``Environment``: the
+``KEY=value`` pairs (space-separated) a mailpool process needs to use these resources.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import yaml
+
+from mailpool import ecs, iam
+from pool.blobs import BlobConfig, lifecycle_rule
+from pool.config import PoolConfig
+from pool.provision import dlq_attributes, events_attributes, queue_attributes
+from state import table as state_table
+
+ROLES = ("intake", "sender", "webhooks")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DeployConfig:
+    """What the template describes: the pool, the providers, and the retention of bodies."""
+
+    pool: PoolConfig = field(default_factory=PoolConfig)
+    blobs: BlobConfig = field(default_factory=BlobConfig)
+    providers: tuple[str, ...] = ("ses",)
+    #: Requests per intake task that Application Auto Scaling keeps to.
+    requests_per_intake: int = 1000
+
+
+def _name(kind: str, shard: int | None = None) -> str:
+    """A resource's logical ID."""
+    words = "".join(part.capitalize() for part in kind.split("-"))
+    return f"Shard{shard}{words[5:] or 'Queue'}" if shard is not None else words
+
+
+def _attributes(raw: dict[str, str], dlq: str | None) -> dict[str, Any]:
+    """SQS API attributes (strings, as ``queues create`` sets them) as CloudFormation
+    properties; the redrive target becomes the DLQ's ``Fn::GetAtt``."""
+    props: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key == "RedrivePolicy":
+            policy = orjson.loads(value)
+            policy["deadLetterTargetArn"] = {"Fn::GetAtt": [dlq, "Arn"]}
+            props[key] = policy
+        elif value in ("true", "false"):
+            props[key] = value == "true"
+        else:
+            props[key] = int(value)
+    return props
+
+
+def _queue(name: str, props: dict[str, Any]) -> dict[str, Any]:
+    return {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": name, **props}}
+
+
+def queues(pool: PoolConfig) -> dict[str, dict[str, Any]]:
+    """Every queue of the pool, by logical ID (the same attributes ``queues create`` sets)."""
+    placeholder = "dlq-arn"
+    resources: dict[str, dict[str, Any]] = {}
+    for k in range(pool.shards):
+        dlq = f"Shard{k}Dlq"
+        resources[dlq] = _queue(pool.dlq_name(k), _attributes(dlq_attributes(pool), None))
+        resources[f"Shard{k}Queue"] = _queue(
+            pool.queue_name(k), _attributes(queue_attributes(pool, placeholder), dlq)
+        )
+    standard = []
+    if pool.events:
+        standard.append(("Events", pool.events_name(), pool.events_dlq_name()))
+    if pool.ses_feedback:
+        standard.append(("SesEvents", pool.ses_events_name(), pool.ses_events_dlq_name()))
+    for logical, name, dlq_name in standard:
+        resources[f"{logical}Dlq"] = _queue(dlq_name, _attributes(events_attributes(pool, None),
+                                                                  None))  # fmt: skip
+        resources[f"{logical}Queue"] = _queue(
+            name, _attributes(events_attributes(pool, placeholder), f"{logical}Dlq")
+        )
+    return resources
+
+
+def _table(name: str) -> dict[str, Any]:
+    return {
+        "Type": "AWS::DynamoDB::Table",
+        "DeletionPolicy": "Retain",
+        "UpdateReplacePolicy": "Retain",
+        "Properties": {
+            "TableName": name,
+            "BillingMode": "PAY_PER_REQUEST",
+            "KeySchema": state_table.KEY_SCHEMA,
+            "AttributeDefinitions": state_table.ATTRIBUTE_DEFINITIONS,
+            "TimeToLiveSpecification": {
+                "Enabled": True,
+                "AttributeName": state_table.TTL_ATTRIBUTE,
+            },
+            "SSESpecification": {"SSEEnabled": True},
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        },
+    }
+
+
+def _bucket(blobs: BlobConfig) -> dict[str, Any]:
+    return {
+        "Type": "AWS::S3::Bucket",
+        "Properties": {
+            "BucketEncryption": {
+                "ServerSideEncryptionConfiguration": [
+                    {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+                ]
+            },
+            "PublicAccessBlockConfiguration": {
+                "BlockPublicAcls": True,
+                "BlockPublicPolicy": True,
+                "IgnorePublicAcls": True,
+                "RestrictPublicBuckets": True,
+            },
+            "LifecycleConfiguration": {"Rules": [_lifecycle(blobs)]},
+        },
+    }
+
+
+def _lifecycle(blobs: BlobConfig) -> dict[str, Any]:
+    """``pool.blobs``' lifecycle rule in CloudFormation's spelling."""
+    rule = lifecycle_rule(blobs)
+    return {
+        "Id": rule["ID"],
+        "Prefix": rule["Filter"]["Prefix"],
+        "Status": rule["Status"],
+        "ExpirationInDays": rule["Expiration"]["Days"],
+    }
+
+
+def _arns(config: DeployConfig) -> dict[str, list[Any]]:
+    """The ARNs of each resource kind ``mailpool.iam`` names."""
+    pool = config.pool
+
+    def queue_arns(logical: list[str]) -> list[Any]:
+        return [{"Fn::GetAtt": [name, "Arn"]} for name in logical]
+
+    arns: dict[str, list[Any]] = {
+        "shard": queue_arns([f"Shard{k}Queue" for k in range(pool.shards)]),
+        "shard-dlq": queue_arns([f"Shard{k}Dlq" for k in range(pool.shards)]),
+        "table": [{"Fn::GetAtt": ["StateTable", "Arn"]}],
+        "bucket": [{"Fn::GetAtt": ["BodyBucket", "Arn"]}],
+        "objects": [{"Fn::Sub": f"${{BodyBucket.Arn}}/{config.blobs.prefix}*"}],
+        "identity": [
+            {"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/*"},
+            {"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:"
+                        "configuration-set/*"},
+        ] if "ses" in config.providers else [],
+    }  # fmt: skip
+    if pool.events:
+        arns["events"] = queue_arns(["EventsQueue"])
+        arns["events-dlq"] = queue_arns(["EventsDlq"])
+    if pool.ses_feedback:
+        arns["ses-events"] = queue_arns(["SesEventsQueue"])
+        arns["ses-events-dlq"] = queue_arns(["SesEventsDlq"])
+    return arns
+
+
+def _role(role: str, config: DeployConfig) -> dict[str, Any]:
+    return {
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "Description": f"mailpool {role}: exactly the calls its process makes",
+            "AssumeRolePolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "sts:AssumeRole",
+                        "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                    }
+                ],
+            },
+            "Policies": [
+                {
+                    "PolicyName": f"mailpool-{role}",
+                    "PolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": iam.statements(role, _arns(config)),
+                    },
+                }
+            ],
+        },
+    }
+
+
+def _alarm(description: str, metric: str, queue: str, threshold: int) -> dict[str, Any]:
+    return {
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmDescription": description,
+            "Namespace": "AWS/SQS",
+            "MetricName": metric,
+            "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}],
+            "Statistic": "Maximum",
+            "Period": 60,
+            "EvaluationPeriods": 3,
+            "Threshold": threshold,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "TreatMissingData": "notBreaching",
+        },
+    }
+
+
+def alarms(pool: PoolConfig) -> dict[str, dict[str, Any]]:
+    """Per shard: the oldest message's age, and its DLQ's depth; the events DLQs' depth."""
+    resources: dict[str, dict[str, Any]] = {}
+    for k in range(pool.shards):
+        resources[f"Shard{k}AgeAlarm"] = _alarm(
+            f"shard {k}: the oldest message has waited over {ecs.SCALE_OUT_FAST_AGE_S} s",
+            "ApproximateAgeOfOldestMessage", f"Shard{k}Queue", ecs.SCALE_OUT_FAST_AGE_S,
+        )  # fmt: skip
+        resources[f"Shard{k}DlqAlarm"] = _alarm(
+            f"shard {k}: messages were dead-lettered", "ApproximateNumberOfMessagesVisible",
+            f"Shard{k}Dlq", 0,
+        )  # fmt: skip
+    for logical, present in (("Events", pool.events), ("SesEvents", pool.ses_feedback)):
+        if present:
+            resources[f"{logical}DlqAlarm"] = _alarm(
+                f"{logical}: messages were dead-lettered",
+                "ApproximateNumberOfMessagesVisible", f"{logical}Dlq", 0,
+            )  # fmt: skip
+    return resources
+
+
+def environment(config: DeployConfig) -> dict[str, Any]:
+    """What a mailpool process needs to use the stack's resources, as name → value (strings,
+    or ``Fn::Sub`` strings naming the stack's resources)."""
+    pool = config.pool
+    env: dict[str, Any] = {
+        "AWS_REGION": "${AWS::Region}",
+        "MAILPOOL_QUEUE_PREFIX": pool.prefix,
+        "MAILPOOL_SHARDS": str(pool.shards),
+        "MAILPOOL_MAX_MESSAGE_BYTES": str(pool.max_message_bytes),
+        "MAILPOOL_VISIBILITY_TIMEOUT": str(pool.visibility_timeout_s),
+        "MAILPOOL_MAX_RECEIVE_COUNT": str(pool.max_receive_count),
+        "MAILPOOL_EVENTS": "on" if pool.events else "off",
+        "MAILPOOL_SES_FEEDBACK": "on" if pool.ses_feedback else "off",
+        "MAILPOOL_STATE": "on",
+        "MAILPOOL_STATE_TABLE": "${StateTable}",
+        "MAILPOOL_S3_BUCKET": "${BodyBucket}",
+        "MAILPOOL_S3_PREFIX": config.blobs.prefix,
+        "MAILPOOL_S3_EXPIRE_DAYS": str(config.blobs.expire_days),
+        "MAILPOOL_PROVIDERS": ",".join(config.providers),
+    }
+    return env
+
+
+def _outputs(config: DeployConfig) -> dict[str, Any]:
+    pool = config.pool
+    outputs: dict[str, Any] = {}
+    for k in range(pool.shards):
+        outputs[f"Shard{k}QueueUrl"] = {"Value": {"Ref": f"Shard{k}Queue"}}
+        outputs[f"Shard{k}DlqUrl"] = {"Value": {"Ref": f"Shard{k}Dlq"}}
+    for logical, present in (("Events", pool.events), ("SesEvents", pool.ses_feedback)):
+        if present:
+            outputs[f"{logical}QueueUrl"] = {"Value": {"Ref": f"{logical}Queue"}}
+            outputs[f"{logical}DlqUrl"] = {"Value": {"Ref": f"{logical}Dlq"}}
+    outputs["StateTableName"] = {"Value": {"Ref": "StateTable"}}
+    outputs["BodyBucketName"] = {"Value": {"Ref": "BodyBucket"}}
+    for role in ROLES:
+        outputs[f"{role.capitalize()}RoleArn"] = {
+            "Value": {"Fn::GetAtt": [f"{role.capitalize()}Role", "Arn"]}
+        }
+    pairs = " ".join(f"{name}={value}" for name, value in environment(config).items())
+    outputs["Environment"] = {
+        "Description": "KEY=value pairs (space-separated) a mailpool process needs",
+        "Value": {"Fn::Sub": pairs},
+    }
+    return outputs
+
+
+def template(config: DeployConfig) -> dict[str, Any]:
+    """The CloudFormation template (a JSON-able dict) of ``config``'s deployment."""
+    pool = config.pool
+    resources: dict[str, Any] = {
+        **queues(pool),
+        "StateTable": _table(f"{pool.prefix}-state"),
+        "BodyBucket": _bucket(config.blobs),
+        **{f"{role.capitalize()}Role": _role(role, config) for role in ROLES},
+        **alarms(pool),
+    }
+    doc: dict[str, Any] = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        # The ECS part's network parameters default to empty (no ECS without an ImageUri):
+        # cfn-lint would check those empty defaults as VPC and subnet IDs.
+        "Metadata": {"cfn-lint": {"config": {"ignore_checks": ["W1030"]}}},
+        "Description": f"mailpool {pool.prefix}: {pool.shards} FIFO shards, state, bodies, "
+        "roles, alarms (and with ImageUri, its processes on ECS Fargate)",
+        "Parameters": PARAMETERS,
+        "Conditions": {"Services": {"Fn::Not": [{"Fn::Equals": [{"Ref": "ImageUri"}, ""]}]}},
+        "Resources": {**resources, **services(config)},
+        "Outputs": _outputs(config),
+    }
+    return doc
+
+
+PARAMETERS: dict[str, Any] = {
+    "ImageUri": {
+        "Type": "String",
+        "Default": "",
+        "Description": "A mailpool container image; empty: no ECS services (run the processes "
+        "yourself with the Environment output and the roles)",
+    },
+    "VpcId": {"Type": "String", "Default": "", "Description": "The VPC of the services"},
+    "SubnetIds": {
+        "Type": "CommaDelimitedList",
+        "Default": "",
+        "Description": "At least two subnets in different zones, for the load balancer and tasks",
+    },
+    "ApiKeys": {
+        "Type": "String",
+        "Default": "",
+        "NoEcho": True,
+        "Description": "MAILPOOL_API_KEYS for the intake tasks (see the README's API keys)",
+    },
+    "StateSecret": {
+        "Type": "String",
+        "Default": "",
+        "NoEcho": True,
+        "Description": "MAILPOOL_STATE_SECRET (mailpool state secret) for every task",
+    },
+    "MinSenders": {"Type": "Number", "Default": 1, "MinValue": 1},
+    "MaxSenders": {"Type": "Number", "Default": 20, "MinValue": 1},
+    "MinIntakes": {"Type": "Number", "Default": 2, "MinValue": 1},
+    "MaxIntakes": {"Type": "Number", "Default": 10, "MinValue": 1},
+}
+
+
+def services(config: DeployConfig) -> dict[str, dict[str, Any]]:
+    """The ECS Fargate option (``mailpool.ecs``), made only with an ``ImageUri``."""
+    made = ecs.services(config.pool, environment(config), config.requests_per_intake)
+    return {name: {**resource, "Condition": "Services"} for name, resource in made.items()}
+
+
+def template_yaml(config: DeployConfig) -> str:
+    """``template(config)`` as YAML, with a header saying how it was made."""
+    header = (
+        "# mailpool's AWS footprint, written by `mailpool deploy template`: regenerate it\n"
+        "# rather than editing it (tests/deploy holds deploy/aws/ to the generator).\n"
+    )
+    return header + yaml.safe_dump(template(config), sort_keys=False, width=100)

@@ -1,0 +1,269 @@
+"""The ECS Fargate part of the deployment template: mailpool's processes and their scaling.
+
+Intake runs behind an Application Load Balancer and scales on requests per target; senders
+scale in steps on the age of the oldest message across shards (CloudWatch metric math over
+each shard's ``ApproximateAgeOfOldestMessage``), the signal that says emails wait; one
+webhooks process dispatches events. Every task runs with its own role from
+``mailpool.cloudformation`` and the stack's ``Environment``.
+"""
+
+from typing import Any
+
+from pool.config import PoolConfig
+
+#: Senders scale out when the oldest message across shards is this old (seconds), faster
+#: past the second age, and in when it is younger than the third.
+SCALE_OUT_AGE_S = 60
+SCALE_OUT_FAST_AGE_S = 300
+SCALE_IN_AGE_S = 10
+INTAKE_PORT = 8080
+_TASKS = {"intake": (512, 1024), "sender": (1024, 2048), "webhooks": (256, 512)}
+
+
+def _container(role: str, env: dict[str, Any]) -> dict[str, Any]:
+    environment = [{"Name": k, "Value": {"Fn::Sub": v} if "${" in v else v} for k, v in env.items()]
+    if role == "intake":
+        environment += [
+            {"Name": "MAILPOOL_HTTP_HOST", "Value": "0.0.0.0"},
+            {"Name": "MAILPOOL_HTTP_PORT", "Value": str(INTAKE_PORT)},
+            {"Name": "MAILPOOL_API_KEYS", "Value": {"Ref": "ApiKeys"}},
+        ]
+    environment.append({"Name": "MAILPOOL_STATE_SECRET", "Value": {"Ref": "StateSecret"}})
+    container: dict[str, Any] = {
+        "Name": role,
+        "Image": {"Ref": "ImageUri"},
+        "Command": [role],
+        "Essential": True,
+        "Environment": environment,
+        "LogConfiguration": {
+            "LogDriver": "awslogs",
+            "Options": {
+                "awslogs-group": {"Ref": "LogGroup"},
+                "awslogs-region": {"Ref": "AWS::Region"},
+                "awslogs-stream-prefix": role,
+            },
+        },
+    }
+    if role == "intake":
+        container["PortMappings"] = [{"ContainerPort": INTAKE_PORT, "Protocol": "tcp"}]
+    return container
+
+
+def _task(role: str, env: dict[str, Any]) -> dict[str, Any]:
+    cpu, memory = _TASKS[role]
+    return {
+        "Type": "AWS::ECS::TaskDefinition",
+        "Properties": {
+            "Family": {"Fn::Sub": f"${{AWS::StackName}}-{role}"},
+            "Cpu": str(cpu),
+            "Memory": str(memory),
+            "NetworkMode": "awsvpc",
+            "RequiresCompatibilities": ["FARGATE"],
+            "ExecutionRoleArn": {"Fn::GetAtt": ["ExecutionRole", "Arn"]},
+            "TaskRoleArn": {"Fn::GetAtt": [f"{role.capitalize()}Role", "Arn"]},
+            "ContainerDefinitions": [_container(role, env)],
+        },
+    }
+
+
+def _service(role: str, desired: Any) -> dict[str, Any]:
+    props: dict[str, Any] = {
+        "Cluster": {"Ref": "Cluster"},
+        "LaunchType": "FARGATE",
+        "DesiredCount": desired,
+        "TaskDefinition": {"Ref": f"{role.capitalize()}Task"},
+        "NetworkConfiguration": {
+            "AwsvpcConfiguration": {
+                "Subnets": {"Ref": "SubnetIds"},
+                "SecurityGroups": [{"Ref": "ServiceSecurityGroup"}],
+                "AssignPublicIp": "ENABLED",
+            }
+        },
+    }
+    resource: dict[str, Any] = {"Type": "AWS::ECS::Service", "Properties": props}
+    if role == "intake":
+        props["LoadBalancers"] = [{"ContainerName": "intake", "ContainerPort": INTAKE_PORT,
+                                   "TargetGroupArn": {"Ref": "IntakeTargetGroup"}}]  # fmt: skip
+        props["HealthCheckGracePeriodSeconds"] = 30
+        resource["DependsOn"] = ["IntakeListener"]
+    return resource
+
+
+def _scalable(role: str, low: str, high: str) -> dict[str, Any]:
+    return {
+        "Type": "AWS::ApplicationAutoScaling::ScalableTarget",
+        "Properties": {
+            "ServiceNamespace": "ecs",
+            "ScalableDimension": "ecs:service:DesiredCount",
+            "ResourceId": {"Fn::Sub": f"service/${{Cluster}}/${{{role.capitalize()}Service.Name}}"},
+            "MinCapacity": {"Ref": low},
+            "MaxCapacity": {"Ref": high},
+        },
+    }
+
+
+def _oldest(pool: PoolConfig, name: str, policy: str, below: bool) -> dict[str, Any]:
+    """An alarm on the oldest message's age across every shard (the maximum of each
+    shard's ``ApproximateAgeOfOldestMessage``), acting on ``policy``."""
+    metrics: list[dict[str, Any]] = [
+        {
+            "Id": f"m{k}",
+            "ReturnData": False,
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": "AWS/SQS",
+                    "MetricName": "ApproximateAgeOfOldestMessage",
+                    "Dimensions": [{"Name": "QueueName", "Value": pool.queue_name(k)}],
+                },
+                "Period": 60,
+                "Stat": "Maximum",
+            },
+        }
+        for k in range(pool.shards)
+    ]
+    ids = ",".join(f"m{k}" for k in range(pool.shards))
+    metrics.append({"Id": "oldest", "Expression": f"MAX([{ids}])", "ReturnData": True,
+                    "Label": "oldest message across shards (s)"})  # fmt: skip
+    return {
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmDescription": f"{name}: the oldest message across shards "
+            + (f"is younger than {SCALE_IN_AGE_S} s" if below else f"is over {SCALE_OUT_AGE_S} s"),
+            "Metrics": metrics,
+            "Threshold": SCALE_IN_AGE_S if below else SCALE_OUT_AGE_S,
+            "ComparisonOperator": "LessThanThreshold" if below else "GreaterThanThreshold",
+            "EvaluationPeriods": 5 if below else 1,
+            "TreatMissingData": "notBreaching" if not below else "breaching",
+            "AlarmActions": [{"Ref": policy}],
+        },
+    }
+
+
+def _steps(adjustments: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "Type": "AWS::ApplicationAutoScaling::ScalingPolicy",
+        "Properties": {
+            "PolicyName": {"Fn::Sub": "${AWS::StackName}-senders-" + (
+                "out" if adjustments[0]["ScalingAdjustment"] > 0 else "in")},
+            "PolicyType": "StepScaling",
+            "ScalingTargetId": {"Ref": "SenderScalable"},
+            "StepScalingPolicyConfiguration": {
+                "AdjustmentType": "ChangeInCapacity",
+                "Cooldown": 60,
+                "MetricAggregationType": "Maximum",
+                "StepAdjustments": adjustments,
+            },
+        },
+    }  # fmt: skip
+
+
+_FORWARD = {"Type": "forward", "TargetGroupArn": {"Ref": "IntakeTargetGroup"}}
+
+
+def _network() -> dict[str, dict[str, Any]]:
+    return {
+        "LoadBalancerSecurityGroup": {
+            "Type": "AWS::EC2::SecurityGroup",
+            "Properties": {
+                "GroupDescription": "mailpool intake load balancer: HTTP from anywhere",
+                "VpcId": {"Ref": "VpcId"},
+                "SecurityGroupIngress": [{"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80,
+                                          "CidrIp": "0.0.0.0/0"}],
+            },
+        },
+        "ServiceSecurityGroup": {
+            "Type": "AWS::EC2::SecurityGroup",
+            "Properties": {
+                "GroupDescription": "mailpool tasks: the intake port from the load balancer only",
+                "VpcId": {"Ref": "VpcId"},
+                "SecurityGroupIngress": [{"IpProtocol": "tcp", "FromPort": INTAKE_PORT,
+                                          "ToPort": INTAKE_PORT, "SourceSecurityGroupId":
+                                          {"Ref": "LoadBalancerSecurityGroup"}}],
+            },
+        },
+        "LoadBalancer": {
+            "Type": "AWS::ElasticLoadBalancingV2::LoadBalancer",
+            "Properties": {"Type": "application", "Scheme": "internet-facing",
+                           "Subnets": {"Ref": "SubnetIds"},
+                           "SecurityGroups": [{"Ref": "LoadBalancerSecurityGroup"}]},
+        },
+        "IntakeTargetGroup": {
+            "Type": "AWS::ElasticLoadBalancingV2::TargetGroup",
+            "Properties": {"TargetType": "ip", "Protocol": "HTTP", "Port": INTAKE_PORT,
+                           "VpcId": {"Ref": "VpcId"}, "HealthCheckPath": "/readyz"},
+        },
+        "IntakeListener": {
+            "Type": "AWS::ElasticLoadBalancingV2::Listener",
+            "Properties": {"LoadBalancerArn": {"Ref": "LoadBalancer"}, "Port": 80,
+                           "Protocol": "HTTP", "DefaultActions": [_FORWARD]},
+        },
+    }  # fmt: skip
+
+
+def services(pool: PoolConfig, env: dict[str, Any], requests_per_intake: int) -> dict[str, Any]:
+    """The cluster, its tasks and services, the load balancer and the scaling, by logical ID."""
+    fast = SCALE_OUT_FAST_AGE_S - SCALE_OUT_AGE_S
+    resources: dict[str, Any] = {
+        "Cluster": {"Type": "AWS::ECS::Cluster"},
+        "LogGroup": {"Type": "AWS::Logs::LogGroup", "Properties": {"RetentionInDays": 30}},
+        "ExecutionRole": {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "AssumeRolePolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Action": "sts:AssumeRole",
+                            "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                        }
+                    ],
+                },
+                "ManagedPolicyArns": [
+                    {
+                        "Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/"
+                        "service-role/AmazonECSTaskExecutionRolePolicy"
+                    }
+                ],
+            },
+        },
+        **_network(),
+        **{f"{r.capitalize()}Task": _task(r, env) for r in ("intake", "sender", "webhooks")},
+        "IntakeService": _service("intake", {"Ref": "MinIntakes"}),
+        "SenderService": _service("sender", {"Ref": "MinSenders"}),
+        "WebhooksService": _service("webhooks", 1),
+        "SenderScalable": _scalable("sender", "MinSenders", "MaxSenders"),
+        "SenderScaleOut": _steps(
+            [
+                {
+                    "MetricIntervalLowerBound": 0,
+                    "MetricIntervalUpperBound": fast,
+                    "ScalingAdjustment": 1,
+                },
+                {"MetricIntervalLowerBound": fast, "ScalingAdjustment": 3},
+            ]
+        ),
+        "SenderScaleIn": _steps([{"MetricIntervalUpperBound": 0, "ScalingAdjustment": -1}]),
+        "SenderBacklogAlarm": _oldest(pool, "scale senders out", "SenderScaleOut", below=False),
+        "SenderIdleAlarm": _oldest(pool, "scale senders in", "SenderScaleIn", below=True),
+        "IntakeScalable": _scalable("intake", "MinIntakes", "MaxIntakes"),
+        "IntakeScaling": {
+            "Type": "AWS::ApplicationAutoScaling::ScalingPolicy",
+            "Properties": {
+                "PolicyName": {"Fn::Sub": "${AWS::StackName}-intakes"},
+                "PolicyType": "TargetTrackingScaling",
+                "ScalingTargetId": {"Ref": "IntakeScalable"},
+                "TargetTrackingScalingPolicyConfiguration": {
+                    "TargetValue": requests_per_intake,
+                    "PredefinedMetricSpecification": {
+                        "PredefinedMetricType": "ALBRequestCountPerTarget",
+                        "ResourceLabel": {
+                            "Fn::Sub": "${LoadBalancer.LoadBalancerFullName}/"
+                            "${IntakeTargetGroup.TargetGroupFullName}"
+                        },
+                    },
+                },
+            },
+        },
+    }
+    return resources
