@@ -308,7 +308,15 @@ def template(config: DeployConfig) -> dict[str, Any]:
         "Description": f"mailpool {pool.prefix}: {pool.shards} FIFO shards, state, bodies, "
         "roles, alarms (and with ImageUri, its processes on ECS Fargate)",
         "Parameters": PARAMETERS,
-        "Conditions": {"Services": {"Fn::Not": [{"Fn::Equals": [{"Ref": "ImageUri"}, ""]}]}},
+        "Conditions": {
+            "Services": {"Fn::Not": [{"Fn::Equals": [{"Ref": "ImageUri"}, ""]}]},
+            "Webhooks": {
+                "Fn::And": [
+                    {"Condition": "Services"},
+                    {"Fn::Not": [{"Fn::Equals": [{"Ref": "WebhookUrl"}, ""]}]},
+                ]
+            },
+        },
         "Resources": {**resources, **services(config)},
         "Outputs": _outputs(config),
     }
@@ -340,6 +348,18 @@ PARAMETERS: dict[str, Any] = {
         "NoEcho": True,
         "Description": "MAILPOOL_STATE_SECRET (mailpool state secret) for every task",
     },
+    "WebhookUrl": {
+        "Type": "String",
+        "Default": "",
+        "Description": "MAILPOOL_WEBHOOK_URL: where the webhooks task delivers events (empty: "
+        "no webhooks task; see the README for several endpoints)",
+    },
+    "WebhookSecret": {
+        "Type": "String",
+        "Default": "",
+        "NoEcho": True,
+        "Description": "MAILPOOL_WEBHOOK_SECRET (whsec_...) for WebhookUrl",
+    },
     "MinSenders": {"Type": "Number", "Default": 1, "MinValue": 1},
     "MaxSenders": {"Type": "Number", "Default": 20, "MinValue": 1},
     "MinIntakes": {"Type": "Number", "Default": 2, "MinValue": 1},
@@ -350,7 +370,11 @@ PARAMETERS: dict[str, Any] = {
 def services(config: DeployConfig) -> dict[str, dict[str, Any]]:
     """The ECS Fargate option (``mailpool.ecs``), made only with an ``ImageUri``."""
     made = ecs.services(config.pool, environment(config), config.requests_per_intake)
-    return {name: {**resource, "Condition": "Services"} for name, resource in made.items()}
+    # The webhooks task needs an endpoint to deliver to (WebhookUrl): without one, none.
+    return {
+        name: {**resource, "Condition": "Webhooks" if name.startswith("Webhooks") else "Services"}
+        for name, resource in made.items()
+    }
 
 
 def template_yaml(config: DeployConfig) -> str:

@@ -28,6 +28,11 @@ def _container(role: str, env: dict[str, Any]) -> dict[str, Any]:
             {"Name": "MAILPOOL_HTTP_PORT", "Value": str(INTAKE_PORT)},
             {"Name": "MAILPOOL_API_KEYS", "Value": {"Ref": "ApiKeys"}},
         ]
+    if role == "webhooks":
+        environment += [
+            {"Name": "MAILPOOL_WEBHOOK_URL", "Value": {"Ref": "WebhookUrl"}},
+            {"Name": "MAILPOOL_WEBHOOK_SECRET", "Value": {"Ref": "WebhookSecret"}},
+        ]
     environment.append({"Name": "MAILPOOL_STATE_SECRET", "Value": {"Ref": "StateSecret"}})
     container: dict[str, Any] = {
         "Name": role,

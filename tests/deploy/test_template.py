@@ -162,3 +162,28 @@ async def test_a_stack_on_moto_runs_mailpool_configured_only_from_its_outputs(
         await until(sent, 20)
         # moto counts each recipient twice (the request's and the message's To): more is enough.
         assert await _ses_sent(sqs_endpoint) > before
+
+
+def test_senders_scale_on_the_oldest_message_across_every_shard() -> None:
+    resources = template(DeployConfig(pool=PoolConfig(shards=3)))["Resources"]
+    backlog = resources["SenderBacklogAlarm"]["Properties"]
+    [expression] = [m for m in backlog["Metrics"] if "Expression" in m]
+    assert expression["Expression"] == "MAX([m0,m1,m2])"
+    shards = [m["MetricStat"]["Metric"] for m in backlog["Metrics"] if "MetricStat" in m]
+    assert {m["MetricName"] for m in shards} == {"ApproximateAgeOfOldestMessage"}
+    assert [m["Dimensions"][0]["Value"] for m in shards] == [
+        "mailpool-0.fifo", "mailpool-1.fifo", "mailpool-2.fifo"
+    ]  # fmt: skip
+    assert backlog["AlarmActions"] == [{"Ref": "SenderScaleOut"}]
+    out = resources["SenderScaleOut"]["Properties"]
+    assert out["PolicyType"] == "StepScaling"
+    assert [s["ScalingAdjustment"] for s in out["StepScalingPolicyConfiguration"]
+            ["StepAdjustments"]] == [1, 3]  # fmt: skip
+    intake = resources["IntakeScaling"]["Properties"]["TargetTrackingScalingPolicyConfiguration"]
+    assert intake["PredefinedMetricSpecification"]["PredefinedMetricType"] == (
+        "ALBRequestCountPerTarget"
+    )
+    # None of it exists without an image, and no webhooks task without an endpoint.
+    assert resources["SenderService"]["Condition"] == "Services"
+    assert resources["WebhooksService"]["Condition"] == "Webhooks"
+    assert "Condition" not in resources["Shard0Queue"]
