@@ -383,4 +383,5 @@ def template_yaml(config: DeployConfig) -> str:
         "# mailpool's AWS footprint, written by `mailpool deploy template`: regenerate it\n"
         "# rather than editing it (tests/deploy holds deploy/aws/ to the generator).\n"
     )
-    return header + yaml.safe_dump(template(config), sort_keys=False, width=100)
+    body: str = yaml.safe_dump(template(config), sort_keys=False, width=100)
+    return header + body
