@@ -2,12 +2,15 @@
 
 ``render`` writes the common message directly: ASCII headers that fit on one line each
 (address lists folded one mailbox a line), bodies in 7bit when ASCII, quoted-printable
-otherwise. Anything it cannot write that simply (a non-ASCII display name or subject, a
-header past 78 characters, names that need quoting rules beyond a quoted string) goes through
-``build_message``, the stdlib's ``email`` package with policy SMTP, which encodes per
-RFC 2047 and folds. The stdlib path costs about 80 times the CPU of the direct one (530 µs
-against 7 µs for a plain email), and rendering was half of a sender's CPU.
-Both paths yield the same headers and content once parsed (tests/sender/test_mime.py).
+otherwise, and attachments as base64 cut into lines of 76 without ever being decoded (the
+envelope carries them base64). Headers it cannot write that simply (a non-ASCII display
+name or subject, a header past 78 characters, names that need quoting rules beyond a quoted
+string) are written by ``build_message``, the stdlib's ``email`` package with policy SMTP,
+which encodes per RFC 2047 and folds; the body and its parts are always written directly.
+The stdlib costs about 80 times the CPU of the direct path (530 µs against 7 µs for a plain
+email), and rendering was half of a sender's CPU. Whatever path its headers take, a message
+reads back as ``build_message``'s whole rendering does, attachments and inline parts included
+(tests/sender/test_mime.py).
 """
 
 import binascii
