@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from pool.errors import PoolError
@@ -10,6 +11,9 @@ from pool.messages import Received
 from pool.pool import QueuePool
 
 log = logging.getLogger(__name__)
+
+#: Delivered messages remembered by SQS message ID, to recognise one received again.
+RECENT_DELIVERED = 50_000
 
 
 @dataclass(slots=True, eq=False)
@@ -28,6 +32,9 @@ class Tracker:
         self._pool = pool
         self._visibility_s = visibility_s
         self._held: dict[str, Held] = {}
+        self._by_id: dict[str, Held] = {}
+        #: SQS message IDs delivered and settled lately (bounded, oldest forgotten first).
+        self._recent: OrderedDict[str, None] = OrderedDict()
         self._delivered = 0
 
     def __len__(self) -> int:
@@ -42,7 +49,9 @@ class Tracker:
         """Start tracking ``messages`` received at ``received_at`` (monotonic)."""
         expires = received_at + self._visibility_s
         for message in messages:
-            self._held[message.receipt] = Held(message, expires)
+            held = Held(message, expires)
+            self._held[message.receipt] = held
+            self._by_id[message.message_id] = held
 
     def mark_delivered(self, message: Received) -> None:
         """The provider took ``message``: on shutdown it is deleted, not released."""
@@ -54,8 +63,25 @@ class Tracker:
     def drop(self, message: Received) -> None:
         """Stop tracking ``message`` (it was settled)."""
         held = self._held.pop(message.receipt, None)
+        if held is not None and self._by_id.get(message.message_id) is held:
+            del self._by_id[message.message_id]
         if held is not None and held.delivered:
             self._delivered -= 1
+            self._recent[message.message_id] = None
+            if len(self._recent) > RECENT_DELIVERED:
+                self._recent.popitem(last=False)
+
+    def again(self, message: Received) -> str | None:
+        """Whether ``message`` is one this sender already holds or delivered, received again
+        under a new receipt because its visibility ran out (an outage longer than the
+        visibility timeout made the extensions fail): ``delivered`` (delete this copy),
+        ``held`` (still being sent: leave this copy alone) or None (new)."""
+        if message.message_id in self._recent:
+            return "delivered"
+        held = self._by_id.get(message.message_id)
+        if held is None or held.message.receipt == message.receipt:
+            return None
+        return "delivered" if held.delivered else "held"
 
     def remaining(self) -> list[Held]:
         """Every message still held."""

@@ -175,6 +175,11 @@ class Sender:
             for message in messages:
                 self._metrics.lag(now - message.sent_at)
             self.depth.received(shard, max(m.sent_at for m in messages))
+            fresh = await self._drop_repeats(messages)
+            self._capacity.give(len(messages) - len(fresh))
+            if not fresh:
+                continue
+            messages = fresh
             self._tracker.hold(messages, started)
             self._metrics.in_flight(self._tracker.working)
             if self._stopping.is_set():
@@ -184,6 +189,30 @@ class Sender:
                 await self._release(messages)
                 continue
             self._dispatch(messages)
+
+    async def _drop_repeats(self, messages: list[Received]) -> list[Received]:
+        """``messages`` less those this sender holds or delivered already, received again
+        because their visibility ran out while it held them (an engine outage longer than the
+        visibility timeout): a delivered one's new copy is deleted, one still being sent is
+        left to its first attempt. Delivering either again would be a duplicate."""
+        fresh: list[Received] = []
+        repeats: list[Received] = []
+        for message in messages:
+            seen = self._tracker.again(message)
+            if seen is None:
+                fresh.append(message)
+            else:
+                log.warning("received again while held; not sent twice",
+                            extra={"sqs_id": message.message_id, "shard": message.shard,
+                                   "held": seen})  # fmt: skip
+                if seen == "delivered":
+                    repeats.append(message)
+        if repeats:
+            try:
+                await asyncio.gather(*(self._pool.delete(m) for m in repeats))
+            except PoolError as exc:  # it comes back, and is recognised again
+                log.warning("could not delete a repeat", extra={"error": type(exc).__name__})
+        return fresh
 
     async def _until_settled(self, shard: int) -> None:
         """Receive nothing new while deletes fail: what cannot be settled is not taken."""
