@@ -98,8 +98,9 @@ class Acceptor:
             scope=scope,
         )
         body = envelope.encode(self._keyring)
-        limit = self._pool.max_inline_bytes
-        if len(body) > limit and self._pool.blobs is None:
+        # The pool refuses it too (TooLarge); refused here, before an Idempotency-Key is
+        # claimed or a batch's group is held up by an email that cannot be queued.
+        if len(body) > self._pool.max_inline_bytes and self._pool.blobs is None:
             raise self._too_large(len(body))
         return Prepared(id=message_id, group=message_group(group, message_id), body=body)
 

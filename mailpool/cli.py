@@ -81,12 +81,13 @@ async def _deploy_template(args: argparse.Namespace) -> int:
         blobs=BlobConfig.from_env(),
         providers=tuple(p.strip() for p in providers.split(",") if p.strip()),
     )
-    text = template_yaml(config)
+    doc = template(config)
+    text = template_yaml(doc)
     if args.output == "-":
         sys.stdout.write(text)
     else:
         await asyncio.to_thread(pathlib.Path(args.output).write_text, text)
-        print(f"wrote {args.output}: {len(template(config)['Resources'])} resources")
+        print(f"wrote {args.output}: {len(doc['Resources'])} resources")
     return 0
 
 

@@ -377,11 +377,11 @@ def services(config: DeployConfig) -> dict[str, dict[str, Any]]:
     }
 
 
-def template_yaml(config: DeployConfig) -> str:
-    """``template(config)`` as YAML, with a header saying how it was made."""
+def template_yaml(doc: dict[str, Any]) -> str:
+    """A template (``template(config)``) as YAML, with a header saying how it was made."""
     header = (
         "# mailpool's AWS footprint, written by `mailpool deploy template`: regenerate it\n"
         "# rather than editing it (tests/deploy holds deploy/aws/ to the generator).\n"
     )
-    body: str = yaml.safe_dump(template(config), sort_keys=False, width=100)
+    body: str = yaml.safe_dump(doc, sort_keys=False, width=100)
     return header + body

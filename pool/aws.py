@@ -29,6 +29,7 @@ from botocore.exceptions import (
     ParamValidationError,
 )
 
+from mailpool.iam import call_of  # the IAM vocabulary lives with the policies
 from pool.errors import Misconfigured
 
 #: The User-Agent of every AWS call: mailpool and the SDK underneath.
@@ -64,8 +65,6 @@ def record_calls(path: str | None) -> None:
 
 
 def _on_call(params: dict[str, Any], model: Any, **_: Any) -> None:
-    from mailpool.iam import call_of  # the IAM vocabulary lives with the policies
-
     role = ROLE.get()
     path = _record["path"]
     if role is None or path is None:

@@ -52,7 +52,7 @@ def test_cfn_lint_passes_on_other_configurations(tmp_path: pathlib.Path) -> None
         "no-events": DeployConfig(pool=PoolConfig(prefix="lean", shards=1, events=False)),
     }  # fmt: skip
     for name, config in variants.items():
-        (tmp_path / f"{name}.yaml").write_text(template_yaml(config))
+        (tmp_path / f"{name}.yaml").write_text(template_yaml(template(config)))
     linted = subprocess.run(
         [CFN_LINT, *sorted(str(p) for p in tmp_path.glob("*.yaml"))],
         capture_output=True, text=True, check=False,
@@ -112,7 +112,7 @@ async def test_a_stack_on_moto_runs_mailpool_configured_only_from_its_outputs(
 ) -> None:
     config = DeployConfig(pool=PoolConfig(prefix=f"cf{uuid.uuid4().hex[:6]}", shards=2,
                                           ses_feedback=True))  # fmt: skip
-    outputs = await _stack(sqs_endpoint, template_yaml(config))
+    outputs = await _stack(sqs_endpoint, template_yaml(template(config)))
     env = dict(pair.split("=", 1) for pair in outputs["Environment"].split(" "))
     assert env["MAILPOOL_STATE_TABLE"] == outputs["StateTableName"]
     assert env["MAILPOOL_S3_BUCKET"] == outputs["BodyBucketName"]
