@@ -77,6 +77,7 @@ bench: $(VENV)/.installed-bench
 	    --plot benchmarks/overload.png
 	$(BIN)/python -m benchmarks.events --messages 10000 --events 5000 --runs 3
 	$(BIN)/python -m benchmarks.state --messages 5000 --requests 3000 --seconds 5 --runs 3
+	$(BIN)/python -m benchmarks.contention --rate 200 --seconds 10 --runs 3
 	$(BIN)/python -m benchmarks.attachments --emails 2000 --runs 3
 
 clean:

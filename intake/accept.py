@@ -207,11 +207,15 @@ class Acceptor:
         until = time.monotonic() + budget
         request = digest(doc)
         decision = await self._claim(scope, key, request, prepared.id, budget)
-        if not decision.enqueue:
-            return decision.email_id
-        if decision.email_id != prepared.id:  # taking over an abandoned claim: its id
-            prepared = self.prepare(doc, key, scope, decision.email_id)
-        email_id = await self.send(prepared, until - time.monotonic())
+        email_id: str | None = None if decision.enqueue else decision.email_id
+        try:
+            if email_id is not None:
+                return email_id
+            if decision.email_id != prepared.id:  # taking over an abandoned claim: its id
+                prepared = self.prepare(doc, key, scope, decision.email_id)
+            email_id = await self.send(prepared, until - time.monotonic())
+        finally:  # the same request waiting in this process gets the answer at once
+            self._idempotency.settle(decision, email_id)
         # Marked after the answer, batched with other requests' marks: until it lands, a
         # retry finds the claim pending, waits, and at worst enqueues the same id again,
         # which SQS's 5-minute deduplication drops.

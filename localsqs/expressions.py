@@ -5,7 +5,8 @@ The grammar is DynamoDB's, without document paths (``a.b``, ``a[0]``): compariso
 (``= <> < <= > >=``), ``BETWEEN``, ``IN``, ``AND``/``OR``/``NOT``, parentheses, and the
 functions ``attribute_exists``, ``attribute_not_exists``, ``begins_with``, ``contains``;
 updates ``SET a = v | a + v | a - v | if_not_exists(a, v)``, ``REMOVE a`` and ``ADD a v``
-(numbers and sets). Anything else is a ``ValidationException`` that says so.
+(numbers and sets). Anything else is a ``ValidationException`` that says so, and so is an
+attribute name that is one of DynamoDB's reserved words, as DynamoDB refuses it.
 """
 
 import re
@@ -15,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from localsqs.errors import DynamoError
+from localsqs.reserved import RESERVED
 
 Value = dict[str, Any]  # one attribute value: {"S": "x"}, {"N": "1"}, ...
 Item = dict[str, Value]
@@ -26,6 +28,12 @@ _TOKEN = re.compile(
 _KEYWORDS = {"AND", "OR", "NOT", "BETWEEN", "IN", "SET", "REMOVE", "ADD", "DELETE"}
 _FUNCTIONS = {"attribute_exists", "attribute_not_exists", "begins_with", "contains"}
 COMPARATORS = ("=", "<>", "<", "<=", ">", ">=")
+#: What DynamoDB calls each kind of expression in its error messages.
+_KINDS = {
+    "condition": "ConditionExpression",
+    "key": "KeyConditionExpression",
+    "update": "UpdateExpression",
+}
 
 
 def validation(message: str) -> DynamoError:
@@ -99,8 +107,13 @@ class Update:
 
 class _Parser:
     def __init__(
-        self, text: str, names: Mapping[str, str] | None, values: Mapping[str, Value] | None
+        self,
+        text: str,
+        names: Mapping[str, str] | None,
+        values: Mapping[str, Value] | None,
+        expression: str = "ConditionExpression",
     ) -> None:
+        self.expression = expression
         self.tokens: list[tuple[str, str]] = []
         for match in _TOKEN.finditer(text):
             kind = match.lastgroup
@@ -156,6 +169,11 @@ class _Parser:
             self.used_names.add(token)
             path = Path(self.names[token])
         elif kind == "word":
+            if token.upper() in RESERVED:
+                raise validation(
+                    f"Invalid {self.expression}: Attribute name is a reserved keyword; "
+                    f"reserved keyword: {token}"
+                )
             path = Path(token)
         else:
             raise validation(f'Invalid expression: syntax error; token: "{token}"')
@@ -338,7 +356,7 @@ def parse(
             continue
         if not text.strip():
             raise validation(f"Invalid {field} expression: The expression can not be empty;")
-        sub = _Parser(text, names, values)
+        sub = _Parser(text, names, values, _KINDS[field])
         parsed[field] = sub.update() if field == "update" else sub.condition()
         sub.done()
         parser.used_names |= sub.used_names

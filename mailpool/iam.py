@@ -64,7 +64,8 @@ def call_of(service: str, operation: str, params: dict[str, Any]) -> tuple[str, 
 # fmt: off
 PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
     "intake": frozenset({
-        ("dynamodb:BatchWriteItem", "table"), ("dynamodb:DeleteItem", "table"),
+        ("dynamodb:BatchGetItem", "table"), ("dynamodb:BatchWriteItem", "table"),
+        ("dynamodb:DeleteItem", "table"),
         ("dynamodb:DescribeTable", "table"), ("dynamodb:GetItem", "table"),
         ("dynamodb:PutItem", "table"), ("dynamodb:Query", "table"),
         ("s3:PutObject", "objects"),

@@ -6,7 +6,9 @@ batch calls at once. A full batch goes at once; a partial one waits ``linger_s``
 company, or, while calls are in flight, up to one call's duration (≤ ``max_linger_s``):
 overtaking them with a small batch would cost a call and gain little. An entry that
 fails retriably (throttled, 5xx, connection lost) is retried with jittered exponential
-backoff until its caller's deadline; then the caller gets the error, never silence.
+backoff until its caller's deadline; then the caller gets the error, never silence. An
+entry ``Cancelled`` only because another entry of an all-or-nothing call failed is no sign
+of trouble: it goes again in the next call, first in line, and holds back no call.
 
 Failure discipline: anything a batch call raises (an answer botocore cannot map, a bug in
 an observer) fails only that call's entries with a retriable error naming the action and
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from mailpool.backoff import backoff
-from pool.errors import NoAnswer, Overloaded, PoolClosed, PoolError, Unavailable
+from pool.errors import Cancelled, NoAnswer, Overloaded, PoolClosed, PoolError, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -297,6 +299,7 @@ class Coalescer(Generic[E, R]):
         """One batch call: settle each entry, or queue it again (first in line) to be
         retried after a backoff that holds back every call of this coalescer."""
         outcomes = await self._call_once(batch)
+        again: list[_Item[E, R]] = []  # cancelled for another's sake: in the next call
         retry: list[_Item[E, R]] = []
         delay = self._backoff(self._failures)
         now = time.monotonic()
@@ -310,18 +313,22 @@ class Coalescer(Generic[E, R]):
                 continue
             item.doubtful = item.doubtful or isinstance(outcome, NoAnswer)
             item.error = outcome
+            if isinstance(outcome, Cancelled) and now < item.deadline:
+                again.append(item)
+                continue
             retriable = retriable or outcome.retriable
             if outcome.retriable and now + delay < item.deadline:
                 retry.append(item)
             else:
                 item.future.set_exception(self._final(item, outcome))
-        if not retriable:
+        if retriable:
+            self._failures += 1
+            self._hold_until = max(self._hold_until, now + delay)
+        else:
             self._failures = 0
-            return
-        self._failures += 1
-        self._hold_until = max(self._hold_until, now + delay)
-        self._pending.extendleft(reversed(retry))
-        self._wake.set()
+        if again or retry:
+            self._pending.extendleft(reversed(again + retry))
+            self._wake.set()
 
     async def _call_once(self, batch: list[_Item[E, R]]) -> Sequence[R | PoolError]:
         """Call once; per entry its result or error, whatever the call raised."""

@@ -5,6 +5,7 @@ PoolError                   the queue engine did not take the request
 │   ├── Throttled             the engine refused for rate (ThrottlingException, RequestThrottled)
 │   ├── NoAnswer              the request may have reached the engine, but no answer came back
 │   ├── Overloaded            refused before any work: it could not be done before its deadline
+│   ├── Cancelled             an all-or-nothing call failed for another entry's sake: go again now
 │   └── PoolClosed            the pool is shutting down (or its flusher died) and takes no work
 ├── Rejected                  the engine refused the request itself (invalid, too large)
 │   └── TooLarge              past the queue's size limit, and no S3 bucket to carry it
@@ -41,6 +42,11 @@ class NoAnswer(Unavailable):
 
 class Overloaded(Unavailable):
     """Refused before any work: the backlog ahead of it could not be cleared in time."""
+
+
+class Cancelled(Unavailable):
+    """Fine itself, but cancelled with the rest of an all-or-nothing call (a transaction)
+    because another entry of it failed: it goes again at once, holding nobody back."""
 
 
 class PoolClosed(Unavailable):

@@ -18,7 +18,14 @@ from mailpool.health import Health
 from metrics.state import StateMetrics
 from pool.aws import AwsClient, error_code, error_message
 from pool.coalesce import Coalescer, CoalescerLimits
-from pool.errors import Misconfigured, PoolError, Rejected, Throttled, Unavailable
+from pool.errors import (
+    Cancelled,
+    Misconfigured,
+    PoolError,
+    Rejected,
+    Throttled,
+    Unavailable,
+)
 from state.config import StateConfig
 
 Plain = dict[str, Any]
@@ -31,7 +38,7 @@ _THROTTLED = frozenset(
 READ_LIMITS = CoalescerLimits(max_entries=100, max_bytes=1 << 30, linger_s=0.002,
                               max_calls=4, deadline_s=5.0)  # fmt: skip
 #: Conditional puts go in TransactWriteItems calls of up to 100 (all or none: a failed
-#: condition cancels the call, and the others are retried after a short backoff).
+#: condition cancels the call, and the others go again at once in the next call).
 CLAIM_LIMITS = CoalescerLimits(max_entries=100, max_bytes=4 << 20, linger_s=0.003,
                                max_calls=2, deadline_s=5.0, backoff_s=0.02)  # fmt: skip
 WRITE_LIMITS = CoalescerLimits(max_entries=25, max_bytes=1 << 30, linger_s=0.02,
@@ -81,15 +88,24 @@ def decode(typed: Mapping[str, Any]) -> Plain:
 
 
 def _claimed(reason: Mapping[str, Any], cancelled: bool) -> PoolError | None:
-    """What one put of a TransactWriteItems call came to, from its cancellation reason."""
+    """What one put of a TransactWriteItems call came to, from its cancellation reason.
+
+    A transaction is all or nothing, but the claims in it are independent: one that failed
+    its condition (the key is taken) or met another write to its item (TransactionConflict:
+    someone is claiming that key right now) goes back to its caller, who reads what is
+    there; the others were cancelled only for its sake and go again at once, holding back
+    nobody (a throttle would have delayed every claim of the process).
+    """
     code = reason.get("Code", "None")
     if code == "ConditionalCheckFailed":
         there = reason.get("Item")
         return ConditionFailed("claim: taken", decode(there) if there else None)
-    if code != "None":  # TransactionConflict, …: try again
+    if code == "TransactionConflict":
+        return ConditionFailed("claim: contended", None)
+    if code != "None":  # throttled, …: back off and try again
         return Throttled(f"claim: {code}", code=code)
-    if cancelled:  # fine itself, cancelled with the others: try again at once
-        return Throttled("claim: cancelled with others", code="Cancelled")
+    if cancelled:
+        return Cancelled("claim: cancelled with others", code="Cancelled")
     return None
 
 
@@ -326,7 +342,7 @@ class StateTable(AwsClient):
             elif outcome[winner] is None:  # the same key earlier in this call took it
                 results.append(ConditionFailed("claim: taken", items[winner]))
             else:  # the earlier one did not land: try again in the next call
-                results.append(Throttled("claim: retry", code="Cancelled"))
+                results.append(Cancelled("claim: retry", code="Cancelled"))
         return results
 
     async def _batch_get(self, keys: Sequence[Key]) -> Sequence[Plain | PoolError | None]:

@@ -93,6 +93,13 @@ def test_events_benchmark_runs() -> None:
     assert int(rate.group(1)) > 0
 
 
+def test_contention_benchmark_runs() -> None:
+    out = bench("contention --rate 20 --seconds 1 --burst 5 --runs 1", timeout=180)
+    rows = [line for line in out.splitlines() if "duplicates:" in line and "of 0 %" in line]
+    assert len(rows) == 3
+    assert all("0 refused in all, 0 bursts with more than one id" in row for row in rows)
+
+
 def test_state_benchmark_runs() -> None:
     out = bench("state --messages 20 --requests 20 --seconds 0.2 --runs 1 --status 2", timeout=180)
     line = next(line for line in out.splitlines() if line.startswith("medians of 1 runs"))

@@ -7,6 +7,7 @@ import pytest
 
 from pool.coalesce import Coalescer, CoalescerLimits
 from pool.errors import (
+    Cancelled,
     NoAnswer,
     Overloaded,
     PoolClosed,
@@ -299,6 +300,32 @@ async def test_throttled_calls_hold_back_the_next_ones_so_batches_fill() -> None
     # instead of a call per entry.
     assert len(sizes) < 20
     assert max(sizes) >= 5
+
+
+async def test_entries_cancelled_for_another_s_sake_go_again_at_once_and_hold_nobody_back() -> None:
+    # An all-or-nothing call (a transaction): "taken" fails, the others are cancelled with it.
+    def all_or_nothing(entry: str) -> str | PoolError:
+        return Rejected("taken") if entry == "taken" else Cancelled("cancelled with others")
+
+    call = Recorder([all_or_nothing])
+    # A throttle's backoff here (5-10 s) would outlast every deadline (2 s): entries held
+    # back by it would fail; cancelled ones must not be held back at all.
+    limits = CoalescerLimits(linger_s=0.01, backoff_s=10, max_backoff_s=10, deadline_s=2)
+    coalescer: Coalescer[str, str] = Coalescer(call, limits)
+    runner = asyncio.create_task(coalescer.run())
+    try:
+        first = await asyncio.gather(
+            *(coalescer.submit(e) for e in ("a", "taken", "b")), return_exceptions=True
+        )
+        later = await coalescer.submit("c")
+    finally:
+        coalescer.close()
+        await runner
+    assert first[0] == "ok:a"
+    assert isinstance(first[1], Rejected)
+    assert first[2] == "ok:b"
+    assert later == "ok:c"
+    assert call.batches == [["a", "taken", "b"], ["a", "b"], ["c"]]
 
 
 async def test_overload_is_refused_at_once_and_capacity_still_serves() -> None:

@@ -98,9 +98,10 @@ async def test_a_dead_owners_key_is_answered_within_the_deadline_then_taken_over
     # (which left it nothing to send with, and a fresh pending claim for the next retry: a
     # livelock the intake-kill fault scenario found); one after it takes the key over.
     async with StateTable(state_config) as table:
-        keys = Idempotency(table, lifetime_s=3600, takeover_s=2.0)
+        dead = Idempotency(table, lifetime_s=3600, takeover_s=2.0)  # an intake killed -9
+        keys = Idempotency(table, lifetime_s=3600, takeover_s=2.0)  # the intake retried on
         claimed = time.monotonic()
-        first = await keys.begin("shop", "order-1", "digest", "id-1", deadline_s=0.5)
+        first = await dead.begin("shop", "order-1", "digest", "id-1", deadline_s=0.5)
         assert first.enqueue  # ... and its owner dies before SQS answers
         with pytest.raises(Unavailable):  # (it used to wait out the 2 s takeover time)
             await keys.begin("shop", "order-1", "digest", "id-2", deadline_s=0.3)
