@@ -31,6 +31,12 @@ $(VENV)/awscli/bin/aws: | $(BIN)/python
 	$(PYTHON) -m venv $(VENV)/awscli
 	$(VENV)/awscli/bin/python -m pip install --quiet awscli
 
+# checkov (IaC security analysis of the deployment templates) pins many packages of its own,
+# so it too lives in a venv of its own.
+$(VENV)/checkov/bin/checkov: | $(BIN)/python
+	$(PYTHON) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/python -m pip install --quiet 'checkov>=3.3,<4'
+
 # promtool and Prometheus (Debian's package) check the metrics, the alert rules and the
 # dashboard's queries. Installed when missing and this is a Debian-like machine where we
 # are root (as in CI); elsewhere those tests are skipped and say so.
@@ -47,13 +53,14 @@ prometheus-tools:
 	  fi; \
 	fi
 
-test: $(VENV)/.installed-dev $(VENV)/awscli/bin/aws prometheus-tools
+test: $(VENV)/.installed-dev $(VENV)/awscli/bin/aws $(VENV)/checkov/bin/checkov prometheus-tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/cfn-lint deploy/aws/*.yaml
 	mkdir -p var && rm -f var/aws-calls.tsv
 	MAILPOOL_AWS_RECORD=$(CURDIR)/var/aws-calls.tsv MAILPOOL_AWS_CLI=$(VENV)/awscli/bin/aws \
+	    MAILPOOL_CHECKOV=$(VENV)/checkov/bin/checkov \
 	    $(BIN)/pytest -n 2 --dist loadgroup -m "not privilege"
 	MAILPOOL_AWS_RECORD=$(CURDIR)/var/aws-calls.tsv $(BIN)/pytest -m privilege
 

@@ -205,7 +205,7 @@ def create_app(
     if state is not None:
         if state.config.secret is None:
             raise ValueError("the state store needs MAILPOOL_STATE_SECRET (mailpool state secret)")
-        signer = Signer(state.config.secret)
+        signer = Signer(state.config.secret, state.config.previous_secrets)
         app[records.STATE] = state
         app[records.SIGNER] = signer
     app[records.RECORDS_POOL] = pool

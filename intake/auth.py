@@ -1,10 +1,13 @@
 """API keys: ``Authorization: Bearer <key>`` checked against SHA-256 digests in constant time.
 
-Keys come from ``MAILPOOL_API_KEYS`` (comma-separated keys) or ``MAILPOOL_API_KEYS_FILE``
-(lines ``name:sha256-hex``, ``#`` comments; ``mailpool keys new`` makes them). Only digests
-are held in memory. Each key's name is its client's idempotency scope. Without any key the
-intake is open, and then listens on loopback only unless ``MAILPOOL_AUTH=off`` says an
-upstream proxy authenticates.
+Keys come from ``MAILPOOL_API_KEYS`` (comma-separated keys), ``MAILPOOL_API_KEYS_FILE``
+(lines ``name:sha256-hex``, ``#`` comments; ``mailpool keys new`` makes them) or
+``MAILPOOL_API_KEY_DIGESTS`` (the same ``name:sha256-hex`` entries, separated by commas or
+newlines: what a secret store hands a task), all of them at once. Only digests are held in
+memory; several keys are admitted together, so a key is rotated by adding the new one,
+moving the client over, then removing the old one. Each key's name is its client's
+idempotency scope. Without any key the intake is open, and then listens on loopback only
+unless ``MAILPOOL_AUTH=off`` says an upstream proxy authenticates.
 """
 
 import hashlib
@@ -42,17 +45,20 @@ def new_key(name: str) -> tuple[str, str]:
     return key, f"{name}:{digest(key).hex()}"
 
 
-def _parse_file(path: pathlib.Path) -> list[ApiKey]:
+def _parse_digests(lines: Sequence[str], where: str) -> list[ApiKey]:
     keys = []
-    for number, raw in enumerate(path.read_text().splitlines(), 1):
+    for number, raw in enumerate(lines, 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         name, _, hexdigest = line.rpartition(":")
         try:
-            keys.append(ApiKey(name or f"key{number}", bytes.fromhex(hexdigest)))
+            key = ApiKey(name or f"key{number}", bytes.fromhex(hexdigest))
         except ValueError:
-            raise SettingError(f"{path}:{number}: expected name:sha256-hex") from None
+            key = ApiKey("", b"")
+        if len(key.digest) != hashlib.sha256().digest_size:
+            raise SettingError(f"{where}:{number}: expected name:sha256-hex")
+        keys.append(key)
     return keys
 
 
@@ -73,7 +79,11 @@ class Authenticator:
         keys = [ApiKey(f"key-{digest(k).hex()[:8]}", digest(k)) for k in raw if k]
         path = env_opt(environ, "MAILPOOL_API_KEYS_FILE")
         if path:
-            keys.extend(_parse_file(pathlib.Path(path)))
+            keys.extend(_parse_digests(pathlib.Path(path).read_text().splitlines(), path))
+        digests = env_opt(environ, "MAILPOOL_API_KEY_DIGESTS")
+        if digests:
+            entries = digests.replace(",", "\n").splitlines()
+            keys.extend(_parse_digests(entries, "MAILPOOL_API_KEY_DIGESTS"))
         return cls(keys, required=mode != "off")
 
     def identify(self, authorization: str | None) -> str:
@@ -96,6 +106,7 @@ def check_exposure(auth: Authenticator, host: str, environ: Mapping[str, str] = 
     if auth.enabled or is_loopback(host) or env_str(environ, "MAILPOOL_AUTH", "auto") == "off":
         return
     raise SettingError(
-        f"refusing to listen on {host} without API keys: set MAILPOOL_API_KEYS or "
-        "MAILPOOL_API_KEYS_FILE, or MAILPOOL_AUTH=off if a proxy in front authenticates"
+        f"refusing to listen on {host} without API keys: set MAILPOOL_API_KEYS, "
+        "MAILPOOL_API_KEYS_FILE or MAILPOOL_API_KEY_DIGESTS, or MAILPOOL_AUTH=off if a proxy "
+        "in front authenticates"
     )

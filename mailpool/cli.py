@@ -80,6 +80,9 @@ async def _deploy_template(args: argparse.Namespace) -> int:
         pool=dataclasses.replace(pool, ses_feedback=feedback == "on"),
         blobs=BlobConfig.from_env(),
         providers=tuple(p.strip() for p in providers.split(",") if p.strip()),
+        scheme=args.scheme,
+        certificate_arn=args.certificate_arn or "",
+        kms=args.kms,
     )
     doc = template(config)
     text = template_yaml(doc)
@@ -397,6 +400,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     template.add_argument(
         "--ses-feedback", choices=("on", "off"), help="the SES feedback queue (default on)"
+    )
+    template.add_argument(
+        "--scheme",
+        choices=("internal", "internet-facing"),
+        default="internal",
+        help="the intake load balancer's scheme (default internal: producers in the VPC)",
+    )
+    template.add_argument(
+        "--certificate-arn",
+        help="the ACM certificate of the HTTPS listener (needed for internet-facing)",
+    )
+    template.add_argument(
+        "--kms",
+        action="store_true",
+        help="a customer-managed KMS key for queues, table, bodies, secrets and logs",
     )
     template.add_argument("--output", "-o", default="-", help="a file (default: stdout)")
     template.set_defaults(handler=_deploy_template)

@@ -8,14 +8,17 @@ resources cannot disagree. What it makes:
 - the pool (per shard a FIFO queue and its FIFO DLQ, redrive, SSE), the events queue and
   its DLQ, the SES feedback queue and its DLQ when enabled;
 - the state table (on demand, TTL, SSE, point-in-time recovery) and the body bucket (SSE,
-  public access blocked, lifecycle expiry);
+  public access blocked, lifecycle expiry, access logs), every one of them and every queue
+  refusing requests without TLS (``mailpool.hardening``); the stack's secrets in Secrets
+  Manager, and with ``kms`` one customer-managed key for all of it;
 - one IAM role per process kind (intake, sender, webhooks), each allowed exactly the actions
   on exactly the resources its process uses;
 - CloudWatch alarms on each shard's ``ApproximateAgeOfOldestMessage`` and on every DLQ's
   depth;
-- with an ``ImageUri`` (and a VPC and subnets): an ECS Fargate cluster running intake behind
-  an Application Load Balancer, senders and webhooks, senders step-scaled on the oldest
-  message's age across shards and intakes target-tracked on requests per target.
+- with an ``ImageUri`` (and a VPC, subnets, a certificate and API key digests): an ECS
+  Fargate cluster running intake behind an HTTPS-only Application Load Balancer (internal
+  unless rendered ``internet-facing``), senders and webhooks, senders step-scaled on the
+  oldest message's age across shards and intakes target-tracked on requests per target.
 
 Outputs: queue URLs, the table and bucket names, the role ARNs, and ``Environment``: the
 ``KEY=value`` pairs (space-separated) a mailpool process needs to use these resources.
@@ -27,7 +30,8 @@ from typing import Any
 import orjson
 import yaml
 
-from mailpool import ecs, iam
+from mailpool import ecs, hardening, iam
+from mailpool.settings import SettingError
 from pool.blobs import BlobConfig, lifecycle_rule
 from pool.config import PoolConfig
 from pool.provision import dlq_attributes, events_attributes, queue_attributes
@@ -45,6 +49,24 @@ class DeployConfig:
     providers: tuple[str, ...] = ("ses",)
     #: Requests per intake task that Application Auto Scaling keeps to.
     requests_per_intake: int = 1000
+    #: The load balancer's scheme: ``internal`` (producers in the VPC) or ``internet-facing``.
+    scheme: str = "internal"
+    #: The ACM certificate of the HTTPS listener (the ``CertificateArn`` parameter's default);
+    #: an internet-facing load balancer is not rendered without one.
+    certificate_arn: str = ""
+    #: One customer-managed KMS key, made by the stack, for queues, table, bodies, secrets
+    #: and logs (else each service's own encryption at rest).
+    kms: bool = False
+
+    def __post_init__(self) -> None:
+        if self.scheme not in ("internal", "internet-facing"):
+            raise SettingError(f"the load balancer's scheme is internal or internet-facing, "
+                               f"not {self.scheme!r}")  # fmt: skip
+        if self.scheme == "internet-facing" and not self.certificate_arn:
+            raise SettingError(
+                "an internet-facing load balancer needs a certificate: --certificate-arn "
+                "(an ACM certificate ARN), or --scheme internal"
+            )
 
 
 def _name(kind: str, shard: int | None = None) -> str:
@@ -53,12 +75,15 @@ def _name(kind: str, shard: int | None = None) -> str:
     return f"Shard{shard}{words[5:] or 'Queue'}" if shard is not None else words
 
 
-def _attributes(raw: dict[str, str], dlq: str | None) -> dict[str, Any]:
+def _attributes(raw: dict[str, str], dlq: str | None, kms: bool) -> dict[str, Any]:
     """SQS API attributes (strings, as ``queues create`` sets them) as CloudFormation
-    properties; the redrive target becomes the DLQ's ``Fn::GetAtt``."""
+    properties; the redrive target becomes the DLQ's ``Fn::GetAtt``, and with ``kms`` the
+    stack's key replaces SSE-SQS."""
     props: dict[str, Any] = {}
     for key, value in raw.items():
-        if key == "RedrivePolicy":
+        if key == "SqsManagedSseEnabled" and kms:
+            props["KmsMasterKeyId"] = {"Ref": "StackKey"}
+        elif key == "RedrivePolicy":
             policy = orjson.loads(value)
             policy["deadLetterTargetArn"] = {"Fn::GetAtt": [dlq, "Arn"]}
             props[key] = policy
@@ -70,18 +95,23 @@ def _attributes(raw: dict[str, str], dlq: str | None) -> dict[str, Any]:
 
 
 def _queue(name: str, props: dict[str, Any]) -> dict[str, Any]:
-    return {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": name, **props}}
+    queue = {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": name, **props}}
+    if "KmsMasterKeyId" in props:
+        return queue
+    # checkov 3.3 reads only KmsMasterKeyId: SSE-SQS encrypts too, with SQS's own key.
+    return hardening.skip(queue, ("CKV_AWS_27", "SSE-SQS (SqsManagedSseEnabled); "
+                                  + hardening.KMS_SKIP))  # fmt: skip
 
 
-def queues(pool: PoolConfig) -> dict[str, dict[str, Any]]:
+def queues(pool: PoolConfig, kms: bool = False) -> dict[str, dict[str, Any]]:
     """Every queue of the pool, by logical ID (the same attributes ``queues create`` sets)."""
     placeholder = "dlq-arn"
     resources: dict[str, dict[str, Any]] = {}
     for k in range(pool.shards):
         dlq = f"Shard{k}Dlq"
-        resources[dlq] = _queue(pool.dlq_name(k), _attributes(dlq_attributes(pool), None))
+        resources[dlq] = _queue(pool.dlq_name(k), _attributes(dlq_attributes(pool), None, kms))
         resources[f"Shard{k}Queue"] = _queue(
-            pool.queue_name(k), _attributes(queue_attributes(pool, placeholder), dlq)
+            pool.queue_name(k), _attributes(queue_attributes(pool, placeholder), dlq, kms)
         )
     standard = []
     if pool.events:
@@ -89,16 +119,20 @@ def queues(pool: PoolConfig) -> dict[str, dict[str, Any]]:
     if pool.ses_feedback:
         standard.append(("SesEvents", pool.ses_events_name(), pool.ses_events_dlq_name()))
     for logical, name, dlq_name in standard:
-        resources[f"{logical}Dlq"] = _queue(dlq_name, _attributes(events_attributes(pool, None),
-                                                                  None))  # fmt: skip
+        resources[f"{logical}Dlq"] = _queue(
+            dlq_name, _attributes(events_attributes(pool, None), None, kms)
+        )
         resources[f"{logical}Queue"] = _queue(
-            name, _attributes(events_attributes(pool, placeholder), f"{logical}Dlq")
+            name, _attributes(events_attributes(pool, placeholder), f"{logical}Dlq", kms)
         )
     return resources
 
 
-def _table(name: str) -> dict[str, Any]:
-    return {
+def _table(name: str, kms: bool) -> dict[str, Any]:
+    sse: dict[str, Any] = {"SSEEnabled": True}
+    if kms:
+        sse |= {"SSEType": "KMS", "KMSMasterKeyId": {"Ref": "StackKey"}}
+    table = {
         "Type": "AWS::DynamoDB::Table",
         "DeletionPolicy": "Retain",
         "UpdateReplacePolicy": "Retain",
@@ -111,19 +145,27 @@ def _table(name: str) -> dict[str, Any]:
                 "Enabled": True,
                 "AttributeName": state_table.TTL_ATTRIBUTE,
             },
-            "SSESpecification": {"SSEEnabled": True},
+            "SSESpecification": sse,
             "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+            "ResourcePolicy": hardening.table_policy(),
         },
     }
+    return table if kms else hardening.skip(table, ("CKV_AWS_119", hardening.KMS_SKIP))
 
 
-def _bucket(blobs: BlobConfig) -> dict[str, Any]:
-    return {
+def _bucket(blobs: BlobConfig, kms: bool) -> dict[str, Any]:
+    by_default: dict[str, Any] = {"SSEAlgorithm": "AES256"}
+    if kms:
+        by_default = {
+            "SSEAlgorithm": "aws:kms",
+            "KMSMasterKeyID": {"Fn::GetAtt": ["StackKey", "Arn"]},
+        }
+    bucket = {
         "Type": "AWS::S3::Bucket",
         "Properties": {
             "BucketEncryption": {
                 "ServerSideEncryptionConfiguration": [
-                    {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+                    {"ServerSideEncryptionByDefault": by_default, "BucketKeyEnabled": kms}
                 ]
             },
             "PublicAccessBlockConfiguration": {
@@ -133,8 +175,17 @@ def _bucket(blobs: BlobConfig) -> dict[str, Any]:
                 "RestrictPublicBuckets": True,
             },
             "LifecycleConfiguration": {"Rules": [_lifecycle(blobs)]},
+            "LoggingConfiguration": {
+                "DestinationBucketName": {"Ref": "LogBucket"},
+                "LogFilePrefix": "s3/",
+            },
         },
     }
+    return hardening.skip(
+        bucket,
+        ("CKV_AWS_21", "bodies are transient (deleted with their message, expired after "
+         "MAILPOOL_S3_EXPIRE_DAYS): versions would keep every deleted email"),
+    )  # fmt: skip
 
 
 def _lifecycle(blobs: BlobConfig) -> dict[str, Any]:
@@ -181,22 +232,14 @@ def _role(role: str, config: DeployConfig) -> dict[str, Any]:
         "Type": "AWS::IAM::Role",
         "Properties": {
             "Description": f"mailpool {role}: exactly the calls its process makes",
-            "AssumeRolePolicyDocument": {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Action": "sts:AssumeRole",
-                        "Principal": {"Service": "ecs-tasks.amazonaws.com"},
-                    }
-                ],
-            },
+            "AssumeRolePolicyDocument": ecs.TASKS_ASSUME,
             "Policies": [
                 {
                     "PolicyName": f"mailpool-{role}",
                     "PolicyDocument": {
                         "Version": "2012-10-17",
-                        "Statement": iam.statements(role, _arns(config)),
+                        "Statement": iam.statements(role, _arns(config))
+                        + hardening.kms_use(config.kms),
                     },
                 }
             ],
@@ -278,6 +321,10 @@ def _outputs(config: DeployConfig) -> dict[str, Any]:
             outputs[f"{logical}DlqUrl"] = {"Value": {"Ref": f"{logical}Dlq"}}
     outputs["StateTableName"] = {"Value": {"Ref": "StateTable"}}
     outputs["BodyBucketName"] = {"Value": {"Ref": "BodyBucket"}}
+    outputs["StateSecretName"] = {
+        "Description": "MAILPOOL_STATE_SECRET: aws secretsmanager get-secret-value --secret-id",
+        "Value": {"Fn::Sub": hardening.SECRET_NAMES["StateSecret"]},
+    }
     for role in ROLES:
         outputs[f"{role.capitalize()}RoleArn"] = {
             "Value": {"Fn::GetAtt": [f"{role.capitalize()}Role", "Arn"]}
@@ -293,10 +340,19 @@ def _outputs(config: DeployConfig) -> dict[str, Any]:
 def template(config: DeployConfig) -> dict[str, Any]:
     """The CloudFormation template (a JSON-able dict) of ``config``'s deployment."""
     pool = config.pool
+    queue_resources = queues(pool, config.kms)
     resources: dict[str, Any] = {
-        **queues(pool),
-        "StateTable": _table(f"{pool.prefix}-state"),
-        "BodyBucket": _bucket(config.blobs),
+        **({"StackKey": hardening.kms_key()} if config.kms else {}),
+        **queue_resources,
+        **hardening.queue_policies(
+            [name for name in queue_resources if name.endswith(("Queue", "Dlq"))],
+            ses_events=pool.ses_feedback,
+        ),
+        "StateTable": _table(f"{pool.prefix}-state", config.kms),
+        "BodyBucket": _bucket(config.blobs, config.kms),
+        "BodyBucketPolicy": hardening.bucket_policy("BodyBucket"),
+        **hardening.log_bucket(),
+        **hardening.secrets(config.kms),
         **{f"{role.capitalize()}Role": _role(role, config) for role in ROLES},
         **alarms(pool),
     }
@@ -307,7 +363,8 @@ def template(config: DeployConfig) -> dict[str, Any]:
         "Metadata": {"cfn-lint": {"config": {"ignore_checks": ["W1030"]}}},
         "Description": f"mailpool {pool.prefix}: {pool.shards} FIFO shards, state, bodies, "
         "roles, alarms (and with ImageUri, its processes on ECS Fargate)",
-        "Parameters": PARAMETERS,
+        "Parameters": parameters(config),
+        "Mappings": {"ElbLogAccounts": hardening.elb_mapping()},
         "Conditions": {
             "Services": {"Fn::Not": [{"Fn::Equals": [{"Ref": "ImageUri"}, ""]}]},
             "Webhooks": {
@@ -316,60 +373,100 @@ def template(config: DeployConfig) -> dict[str, Any]:
                     {"Fn::Not": [{"Fn::Equals": [{"Ref": "WebhookUrl"}, ""]}]},
                 ]
             },
+            "LegacyElbRegion": hardening.legacy_elb_region(),
         },
+        "Rules": RULES,
         "Resources": {**resources, **services(config)},
         "Outputs": _outputs(config),
     }
     return doc
 
 
-PARAMETERS: dict[str, Any] = {
-    "ImageUri": {
-        "Type": "String",
-        "Default": "",
-        "Description": "A mailpool container image; empty: no ECS services (run the processes "
-        "yourself with the Environment output and the roles)",
-    },
-    "VpcId": {"Type": "String", "Default": "", "Description": "The VPC of the services"},
-    "SubnetIds": {
-        "Type": "CommaDelimitedList",
-        "Default": "",
-        "Description": "At least two subnets in different zones, for the load balancer and tasks",
-    },
-    "ApiKeys": {
-        "Type": "String",
-        "Default": "",
-        "NoEcho": True,
-        "Description": "MAILPOOL_API_KEYS for the intake tasks (see the README's API keys)",
-    },
-    "StateSecret": {
-        "Type": "String",
-        "Default": "",
-        "NoEcho": True,
-        "Description": "MAILPOOL_STATE_SECRET (mailpool state secret) for every task",
-    },
-    "WebhookUrl": {
-        "Type": "String",
-        "Default": "",
-        "Description": "MAILPOOL_WEBHOOK_URL: where the webhooks task delivers events (empty: "
-        "no webhooks task; see the README for several endpoints)",
-    },
-    "WebhookSecret": {
-        "Type": "String",
-        "Default": "",
-        "NoEcho": True,
-        "Description": "MAILPOOL_WEBHOOK_SECRET (whsec_...) for WebhookUrl",
-    },
-    "MinSenders": {"Type": "Number", "Default": 1, "MinValue": 1},
-    "MaxSenders": {"Type": "Number", "Default": 20, "MinValue": 1},
-    "MinIntakes": {"Type": "Number", "Default": 2, "MinValue": 1},
-    "MaxIntakes": {"Type": "Number", "Default": 10, "MinValue": 1},
+#: What a stack with services cannot do without (CloudFormation refuses it before creating).
+RULES: dict[str, Any] = {
+    "ServicesNeedTlsAndKeys": {
+        "RuleCondition": {"Fn::Not": [{"Fn::Equals": [{"Ref": "ImageUri"}, ""]}]},
+        "Assertions": [
+            {
+                "Assert": {"Fn::Not": [{"Fn::Equals": [{"Ref": "CertificateArn"}, ""]}]},
+                "AssertDescription": "the intake's HTTPS listener needs CertificateArn",
+            },
+            {
+                "Assert": {"Fn::Not": [{"Fn::Equals": [{"Ref": "ApiKeyDigests"}, ""]}]},
+                "AssertDescription": "intake needs ApiKeyDigests (mailpool keys new)",
+            },
+        ],
+    }
 }
+
+
+def parameters(config: DeployConfig) -> dict[str, Any]:
+    """The template's parameters (the certificate's and the clients' defaults come from
+    ``config``)."""
+    public = config.scheme == "internet-facing"
+    return {
+        "ImageUri": {
+            "Type": "String",
+            "Default": "",
+            "Description": "A mailpool container image; empty: no ECS services (run the "
+            "processes yourself with the Environment output and the roles)",
+        },
+        "VpcId": {"Type": "String", "Default": "", "Description": "The VPC of the services"},
+        "SubnetIds": {
+            "Type": "CommaDelimitedList",
+            "Default": "",
+            "Description": "At least two subnets in different zones, for the load balancer "
+            "and tasks",
+        },
+        "CertificateArn": {
+            "Type": "String",
+            "Default": config.certificate_arn,
+            "Description": "The ACM certificate of the intake's HTTPS listener (needed with "
+            "ImageUri)",
+        },
+        "ClientCidr": {
+            "Type": "String",
+            "Default": "0.0.0.0/0" if public else "10.0.0.0/8",
+            "Description": f"Who may reach the {config.scheme} load balancer's HTTPS port",
+        },
+        "AssignPublicIp": {
+            "Type": "String",
+            "Default": "DISABLED",
+            "AllowedValues": ["DISABLED", "ENABLED"],
+            "Description": "Public IPs for the tasks (only in public subnets without a NAT "
+            "gateway or VPC endpoints)",
+        },
+        "ApiKeyDigests": {
+            "Type": "String",
+            "Default": "",
+            "NoEcho": True,
+            "Description": "The API keys intake admits, as name:sha256-hex lines of `mailpool "
+            "keys new` joined by commas (stored in Secrets Manager; needed with ImageUri)",
+        },
+        "WebhookUrl": {
+            "Type": "String",
+            "Default": "",
+            "Description": "MAILPOOL_WEBHOOK_URL: where the webhooks task delivers events "
+            "(empty: no webhooks task; see the README for several endpoints)",
+        },
+        "WebhookSecret": {
+            "Type": "String",
+            "Default": "",
+            "NoEcho": True,
+            "Description": "MAILPOOL_WEBHOOK_SECRET (whsec_...) for WebhookUrl (stored in "
+            "Secrets Manager)",
+        },
+        "MinSenders": {"Type": "Number", "Default": 1, "MinValue": 1},
+        "MaxSenders": {"Type": "Number", "Default": 20, "MinValue": 1},
+        "MinIntakes": {"Type": "Number", "Default": 2, "MinValue": 1},
+        "MaxIntakes": {"Type": "Number", "Default": 10, "MinValue": 1},
+    }
 
 
 def services(config: DeployConfig) -> dict[str, dict[str, Any]]:
     """The ECS Fargate option (``mailpool.ecs``), made only with an ``ImageUri``."""
-    made = ecs.services(config.pool, environment(config), config.requests_per_intake)
+    made = ecs.services(config.pool, environment(config), config.requests_per_intake,
+                        scheme=config.scheme, kms=config.kms)  # fmt: skip
     # The webhooks task needs an endpoint to deliver to (WebhookUrl): without one, none.
     return {
         name: {**resource, "Condition": "Webhooks" if name.startswith("Webhooks") else "Services"}
@@ -383,5 +480,8 @@ def template_yaml(doc: dict[str, Any]) -> str:
         "# mailpool's AWS footprint, written by `mailpool deploy template`: regenerate it\n"
         "# rather than editing it (tests/deploy holds deploy/aws/ to the generator).\n"
     )
-    body: str = yaml.safe_dump(doc, sort_keys=False, width=100)
+    # A copy of fresh objects: a part used twice would otherwise be written as a YAML alias,
+    # which CloudFormation refuses.
+    fresh = orjson.loads(orjson.dumps(doc))
+    body: str = yaml.safe_dump(fresh, sort_keys=False, width=100)
     return header + body

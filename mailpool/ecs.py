@@ -4,11 +4,15 @@ Intake runs behind an Application Load Balancer and scales on requests per targe
 scale in steps on the age of the oldest message across shards (CloudWatch metric math over
 each shard's ``ApproximateAgeOfOldestMessage``), the signal that says emails wait; one
 webhooks process dispatches events. Every task runs with its own role from
-``mailpool.cloudformation`` and the stack's ``Environment``.
+``mailpool.cloudformation`` and the stack's ``Environment``; its secrets come from Secrets
+Manager as ECS ``Secrets``, read by the execution role (allowed exactly those). The load
+balancer speaks only HTTPS (TLS 1.2 at least, 1.3 preferred), drops invalid headers, logs
+every request, and is internal unless the template is rendered internet-facing.
 """
 
 from typing import Any
 
+from mailpool import hardening
 from pool.config import PoolConfig
 
 #: Senders scale out when the oldest message across shards is this old (seconds), faster
@@ -20,26 +24,46 @@ INTAKE_PORT = 8080
 _TASKS = {"intake": (512, 1024), "sender": (1024, 2048), "webhooks": (256, 512)}
 
 
+#: The trust policy of a role ECS tasks take (the task roles and the execution role).
+TASKS_ASSUME = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": "sts:AssumeRole",
+            "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+        }
+    ],
+}
+#: The load balancer's TLS policy: TLS 1.3 and 1.2 only, forward secrecy.
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+#: Each task's secrets: environment variable → the stack's secret (logical ID).
+SECRETS = {
+    "intake": {"MAILPOOL_STATE_SECRET": "StateSecret", "MAILPOOL_API_KEY_DIGESTS": "ApiKeysSecret"},
+    "sender": {"MAILPOOL_STATE_SECRET": "StateSecret"},
+    "webhooks": {"MAILPOOL_STATE_SECRET": "StateSecret",
+                 "MAILPOOL_WEBHOOK_SECRET": "WebhookSigningSecret"},
+}  # fmt: skip
+
+
 def _container(role: str, env: dict[str, Any]) -> dict[str, Any]:
     environment = [{"Name": k, "Value": {"Fn::Sub": v} if "${" in v else v} for k, v in env.items()]
     if role == "intake":
         environment += [
             {"Name": "MAILPOOL_HTTP_HOST", "Value": "0.0.0.0"},
             {"Name": "MAILPOOL_HTTP_PORT", "Value": str(INTAKE_PORT)},
-            {"Name": "MAILPOOL_API_KEYS", "Value": {"Ref": "ApiKeys"}},
         ]
     if role == "webhooks":
-        environment += [
-            {"Name": "MAILPOOL_WEBHOOK_URL", "Value": {"Ref": "WebhookUrl"}},
-            {"Name": "MAILPOOL_WEBHOOK_SECRET", "Value": {"Ref": "WebhookSecret"}},
-        ]
-    environment.append({"Name": "MAILPOOL_STATE_SECRET", "Value": {"Ref": "StateSecret"}})
+        environment.append({"Name": "MAILPOOL_WEBHOOK_URL", "Value": {"Ref": "WebhookUrl"}})
     container: dict[str, Any] = {
         "Name": role,
         "Image": {"Ref": "ImageUri"},
         "Command": [role],
         "Essential": True,
         "Environment": environment,
+        "Secrets": [
+            {"Name": name, "ValueFrom": {"Ref": secret}} for name, secret in SECRETS[role].items()
+        ],
         "LogConfiguration": {
             "LogDriver": "awslogs",
             "Options": {
@@ -81,7 +105,7 @@ def _service(role: str, desired: Any) -> dict[str, Any]:
             "AwsvpcConfiguration": {
                 "Subnets": {"Ref": "SubnetIds"},
                 "SecurityGroups": [{"Ref": "ServiceSecurityGroup"}],
-                "AssignPublicIp": "ENABLED",
+                "AssignPublicIp": {"Ref": "AssignPublicIp"},
             }
         },
     }
@@ -165,15 +189,24 @@ def _steps(adjustments: list[dict[str, Any]]) -> dict[str, Any]:
 _FORWARD = {"Type": "forward", "TargetGroupArn": {"Ref": "IntakeTargetGroup"}}
 
 
-def _network() -> dict[str, dict[str, Any]]:
+def _network(scheme: str) -> dict[str, dict[str, Any]]:
+    """The load balancer (HTTPS only), its target group and the two security groups."""
+    attributes = {
+        "routing.http.drop_invalid_header_fields.enabled": "true",
+        "access_logs.s3.enabled": "true",
+        "access_logs.s3.bucket": {"Ref": "LogBucket"},
+        "access_logs.s3.prefix": "alb",
+    }
     return {
         "LoadBalancerSecurityGroup": {
             "Type": "AWS::EC2::SecurityGroup",
             "Properties": {
-                "GroupDescription": "mailpool intake load balancer: HTTP from anywhere",
+                "GroupDescription": "mailpool intake load balancer: HTTPS from the producers",
                 "VpcId": {"Ref": "VpcId"},
-                "SecurityGroupIngress": [{"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80,
-                                          "CidrIp": "0.0.0.0/0"}],
+                "SecurityGroupIngress": [{
+                    "Description": "HTTPS from the producers (ClientCidr)",
+                    "IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+                    "CidrIp": {"Ref": "ClientCidr"}}],
             },
         },
         "ServiceSecurityGroup": {
@@ -181,16 +214,20 @@ def _network() -> dict[str, dict[str, Any]]:
             "Properties": {
                 "GroupDescription": "mailpool tasks: the intake port from the load balancer only",
                 "VpcId": {"Ref": "VpcId"},
-                "SecurityGroupIngress": [{"IpProtocol": "tcp", "FromPort": INTAKE_PORT,
-                                          "ToPort": INTAKE_PORT, "SourceSecurityGroupId":
-                                          {"Ref": "LoadBalancerSecurityGroup"}}],
+                "SecurityGroupIngress": [{
+                    "Description": "intake's port, from the load balancer only",
+                    "IpProtocol": "tcp", "FromPort": INTAKE_PORT, "ToPort": INTAKE_PORT,
+                    "SourceSecurityGroupId": {"Ref": "LoadBalancerSecurityGroup"}}],
             },
         },
         "LoadBalancer": {
             "Type": "AWS::ElasticLoadBalancingV2::LoadBalancer",
-            "Properties": {"Type": "application", "Scheme": "internet-facing",
-                           "Subnets": {"Ref": "SubnetIds"},
-                           "SecurityGroups": [{"Ref": "LoadBalancerSecurityGroup"}]},
+            "DependsOn": ["LogBucketPolicy"],
+            "Properties": {
+                "Type": "application", "Scheme": scheme, "Subnets": {"Ref": "SubnetIds"},
+                "SecurityGroups": [{"Ref": "LoadBalancerSecurityGroup"}],
+                "LoadBalancerAttributes": [{"Key": k, "Value": v} for k, v in attributes.items()],
+            },
         },
         "IntakeTargetGroup": {
             "Type": "AWS::ElasticLoadBalancingV2::TargetGroup",
@@ -199,40 +236,65 @@ def _network() -> dict[str, dict[str, Any]]:
         },
         "IntakeListener": {
             "Type": "AWS::ElasticLoadBalancingV2::Listener",
-            "Properties": {"LoadBalancerArn": {"Ref": "LoadBalancer"}, "Port": 80,
-                           "Protocol": "HTTP", "DefaultActions": [_FORWARD]},
+            "Properties": {"LoadBalancerArn": {"Ref": "LoadBalancer"}, "Port": 443,
+                           "Protocol": "HTTPS", "SslPolicy": TLS_POLICY,
+                           "Certificates": [{"CertificateArn": {"Ref": "CertificateArn"}}],
+                           "DefaultActions": [_FORWARD]},
         },
     }  # fmt: skip
 
 
-def services(pool: PoolConfig, env: dict[str, Any], requests_per_intake: int) -> dict[str, Any]:
+def _execution_role(kms: bool) -> dict[str, Any]:
+    """The role ECS starts tasks with: pull the image, write logs, and read exactly the
+    secrets the tasks name (the webhook secret only where there is a webhooks task)."""
+    secret_arns: list[Any] = [{"Ref": "StateSecret"}, {"Ref": "ApiKeysSecret"},
+                              {"Fn::If": ["Webhooks", {"Ref": "WebhookSigningSecret"},
+                                          {"Ref": "AWS::NoValue"}]}]  # fmt: skip
+    statements: list[dict[str, Any]] = [
+        {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": secret_arns}
+    ]
+    statements += [{**s, "Action": ["kms:Decrypt"]} for s in hardening.kms_use(kms)]
+    return {
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "AssumeRolePolicyDocument": TASKS_ASSUME,
+            "ManagedPolicyArns": [
+                {
+                    "Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/"
+                    "service-role/AmazonECSTaskExecutionRolePolicy"
+                }
+            ],
+            "Policies": [
+                {
+                    "PolicyName": "mailpool-task-secrets",
+                    "PolicyDocument": {"Version": "2012-10-17", "Statement": statements},
+                }
+            ],
+        },
+    }
+
+
+def _log_group(kms: bool) -> dict[str, Any]:
+    group: dict[str, Any] = {"Type": "AWS::Logs::LogGroup", "Properties": {"RetentionInDays": 30}}
+    if kms:
+        group["Properties"]["KmsKeyId"] = {"Fn::GetAtt": ["StackKey", "Arn"]}
+        return group
+    return hardening.skip(group, ("CKV_AWS_158", hardening.KMS_SKIP))
+
+
+def services(
+    pool: PoolConfig, env: dict[str, Any], requests_per_intake: int, *, scheme: str, kms: bool
+) -> dict[str, Any]:
     """The cluster, its tasks and services, the load balancer and the scaling, by logical ID."""
     fast = SCALE_OUT_FAST_AGE_S - SCALE_OUT_AGE_S
     resources: dict[str, Any] = {
-        "Cluster": {"Type": "AWS::ECS::Cluster"},
-        "LogGroup": {"Type": "AWS::Logs::LogGroup", "Properties": {"RetentionInDays": 30}},
-        "ExecutionRole": {
-            "Type": "AWS::IAM::Role",
-            "Properties": {
-                "AssumeRolePolicyDocument": {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Action": "sts:AssumeRole",
-                            "Principal": {"Service": "ecs-tasks.amazonaws.com"},
-                        }
-                    ],
-                },
-                "ManagedPolicyArns": [
-                    {
-                        "Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/"
-                        "service-role/AmazonECSTaskExecutionRolePolicy"
-                    }
-                ],
-            },
+        "Cluster": {
+            "Type": "AWS::ECS::Cluster",
+            "Properties": {"ClusterSettings": [{"Name": "containerInsights", "Value": "enabled"}]},
         },
-        **_network(),
+        "LogGroup": _log_group(kms),
+        "ExecutionRole": _execution_role(kms),
+        **_network(scheme),
         **{f"{r.capitalize()}Task": _task(r, env) for r in ("intake", "sender", "webhooks")},
         "IntakeService": _service("intake", {"Ref": "MinIntakes"}),
         "SenderService": _service("sender", {"Ref": "MinSenders"}),

@@ -35,11 +35,14 @@ class StateConfig:
     #: Signs email ids (so a status is readable before its first record) and unsubscribe
     #: tokens; intake needs it when the state store is on.
     secret: bytes | None = None
+    #: Secrets being rotated out: what they signed is still honoured, nothing new is signed.
+    previous_secrets: tuple[bytes, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.secret is not None and len(self.secret) < MIN_SECRET_BYTES:
-            raise SettingError(f"MAILPOOL_STATE_SECRET must hold at least {MIN_SECRET_BYTES} "
-                               "bytes (base64)")  # fmt: skip
+        for secret in (self.secret, *self.previous_secrets):
+            if secret is not None and len(secret) < MIN_SECRET_BYTES:
+                raise SettingError(f"MAILPOOL_STATE_SECRET must hold at least "
+                                   f"{MIN_SECRET_BYTES} bytes (base64) per secret")  # fmt: skip
         if self.status_days <= 0 or self.idempotency_hours <= 0:
             raise SettingError("MAILPOOL_STATUS_DAYS and MAILPOOL_IDEMPOTENCY_HOURS must be > 0")
 
@@ -61,6 +64,7 @@ class StateConfig:
         MAILPOOL_IDEMPOTENCY_HOURS, MAILPOOL_SUPPRESSION_CACHE_S, MAILPOOL_PUBLIC_URL,
         MAILPOOL_UNSUBSCRIBE_MAILTO and MAILPOOL_STATE_SECRET."""
         d = cls()
+        secrets = decode_secrets(env_opt(environ, "MAILPOOL_STATE_SECRET"))
         return cls(
             enabled=env_bool(environ, "MAILPOOL_STATE", d.enabled),
             table=env_str(environ, "MAILPOOL_STATE_TABLE", f"{prefix}-state"),
@@ -72,7 +76,8 @@ class StateConfig:
             ),
             public_url=(env_opt(environ, "MAILPOOL_PUBLIC_URL") or "").rstrip("/") or None,
             unsubscribe_mailto=env_opt(environ, "MAILPOOL_UNSUBSCRIBE_MAILTO"),
-            secret=decode_secret(env_opt(environ, "MAILPOOL_STATE_SECRET")),
+            secret=secrets[0] if secrets else None,
+            previous_secrets=secrets[1:],
         )
 
 
@@ -84,6 +89,13 @@ def decode_secret(raw: str | None) -> bytes | None:
         return base64.urlsafe_b64decode(raw.replace("+", "-").replace("/", "_") + "==")
     except (binascii.Error, ValueError):
         raise SettingError("MAILPOOL_STATE_SECRET must be base64") from None
+
+
+def decode_secrets(raw: str | None) -> tuple[bytes, ...]:
+    """MAILPOOL_STATE_SECRET's secrets, comma-separated: the first signs, every one verifies
+    (rotation: put the new one first, keep the old one until what it signed has expired)."""
+    parts = [part.strip() for part in (raw or "").split(",") if part.strip()]
+    return tuple(secret for part in parts if (secret := decode_secret(part)) is not None)
 
 
 def new_secret() -> str:

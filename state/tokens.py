@@ -14,10 +14,11 @@ import hmac
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 _SIGNED_ID = re.compile(r"[0-9a-f]{40}")
 
@@ -37,26 +38,34 @@ class Unsubscribe:
 
 
 class Signer:
-    """Signs and checks ids and unsubscribe tokens with keys derived from one secret."""
+    """Signs ids and unsubscribe tokens with keys derived from ``secret``; checks them with
+    those of ``previous`` secrets too, so that rotating the secret breaks no id or link."""
 
-    def __init__(self, secret: bytes) -> None:
-        self._ids = _derive(secret, "mailpool/ids/v1")
-        self._fernet = Fernet(base64.urlsafe_b64encode(_derive(secret, "mailpool/unsubscribe/v1")))
+    def __init__(self, secret: bytes, previous: Sequence[bytes] = ()) -> None:
+        everyone = (secret, *previous)
+        self._ids = [_derive(s, "mailpool/ids/v1") for s in everyone]
+        self._fernet = MultiFernet(
+            [
+                Fernet(base64.urlsafe_b64encode(_derive(s, "mailpool/unsubscribe/v1")))
+                for s in everyone
+            ]
+        )
 
-    def _mac(self, scope: str, head: str) -> str:
-        return hmac.new(self._ids, f"{scope}\x00{head}".encode(), hashlib.sha256).hexdigest()[:8]
+    @staticmethod
+    def _mac(key: bytes, scope: str, head: str) -> str:
+        return hmac.new(key, f"{scope}\x00{head}".encode(), hashlib.sha256).hexdigest()[:8]
 
     def new_id(self, scope: str) -> str:
         """A fresh id for ``scope``: 40 hex digits, time-ordered, signed."""
         head = f"{int(time.time() * 1000) & 0xFFFF_FFFF_FFFF:012x}{secrets.token_hex(10)}"
-        return head + self._mac(scope, head)
+        return head + self._mac(self._ids[0], scope, head)
 
     def issued_at(self, scope: str, email_id: str) -> float | None:
         """When ``email_id`` was issued to ``scope``; None if it was not (or is not an id)."""
         if not _SIGNED_ID.fullmatch(email_id):
             return None
         head, mac = email_id[:32], email_id[32:]
-        if not hmac.compare_digest(mac, self._mac(scope, head)):
+        if not any(hmac.compare_digest(mac, self._mac(key, scope, head)) for key in self._ids):
             return None
         return int(head[:12], 16) / 1000
 

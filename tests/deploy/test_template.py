@@ -1,6 +1,7 @@
 """The deployment template: generated, linted, least-privilege, and deployable on moto."""
 
 import asyncio
+import json
 import os
 import pathlib
 import subprocess
@@ -14,7 +15,7 @@ from aiobotocore.session import get_session
 
 from intake.config import IntakeConfig
 from intake.service import IntakeService
-from mailpool import iam
+from mailpool import ecs, hardening, iam
 from mailpool.cli import main
 from mailpool.cloudformation import DeployConfig, _arns, template, template_yaml
 from pool.blobs import BlobConfig, BlobStore
@@ -23,12 +24,23 @@ from pool.provision import queue_attributes
 from sender.config import SenderConfig
 from sender.providers import make_provider
 from sender.service import SenderService
-from state.config import StateConfig, new_secret
+from state.config import StateConfig
 from tests.support.waiting import until
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "deploy" / "aws" / "mailpool.yaml"
 CFN_LINT = str(pathlib.Path(sys.executable).parent / "cfn-lint")
+#: checkov lives in a virtual environment of its own (`make test` installs it).
+CHECKOV = os.environ.get("MAILPOOL_CHECKOV")
+CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d"
+#: Every template the command can render, by what it varies.
+VARIANTS = {
+    "default": DeployConfig(),
+    "smtp-only": DeployConfig(pool=PoolConfig(ses_feedback=False), providers=("smtp",)),
+    "internet-facing": DeployConfig(scheme="internet-facing", certificate_arn=CERTIFICATE),
+    "kms": DeployConfig(kms=True),
+    "no-events": DeployConfig(pool=PoolConfig(prefix="lean", shards=1, events=False)),
+}
 
 
 def test_the_committed_template_is_what_the_command_writes(
@@ -47,9 +59,9 @@ def test_the_committed_template_is_what_the_command_writes(
 
 def test_cfn_lint_passes_on_other_configurations(tmp_path: pathlib.Path) -> None:
     variants = {
+        **VARIANTS,
         "eight-smtp": DeployConfig(pool=PoolConfig(shards=8, ses_feedback=False),
                                    providers=("smtp",)),
-        "no-events": DeployConfig(pool=PoolConfig(prefix="lean", shards=1, events=False)),
     }  # fmt: skip
     for name, config in variants.items():
         (tmp_path / f"{name}.yaml").write_text(template_yaml(template(config)))
@@ -105,8 +117,25 @@ async def _ses_sent(endpoint: str) -> float:
         return float((await ses.get_send_quota())["SentLast24Hours"])
 
 
-# moto's CloudFormation does not know alarms: it warns and leaves them out (see the README).
+async def _state_secret(endpoint: str, name: str) -> str:
+    """The state secret, read the way the README says. moto's CloudFormation does not make
+    Secrets Manager secrets, so it is first put where the stack puts it, generated as the
+    template asks (64 letters and digits)."""
+    async with get_session().create_client(
+        "secretsmanager", region_name="us-east-1", endpoint_url=endpoint
+    ) as secrets:
+        spec = template(DeployConfig())["Resources"]["StateSecret"]["Properties"]
+        generated = await secrets.get_random_password(**spec["GenerateSecretString"])
+        await secrets.create_secret(Name=name, SecretString=generated["RandomPassword"])
+        return str((await secrets.get_secret_value(SecretId=name))["SecretString"])
+
+
+# moto's CloudFormation does not know alarms, queue and bucket policies or Secrets Manager
+# secrets: it warns and leaves them out (see the README); the template tests check them.
 @pytest.mark.filterwarnings("ignore:Tried to parse AWS.+CloudWatch.+Alarm:UserWarning")
+@pytest.mark.filterwarnings("ignore:Tried to parse AWS.+S3.+BucketPolicy:UserWarning")
+@pytest.mark.filterwarnings("ignore:Tried to parse AWS.+SQS.+QueuePolicy:UserWarning")
+@pytest.mark.filterwarnings("ignore:Tried to parse AWS.+SecretsManager.+Secret:UserWarning")
 async def test_a_stack_on_moto_runs_mailpool_configured_only_from_its_outputs(
     sqs_endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -116,10 +145,11 @@ async def test_a_stack_on_moto_runs_mailpool_configured_only_from_its_outputs(
     env = dict(pair.split("=", 1) for pair in outputs["Environment"].split(" "))
     assert env["MAILPOOL_STATE_TABLE"] == outputs["StateTableName"]
     assert env["MAILPOOL_S3_BUCKET"] == outputs["BodyBucketName"]
+    secret = await _state_secret(sqs_endpoint, outputs["StateSecretName"])
     for name, value in {
         **env,
         "AWS_ENDPOINT_URL": sqs_endpoint,
-        "MAILPOOL_STATE_SECRET": new_secret(),
+        "MAILPOOL_STATE_SECRET": secret,
     }.items():
         monkeypatch.setenv(name, value)  # fmt: skip
     async with get_session().create_client(
@@ -187,3 +217,161 @@ def test_senders_scale_on_the_oldest_message_across_every_shard() -> None:
     assert resources["SenderService"]["Condition"] == "Services"
     assert resources["WebhooksService"]["Condition"] == "Webhooks"
     assert "Condition" not in resources["Shard0Queue"]
+
+
+def _skips(doc: dict[str, object]) -> dict[str, set[str]]:
+    """checkov check → the reasons a template gives for skipping it."""
+    found: dict[str, set[str]] = {}
+    for resource in doc["Resources"].values():  # type: ignore[attr-defined]
+        for entry in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+            found.setdefault(entry["id"], set()).add(entry["comment"])
+    return found
+
+
+@pytest.mark.skipif(not CHECKOV, reason="checkov not installed (make test installs it)")
+def test_checkov_finds_nothing_on_any_template_and_every_skip_says_why(
+    tmp_path: pathlib.Path,
+) -> None:
+    assert CHECKOV is not None
+    for name, config in VARIANTS.items():
+        (tmp_path / f"{name}.yaml").write_text(template_yaml(template(config)))
+    scanned = subprocess.run(
+        [CHECKOV, "-d", str(tmp_path), "--framework", "cloudformation", "--quiet", "-o", "json"],
+        capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    report = json.loads(scanned.stdout)
+    summary = report["summary"] if isinstance(report, dict) else report[0]["summary"]
+    assert summary["parsing_errors"] == 0
+    assert summary["resource_count"] > 0
+    failed = [] if summary["failed"] == 0 else [
+        (c["check_id"], c["resource"], c["file_path"])
+        for r in (report if isinstance(report, list) else [report])
+        for c in r["results"]["failed_checks"]
+    ]  # fmt: skip
+    assert not failed, failed
+    # Every skip carries its reason, and the README lists each skipped check.
+    readme = (ROOT / "README.md").read_text()
+    for config in VARIANTS.values():
+        for check, reasons in _skips(template(config)).items():
+            assert all(len(reason) > 20 for reason in reasons), check
+            assert f"`{check}`" in readme, f"README's Security section does not list {check}"
+
+
+def test_an_internet_facing_load_balancer_is_not_rendered_without_a_certificate(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["deploy", "template", "--scheme", "internet-facing", "-o", os.devnull]) == 2
+    assert "--certificate-arn" in capsys.readouterr().err
+    doc = template(VARIANTS["internet-facing"])
+    assert doc["Resources"]["LoadBalancer"]["Properties"]["Scheme"] == "internet-facing"
+    assert doc["Parameters"]["CertificateArn"]["Default"] == CERTIFICATE
+    assert template(DeployConfig())["Resources"]["LoadBalancer"]["Properties"]["Scheme"] == (
+        "internal"
+    )
+
+
+def test_the_edge_is_https_only_with_a_modern_tls_policy() -> None:
+    resources = template(DeployConfig())["Resources"]
+    listeners = [r for r in resources.values()
+                 if r["Type"] == "AWS::ElasticLoadBalancingV2::Listener"]  # fmt: skip
+    assert [(lr["Properties"]["Port"], lr["Properties"]["Protocol"]) for lr in listeners] == [
+        (443, "HTTPS")
+    ]
+    assert listeners[0]["Properties"]["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    ingress = resources["LoadBalancerSecurityGroup"]["Properties"]["SecurityGroupIngress"]
+    assert [(rule["FromPort"], rule["CidrIp"]) for rule in ingress] == [
+        (443, {"Ref": "ClientCidr"})
+    ]
+    attributes = {
+        a["Key"]: a["Value"]
+        for a in resources["LoadBalancer"]["Properties"]["LoadBalancerAttributes"]
+    }
+    assert attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"
+    assert attributes["access_logs.s3.enabled"] == "true"
+
+
+SECRET_VARIABLES = {
+    "MAILPOOL_STATE_SECRET",
+    "MAILPOOL_API_KEYS",
+    "MAILPOOL_API_KEY_DIGESTS",
+    "MAILPOOL_WEBHOOK_SECRET",
+}
+
+
+def test_secrets_reach_the_tasks_only_as_ecs_secrets_read_by_exactly_their_role() -> None:
+    for config in (DeployConfig(), DeployConfig(kms=True)):
+        resources = template(config)["Resources"]
+        named: set[str] = set()
+        for role in ("intake", "sender", "webhooks"):
+            [container] = resources[f"{role.capitalize()}Task"]["Properties"][
+                "ContainerDefinitions"
+            ]
+            names = {e["Name"] for e in container["Environment"]}
+            assert not names & SECRET_VARIABLES, role
+            named |= {s["ValueFrom"]["Ref"] for s in container["Secrets"]}
+            assert {s["Name"] for s in container["Secrets"]} == set(ecs.SECRETS[role])
+        [policy] = resources["ExecutionRole"]["Properties"]["Policies"]
+        statements = policy["PolicyDocument"]["Statement"]
+        reads = [s for s in statements if s["Action"] == ["secretsmanager:GetSecretValue"]]
+        [read] = reads
+        readable = {r["Ref"] if "Ref" in r else r["Fn::If"][1]["Ref"] for r in read["Resource"]}
+        assert readable == named == {"StateSecret", "ApiKeysSecret", "WebhookSigningSecret"}
+        others = [s for s in statements if s is not read]
+        assert others == ([{"Effect": "Allow", "Action": ["kms:Decrypt"],
+                            "Resource": [{"Fn::GetAtt": ["StackKey", "Arn"]}]}]
+                          if config.kms else [])  # fmt: skip
+        assert resources["StateSecret"]["Properties"]["GenerateSecretString"]["PasswordLength"]
+
+
+def test_every_queue_bucket_and_the_table_refuse_requests_without_tls() -> None:
+    resources = template(DeployConfig(pool=PoolConfig(ses_feedback=True)))["Resources"]
+    queues = {n for n, r in resources.items() if r["Type"] == "AWS::SQS::Queue"}
+    covered = {
+        q["Ref"]
+        for r in resources.values()
+        if r["Type"] == "AWS::SQS::QueuePolicy"
+        and _denies_plain_http(r["Properties"]["PolicyDocument"])
+        for q in r["Properties"]["Queues"]
+    }
+    assert covered == queues
+    buckets = {n for n, r in resources.items() if r["Type"] == "AWS::S3::Bucket"}
+    assert buckets == {"BodyBucket", "LogBucket"}
+    for bucket in buckets:
+        policy = resources[f"{bucket}Policy"]["Properties"]
+        assert policy["Bucket"] == {"Ref": bucket}
+        assert _denies_plain_http(policy["PolicyDocument"])
+    assert _denies_plain_http(resources["StateTable"]["Properties"]["ResourcePolicy"]
+                              ["PolicyDocument"])  # fmt: skip
+
+
+def _denies_plain_http(policy: dict[str, object]) -> bool:
+    return any(
+        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        for s in policy["Statement"]  # type: ignore[attr-defined]
+    )
+
+
+def test_with_a_kms_key_everything_at_rest_uses_it_and_the_roles_may() -> None:
+    resources = template(DeployConfig(kms=True, pool=PoolConfig(ses_feedback=True)))["Resources"]
+    key = resources["StackKey"]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    for name, resource in resources.items():
+        props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::SQS::Queue":
+            assert props["KmsMasterKeyId"] == {"Ref": "StackKey"}, name
+            assert "SqsManagedSseEnabled" not in props, name
+        if resource["Type"] == "AWS::SecretsManager::Secret":
+            assert props["KmsKeyId"] == {"Ref": "StackKey"}, name
+    assert resources["StateTable"]["Properties"]["SSESpecification"]["SSEType"] == "KMS"
+    [rule] = resources["BodyBucket"]["Properties"]["BucketEncryption"][
+        "ServerSideEncryptionConfiguration"
+    ]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    assert resources["LogGroup"]["Properties"]["KmsKeyId"] == {"Fn::GetAtt": ["StackKey", "Arn"]}
+    for role in ("intake", "sender", "webhooks"):
+        [policy] = resources[f"{role.capitalize()}Role"]["Properties"]["Policies"]
+        assert hardening.kms_use(True)[0] in policy["PolicyDocument"]["Statement"], role
+    # Without the key, no statement names one.
+    plain = yaml.safe_dump(template(DeployConfig())["Resources"])
+    assert "StackKey" not in plain
+    assert "kms:" not in plain

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from intake.app import create_app
 from intake.auth import Authenticator, check_exposure, new_key
 from intake.config import IntakeConfig
+from intake.errors import ApiError
 from mailpool.cli import main
 from mailpool.settings import SettingError
 from metrics.intake import IntakeMetrics
@@ -94,6 +95,21 @@ def test_keys_from_the_environment_and_a_malformed_file(tmp_path: pathlib.Path) 
     with pytest.raises(SettingError, match=r"broken:1"):
         Authenticator.from_env({"MAILPOOL_API_KEYS_FILE": str(broken)})
     assert not Authenticator.from_env({"MAILPOOL_API_KEYS": ALICE, "MAILPOOL_AUTH": "off"}).enabled
+
+
+def test_digests_from_a_secret_store_admit_their_keys_beside_the_others() -> None:
+    # What ECS hands a task from Secrets Manager: the keys file's lines, comma-separated.
+    auth = Authenticator.from_env(
+        {"MAILPOOL_API_KEY_DIGESTS": f"{ALICE_LINE},{BOB_LINE}", "MAILPOOL_API_KEYS": "mp_x"}
+    )
+    assert auth.identify(f"Bearer {ALICE}") == "alice"
+    assert auth.identify(f"Bearer {BOB}") == "bob"  # an old and a new key, during a rotation
+    assert auth.identify("Bearer mp_x").startswith("key-")
+    with pytest.raises(ApiError):
+        auth.identify("Bearer mp_unknown")
+    for broken in ("alice:not-hex", "alice:abcd"):  # not a SHA-256 digest
+        with pytest.raises(SettingError, match="MAILPOOL_API_KEY_DIGESTS:1"):
+            Authenticator.from_env({"MAILPOOL_API_KEY_DIGESTS": broken})
 
 
 def test_without_keys_only_loopback_is_served() -> None:
