@@ -25,7 +25,7 @@ from aiohttp import web
 from benchmarks.e2e import fill, wait_empty
 from benchmarks.engines import cpu_seconds, engine_process, free_port
 from benchmarks.processes import child, local_credentials, mailpool_env
-from mailpool.events import Event, Recipient
+from core.events import Event, Recipient
 from metrics.exposition import process_registry
 from metrics.pool import PoolMetrics
 from pool.config import PoolConfig

@@ -8,11 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from intake.auth import ANONYMOUS
-from intake.errors import ApiError
-from intake.ids import idempotent_id, new_id
-from mailpool.attachments import EmailLimits
-from mailpool.envelope import (
+from core.attachments import EmailLimits
+from core.envelope import (
     Email,
     Envelope,
     ValidationError,
@@ -20,8 +17,11 @@ from mailpool.envelope import (
     parse_email,
     parse_group,
 )
-from mailpool.ordering import chains, until_failure
-from mailpool.sealing import Keyring
+from core.ordering import chains, until_failure
+from core.sealing import Keyring
+from intake.auth import ANONYMOUS
+from intake.errors import ApiError
+from intake.ids import idempotent_id, new_id
 from metrics.intake import IntakeMetrics
 from pool.errors import NoAnswer, Overloaded, PoolError, Rejected, TooLarge
 from pool.messages import Outgoing

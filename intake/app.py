@@ -9,6 +9,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from core.sealing import Keyring
 from intake import records
 from intake.accept import Acceptor
 from intake.auth import Authenticator
@@ -17,7 +18,6 @@ from intake.errors import ApiError, error_middleware, json_response
 from intake.ids import valid_key
 from intake.openapi import openapi_document
 from intake.quota import Grant, Quotas
-from mailpool.sealing import Keyring
 from metrics.exposition import metrics_handler
 from metrics.intake import IntakeMetrics
 from pool.errors import PoolError

@@ -18,9 +18,9 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from core.network import is_loopback
+from core.settings import SettingError, env_opt, env_str
 from intake.errors import ApiError
-from mailpool.network import is_loopback
-from mailpool.settings import SettingError, env_opt, env_str
 
 ANONYMOUS = "default"
 _UNAUTHORIZED = ApiError(401, "unauthorized", "a valid API key is required (Authorization: Bearer)")

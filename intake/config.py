@@ -4,8 +4,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from mailpool.attachments import DEFAULT_MAX_ATTACHMENTS, DEFAULT_MAX_EMAIL_BYTES, EmailLimits
-from mailpool.settings import env_float, env_int, env_str
+from core.attachments import DEFAULT_MAX_ATTACHMENTS, DEFAULT_MAX_EMAIL_BYTES, EmailLimits
+from core.settings import env_float, env_int, env_str
 
 #: What a request carries beside an email's content: JSON, addresses, headers, tags.
 REQUEST_OVERHEAD = 1024 * 1024

@@ -2,10 +2,10 @@
 
 from typing import Any
 
+from core import attachments as att
+from core import envelope as env
+from core.events import TYPES as EVENT_TYPES
 from intake.config import IntakeConfig
-from mailpool import attachments as att
-from mailpool import envelope as env
-from mailpool.events import TYPES as EVENT_TYPES
 from pool.config import PoolConfig
 
 _ADDRESS = {

@@ -7,11 +7,11 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from core import events as ev
+from core.addresses import AddressError
+from core.events import Event, Recipient
+from core.sealing import Keyring
 from intake.errors import ApiError, json_response
-from mailpool import events as ev
-from mailpool.addresses import AddressError
-from mailpool.events import Event, Recipient
-from mailpool.sealing import Keyring
 from pool.errors import PoolError
 from pool.messages import Outgoing
 from pool.pool import QueuePool

@@ -5,12 +5,12 @@ import types
 
 from aiohttp import web
 
+from core.health import Health
+from core.runtime import serve
+from core.sealing import Keyring
 from intake.app import create_app
 from intake.auth import Authenticator
 from intake.config import IntakeConfig
-from mailpool.health import Health
-from mailpool.runtime import serve
-from mailpool.sealing import Keyring
 from metrics.exposition import process_registry
 from metrics.intake import IntakeMetrics
 from metrics.pool import PoolMetrics

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from core.network import is_loopback
+from core.settings import SettingError, env_float, env_int, env_str
 from localsqs.engine import Engine
 from localsqs.protocol import ENGINE, TABLES, create_app
 from localsqs.store import Durability, Store
 from localsqs.tables import Tables
 from localsqs.throttle import Throttle
-from mailpool.network import is_loopback
-from mailpool.settings import SettingError, env_float, env_int, env_str
 
 log = logging.getLogger(__name__)
 

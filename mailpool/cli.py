@@ -12,17 +12,17 @@ from typing import Any
 
 import orjson
 
+from core import logs, runtime
+from core.health import Health
+from core.network import is_loopback
+from core.sealing import Keyring
+from core.sealing import new_key as new_encryption_key
+from core.settings import SettingError
 from intake.auth import Authenticator, check_exposure, new_key
 from intake.config import IntakeConfig
 from intake.service import IntakeService
 from localsqs.store import DataDirError
-from mailpool import logs, runtime
 from mailpool.cloudformation import DeployConfig, template, template_yaml
-from mailpool.health import Health
-from mailpool.network import is_loopback
-from mailpool.sealing import Keyring
-from mailpool.sealing import new_key as new_encryption_key
-from mailpool.settings import SettingError
 from pool import aws
 from pool.blobs import BlobConfig, BlobStore
 from pool.config import PoolConfig

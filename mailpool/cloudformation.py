@@ -30,8 +30,8 @@ from typing import Any
 import orjson
 import yaml
 
+from core.settings import SettingError
 from mailpool import ecs, hardening, iam
-from mailpool.settings import SettingError
 from pool.blobs import BlobConfig, lifecycle_rule
 from pool.config import PoolConfig
 from pool.provision import dlq_attributes, events_attributes, queue_attributes

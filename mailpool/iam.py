@@ -2,9 +2,9 @@
 
 ``PERMISSIONS`` is the policy of each process kind, as (IAM action, resource kind) pairs;
 the deployment template (``mailpool.cloudformation``) turns the kinds into ARNs. It is not
-written from memory: the tests record every call the code makes (``pool.aws.record_calls``)
-and hold each process's pairs to exactly what it was seen to call, so nothing the code does
-is missing and nothing it never does is granted.
+written from memory: the tests record every call the code makes (``pool.aws.record_calls``,
+named by ``pool.calls``) and hold each process's pairs to exactly what it was seen to call,
+so nothing the code does is missing and nothing it never does is granted.
 
 Resource kinds: ``shard`` and ``shard-dlq`` (the pool's FIFO queues), ``events``,
 ``events-dlq``, ``ses-events``, ``ses-events-dlq`` (standard queues), ``table`` (the state
@@ -13,51 +13,6 @@ table), ``bucket`` and ``objects`` (the body bucket and the objects under its pr
 """
 
 from typing import Any
-
-#: IAM prefixes of the services mailpool calls (SES v2's API is authorised as ``ses:``).
-_PREFIX = {"sqs": "sqs", "dynamodb": "dynamodb", "s3": "s3", "sesv2": "ses", "ses": "ses"}
-#: Operations authorised by another action's name (batch calls, HeadBucket, transactions).
-_AUTHORISED_AS = {
-    "SendMessageBatch": "SendMessage",
-    "DeleteMessageBatch": "DeleteMessage",
-    "ChangeMessageVisibilityBatch": "ChangeMessageVisibility",
-    "HeadBucket": "ListBucket",
-    "HeadObject": "GetObject",
-    # mailpool's transactions hold only conditional puts.
-    "TransactWriteItems": "PutItem",
-}
-
-
-def queue_kind(name: str) -> str:
-    """The kind of one of the pool's queues, from its name."""
-    for suffix, kind in (
-        ("-ses-events-dlq", "ses-events-dlq"),
-        ("-ses-events", "ses-events"),
-        ("-events-dlq", "events-dlq"),
-        ("-events", "events"),
-        ("-dlq.fifo", "shard-dlq"),
-        (".fifo", "shard"),
-    ):
-        if name.endswith(suffix):
-            return kind
-    return "queue"
-
-
-def call_of(service: str, operation: str, params: dict[str, Any]) -> tuple[str, str]:
-    """(IAM action, resource kind) of one API call with ``params``."""
-    action = f"{_PREFIX.get(service, service)}:{_AUTHORISED_AS.get(operation, operation)}"
-    if "QueueUrl" in params:
-        return action, queue_kind(str(params["QueueUrl"]).rstrip("/").rsplit("/", 1)[-1])
-    if "QueueName" in params:
-        return action, queue_kind(str(params["QueueName"]))
-    if "TableName" in params or "RequestItems" in params or "TransactItems" in params:
-        return action, "table"
-    if "Bucket" in params:
-        return action, "objects" if "Key" in params else "bucket"
-    if service in ("ses", "sesv2"):
-        return action, "identity"
-    return action, "*"
-
 
 #: Each process kind's (IAM action, resource kind) pairs: exactly what it was seen to call
 #: (tests/test_least_privilege.py holds this to the record of a whole ``make test``).

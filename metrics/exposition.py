@@ -12,7 +12,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from mailpool.health import Health
+from core.health import Health
 
 
 def process_registry() -> CollectorRegistry:

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from mailpool.events import TYPES as EVENT_TYPES
+from core.events import TYPES as EVENT_TYPES
 from metrics.pool import LATENCY_BUCKETS
 
 END_TO_END_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)

@@ -29,7 +29,7 @@ from botocore.exceptions import (
     ParamValidationError,
 )
 
-from mailpool.iam import call_of  # the IAM vocabulary lives with the policies
+from pool.calls import call_of
 from pool.errors import Misconfigured
 
 #: The User-Agent of every AWS call: mailpool and the SDK underneath.

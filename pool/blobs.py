@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from mailpool.settings import env_int, env_opt, env_str
+from core.settings import env_int, env_opt, env_str
 from pool.aws import AwsClient, error_code
 from pool.errors import Misconfigured, PoolError, Rejected, Unavailable
 from pool.messages import Pointer

@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from mailpool.backoff import backoff
+from core.backoff import backoff
 from pool.errors import Cancelled, NoAnswer, Overloaded, PoolClosed, PoolError, Unavailable
 
 log = logging.getLogger(__name__)

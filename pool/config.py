@@ -4,7 +4,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from mailpool.settings import env_float, env_int, env_str
+from core.settings import env_float, env_int, env_str
 
 #: SQS's per-message limit (1 MiB since 2025-08); queues and DLQs are provisioned and
 #: converged to it unless told otherwise (MAILPOOL_MAX_MESSAGE_BYTES).

@@ -10,13 +10,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mailpool.health import Health
-from metrics.pool import PoolMetrics
+from core.health import Health
 from pool.blobs import BlobStore, encode_pointer, pointer_of
 from pool.coalesce import CallObserver, Coalescer, CoalescerLimits
 from pool.config import PoolConfig
 from pool.errors import Misconfigured, NoAnswer, PoolClosed, PoolError, TooLarge, Unavailable
 from pool.messages import Outgoing, Pointer, Received, Sent
+from pool.observer import PoolObserver
 from pool.routing import shard_for
 from pool.sqs import SqsClient
 
@@ -62,7 +62,7 @@ class QueuePool:
     """Routes messages to shards by group and batches every call per shard and action.
 
     Its flushers run in one background task watched by ``health``: if it dies, the
-    process turns unready and exits (see ``mailpool.health``).
+    process turns unready and exits (see ``core.health``).
 
     With ``blobs``, a body past ``max_inline_bytes`` goes to S3 and the queue carries a
     pointer to it (see ``pool.blobs``); without, such a body is ``TooLarge``.
@@ -71,7 +71,7 @@ class QueuePool:
     def __init__(
         self,
         config: PoolConfig,
-        metrics: PoolMetrics,
+        metrics: PoolObserver,
         health: Health | None = None,
         blobs: BlobStore | None = None,
     ) -> None:

@@ -4,7 +4,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from mailpool.settings import env_float, env_int, env_str
+from core.settings import env_float, env_int, env_str
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 
 import orjson
 
-from mailpool import events as ev
-from mailpool.backoff import backoff
-from mailpool.envelope import Envelope, EnvelopeError
-from mailpool.events import Event, Recipient
-from mailpool.sealing import Keyring
+from core import events as ev
+from core.backoff import backoff
+from core.envelope import Envelope, EnvelopeError
+from core.events import Event, Recipient
+from core.sealing import Keyring
 from metrics.sender import SenderMetrics
 from pool.blobs import BlobMissing
 from pool.errors import Misconfigured, PoolError

@@ -25,9 +25,9 @@ from email.policy import SMTP
 from email.utils import format_datetime
 from urllib.parse import quote
 
-from mailpool.addresses import Mailbox
-from mailpool.attachments import Attachment
-from mailpool.envelope import Email, Envelope
+from core.addresses import Mailbox
+from core.attachments import Attachment
+from core.envelope import Email, Envelope
 
 #: RFC 5322 recommends lines of at most 78 characters; longer headers take the stdlib path.
 MAX_HEADER_LINE = 78

@@ -25,10 +25,10 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from mailpool.backoff import backoff
-from mailpool.events import Event
-from mailpool.ordering import chains, until_failure
-from mailpool.sealing import Keyring
+from core.backoff import backoff
+from core.events import Event
+from core.ordering import chains, until_failure
+from core.sealing import Keyring
 from metrics.sender import SenderMetrics
 from pool.errors import PoolError
 from pool.messages import Outgoing, Received

@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from mailpool.settings import SettingError, env_bool, env_float, env_opt, env_str
+from core.settings import SettingError, env_bool, env_float, env_opt, env_str
 
 #: The shortest secret accepted (bytes).
 MIN_SECRET_BYTES = 32

@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 
-from mailpool import events as ev
-from mailpool.events import Event, iso_time
+from core import events as ev
+from core.events import Event, iso_time
 
 PREFIX = "email#"
 

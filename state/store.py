@@ -4,8 +4,8 @@ import types
 from collections.abc import Sequence
 from typing import Any
 
-from mailpool.events import Event
-from mailpool.health import Health
+from core.events import Event
+from core.health import Health
 from metrics.state import StateMetrics
 from state import status
 from state.config import StateConfig

@@ -13,9 +13,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mailpool import events as ev
-from mailpool.addresses import AddressError, parse_addr
-from mailpool.events import Event, iso_time
+from core import events as ev
+from core.addresses import AddressError, parse_addr
+from core.events import Event, iso_time
 from state.table import StateTable
 
 PREFIX = "sup#"

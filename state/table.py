@@ -14,7 +14,7 @@ import types
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mailpool.health import Health
+from core.health import Health
 from metrics.state import StateMetrics
 from pool.aws import AwsClient, error_code, error_message
 from pool.coalesce import Coalescer, CoalescerLimits

@@ -11,9 +11,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from core import logs
 from intake.config import IntakeConfig
 from intake.service import IntakeService
-from mailpool import logs
 from mailpool.cli import main
 from pool.config import PoolConfig
 from sender.config import SenderConfig

@@ -14,10 +14,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
+from core import logs
+from core.health import Health
 from intake.app import POOL, create_app
 from intake.config import IntakeConfig
-from mailpool import logs
-from mailpool.health import Health
 from metrics.intake import IntakeMetrics
 from metrics.pool import PoolMetrics
 from pool.config import PoolConfig

@@ -4,7 +4,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from mailpool.settings import env_float, env_int, env_str
+from core.settings import env_float, env_int, env_str
 
 #: Seconds after each failed attempt before the next, per endpoint: about a day in all.
 SCHEDULE_S = (5, 300, 1800, 7200, 18000, 36000, 36000)

@@ -20,9 +20,9 @@ from collections.abc import Sequence
 import aiohttp
 import orjson
 
-from mailpool.breaker import Breaker
-from mailpool.events import Event, EventError
-from mailpool.sealing import Keyring
+from core.breaker import Breaker
+from core.events import Event, EventError
+from core.sealing import Keyring
 from metrics.webhooks import WebhookMetrics
 from pool.errors import PoolError
 from pool.messages import Outgoing, Received

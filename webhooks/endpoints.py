@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from mailpool.events import TYPES
-from mailpool.settings import SettingError, env_opt
+from core.events import TYPES
+from core.settings import SettingError, env_opt
 from webhooks.signing import secret_key
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")

@@ -7,7 +7,7 @@ import types
 import orjson
 from aiohttp import web
 
-from mailpool.runtime import serve
+from core.runtime import serve
 from webhooks import signing
 
 

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 import aiohttp
 
-from mailpool.health import Health
-from mailpool.runtime import serve
-from mailpool.sealing import Keyring
+from core.health import Health
+from core.runtime import serve
+from core.sealing import Keyring
 from metrics.exposition import metrics_app, process_registry
 from metrics.pool import PoolMetrics
 from metrics.state import StateMetrics

@@ -23,8 +23,8 @@ from typing import Any
 
 import orjson
 
-from mailpool import events as ev
-from mailpool.events import Event, Recipient
+from core import events as ev
+from core.events import Event, Recipient
 from sender.providers.base import enhanced_code
 from sender.providers.ses import ID_TAG, SCOPE_TAG
 

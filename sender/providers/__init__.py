@@ -8,7 +8,7 @@ for this process); with several providers, sends fail over in order (see ``failo
 import os
 from collections.abc import Mapping
 
-from mailpool.settings import SettingError, env_float, env_int, env_str
+from core.settings import SettingError, env_float, env_int, env_str
 from sender.providers.base import Provider
 
 PROVIDERS = ("smtp", "ses")

@@ -11,8 +11,8 @@ import logging
 import time
 from collections.abc import Sequence
 
-from mailpool.breaker import Breaker
-from mailpool.envelope import Envelope
+from core.breaker import Breaker
+from core.envelope import Envelope
 from sender.providers.base import Accepted, Provider, TransientError
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 import asyncio
 import time
 
-from mailpool.envelope import Envelope
+from core.envelope import Envelope
 from sender.providers.base import Accepted, Provider
 
 

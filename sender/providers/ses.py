@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mailpool.envelope import Envelope
-from mailpool.settings import env_float, env_int, env_opt
+from core.envelope import Envelope
+from core.settings import env_float, env_int, env_opt
 from pool.aws import AwsClient, error_code, error_message
 from sender.mime import render
 from sender.providers.base import Accepted, DelayError, PermanentError, TransientError

@@ -10,8 +10,8 @@ from typing import Literal
 
 import aiosmtplib
 
-from mailpool.envelope import Envelope
-from mailpool.settings import SettingError, env_bool, env_float, env_int, env_opt, env_str
+from core.envelope import Envelope
+from core.settings import SettingError, env_bool, env_float, env_int, env_opt, env_str
 from sender.mime import render
 from sender.providers.base import (
     Accepted,

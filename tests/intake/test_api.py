@@ -11,9 +11,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
+from core.envelope import Envelope, message_group
 from intake.app import create_app
 from intake.config import IntakeConfig
-from mailpool.envelope import Envelope, message_group
 from metrics.intake import IntakeMetrics
 from metrics.pool import PoolMetrics
 from pool.config import PoolConfig

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from core.envelope import Envelope
 from intake.config import REQUEST_OVERHEAD, IntakeConfig
-from mailpool.envelope import Envelope
 from pool.config import PoolConfig
 from tests.intake.test_api import EMAIL, post, start_client
 from tests.support.queues import count, drain

@@ -8,12 +8,12 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
+from core.settings import SettingError
 from intake.app import create_app
 from intake.auth import Authenticator, check_exposure, new_key
 from intake.config import IntakeConfig
 from intake.errors import ApiError
 from mailpool.cli import main
-from mailpool.settings import SettingError
 from metrics.intake import IntakeMetrics
 from metrics.pool import PoolMetrics
 from pool.config import PoolConfig

@@ -9,8 +9,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from jsonschema.validators import Draft202012Validator
 
+from core import envelope
 from intake.config import IntakeConfig
-from mailpool import envelope
 from pool.config import PoolConfig
 from tests.intake.test_api import EMAIL, start_client
 

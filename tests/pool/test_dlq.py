@@ -5,8 +5,8 @@ import time
 
 import pytest
 
+from core.envelope import Envelope, parse_email
 from mailpool.cli import main
-from mailpool.envelope import Envelope, parse_email
 from metrics.exposition import process_registry
 from metrics.pool import PoolMetrics
 from pool.config import PoolConfig

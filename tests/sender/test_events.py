@@ -4,8 +4,8 @@ import dataclasses
 import time
 from typing import Any
 
-from mailpool.events import Event
-from mailpool.sealing import Keyring, new_key
+from core.events import Event
+from core.sealing import Keyring, new_key
 from metrics.exposition import process_registry
 from metrics.pool import PoolMetrics
 from pool.config import PoolConfig

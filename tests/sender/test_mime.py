@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import sender.mime
-from mailpool.envelope import Envelope, ValidationError, parse_email
+from core.envelope import Envelope, ValidationError, parse_email
 from sender.mime import build_message
 from sender.mime import render as render_bytes
 

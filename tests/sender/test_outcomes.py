@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from mailpool.events import Event
+from core.events import Event
 from metrics.exposition import process_registry
 from metrics.pool import PoolMetrics
 from pool.config import PoolConfig

@@ -13,8 +13,8 @@ import pytest
 from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 
+from core.envelope import Envelope, parse_email
 from intake.ids import new_id
-from mailpool.envelope import Envelope, parse_email
 from pool.aws import acting_as
 from sender.providers import make_provider
 from sender.providers.base import DelayError, PermanentError, TransientError

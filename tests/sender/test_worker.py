@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mailpool.envelope import Envelope
+from core.envelope import Envelope
 from metrics.exposition import process_registry
 from metrics.pool import PoolMetrics
 from pool.config import PoolConfig

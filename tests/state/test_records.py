@@ -1,7 +1,7 @@
 """Status folding and what causes a suppression, without a table."""
 
-from mailpool import events as ev
-from mailpool.events import Event, Recipient
+from core import events as ev
+from core.events import Event, Recipient
 from state import status
 from state.suppressions import caused_by
 

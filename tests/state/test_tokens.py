@@ -2,7 +2,7 @@
 
 import pytest
 
-from mailpool.settings import SettingError
+from core.settings import SettingError
 from state.config import StateConfig, new_secret
 from state.tokens import Signer, Unsubscribe
 

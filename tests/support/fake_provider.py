@@ -5,7 +5,7 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from mailpool.envelope import Envelope
+from core.envelope import Envelope
 from sender.providers.base import (
     Accepted,
     DelayError,

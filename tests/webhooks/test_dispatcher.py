@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Sequence
 import jsonschema
 from jsonschema.validators import Draft202012Validator
 
+from core.events import Event, Recipient
 from intake.config import IntakeConfig
 from intake.openapi import openapi_document
-from mailpool.events import Event, Recipient
 from metrics.exposition import process_registry
 from metrics.pool import PoolMetrics
 from pool.config import PoolConfig

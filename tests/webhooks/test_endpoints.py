@@ -6,7 +6,7 @@ import socket
 import orjson
 import pytest
 
-from mailpool.settings import SettingError
+from core.settings import SettingError
 from webhooks import endpoints
 from webhooks.safety import GuardedResolver, RefusedAddress, forbidden, literal_refused
 from webhooks.signing import new_secret

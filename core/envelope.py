@@ -27,9 +27,9 @@ from typing import Any
 
 import orjson
 
-from mailpool.addresses import AddressError, Mailbox, parse_mailbox
-from mailpool.attachments import Attachment, AttachmentError, EmailLimits, parse_attachments
-from mailpool.sealing import Keyring, SealError
+from core.addresses import AddressError, Mailbox, parse_mailbox
+from core.attachments import Attachment, AttachmentError, EmailLimits, parse_attachments
+from core.sealing import Keyring, SealError
 
 VERSION = 1
 MAX_RECIPIENTS = 50

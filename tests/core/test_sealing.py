@@ -3,11 +3,11 @@
 import aiohttp
 import pytest
 
+from core.envelope import Envelope, EnvelopeError, parse_email
+from core.sealing import Keyring, new_key
+from core.settings import SettingError
 from intake.config import IntakeConfig
 from intake.service import IntakeService
-from mailpool.envelope import Envelope, EnvelopeError, parse_email
-from mailpool.sealing import Keyring, new_key
-from mailpool.settings import SettingError
 from pool.config import PoolConfig
 from pool.pool import REASON_ATTRIBUTE
 from pool.sqs import SqsClient

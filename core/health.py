@@ -1,7 +1,7 @@
 """Health: a process's background tasks watched; the first one to die makes it fatal.
 
 A task that dies is logged at ERROR with its traceback (never its message, see
-``mailpool.logs``), the process turns unready at once (``/readyz`` answers 503), and its
+``core.logs``), the process turns unready at once (``/readyz`` answers 503), and its
 ``__main__`` exits non-zero, so that a supervisor restarts it: nobody restarts a process
 that is silently half alive.
 """

@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from mailpool.sealing import Keyring, SealError
+from core.sealing import Keyring, SealError
 
 VERSION = 1
 SENT = "email.sent"

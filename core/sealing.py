@@ -16,7 +16,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from mailpool.settings import SettingError
+from core.settings import SettingError
 
 NONCE_BYTES = 12
 

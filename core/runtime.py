@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from mailpool.health import Health
+from core.health import Health
 
 
 def run(main: Coroutine[Any, Any, int]) -> int:
