@@ -24,6 +24,7 @@ they are sealed like envelopes when encryption is on, and they are never logged.
 """
 
 import hashlib
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,19 @@ _ONCE = frozenset({SENT, BOUNCED, FAILED, DELIVERED, COMPLAINED, SUPPRESSED, UNS
 
 class EventError(ValueError):
     """A queue message that is not a mailpool event these keys can read."""
+
+
+#: The message tags by which SES feedback names an email: its id, and its API-key scope
+#: (for the suppression list) when that is a valid tag value.
+ID_TAG = "mailpool-id"
+SCOPE_TAG = "mailpool-scope"
+_ENHANCED = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})\b")
+
+
+def enhanced_code(reply: str) -> str | None:
+    """The enhanced status code an SMTP reply text starts with, if any."""
+    match = _ENHANCED.match(reply)
+    return match.group(1) if match else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ publish) has landed or given up.
 """
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -30,10 +31,11 @@ from core.events import Event
 from core.ordering import chains, until_failure
 from core.sealing import Keyring
 from metrics.sender import SenderMetrics
+from pool.capacity import Capacity
+from pool.consumer import Receiving, consume, pause
 from pool.errors import PoolError
 from pool.messages import Outgoing, Received
 from pool.pool import QueuePool
-from sender.capacity import Capacity
 from sender.config import SenderConfig
 from sender.delivery import Delivery, Outcome, Settle
 from sender.depth import DepthPoller
@@ -97,7 +99,9 @@ class Sender:
         self.depth = DepthPoller(pool, metrics, config.depth_interval_s)
         # Under load, receive only once a batch's worth of slots is free (an eighth of the
         # bound, at most 10): full receives, and never more than 1/8 of capacity idle.
-        self._receive_at_least = max(1, min(10, config.concurrency // 8))
+        self._receiving = Receiving(
+            wait_s=config.wait_time_s, at_least=max(1, min(10, config.concurrency // 8))
+        )
 
     @property
     def stopping(self) -> bool:
@@ -145,50 +149,39 @@ class Sender:
                 task.cancel()
 
     async def _poll(self, shard: int) -> None:
-        failures = 0
-        while not self._stopping.is_set():
-            await self._until_settled(shard)
-            room = await self._capacity.take(10, self._receive_at_least)
-            if room == 0:
-                return
-            started = time.monotonic()
-            try:
-                messages = await self._pool.receive(
-                    shard, max_messages=room, wait_s=self._config.wait_time_s
-                )
-            except PoolError as exc:
-                self._capacity.give(room)
-                failures += 1
-                self._metrics.receive_failed(shard)
-                log.warning("receive failed", extra={"shard": shard, "error": type(exc).__name__})
-                await self._pause(backoff(failures - 1, 0.25, 30.0))
-                continue
-            except BaseException:
-                self._capacity.give(room)
-                raise
-            failures = 0
-            self._capacity.give(room - len(messages))
-            if not messages:
-                continue
-            self._metrics.received(shard, len(messages))
-            now = time.time()
-            for message in messages:
-                self._metrics.lag(now - message.sent_at)
-            self.depth.received(shard, max(m.sent_at for m in messages))
-            fresh = await self._drop_repeats(messages)
-            self._capacity.give(len(messages) - len(fresh))
-            if not fresh:
-                continue
-            messages = fresh
-            self._tracker.hold(messages, started)
-            self._metrics.in_flight(self._tracker.working)
-            if self._stopping.is_set():
-                await self._release(messages)
-                return
-            if self._cannot_settle(shard):  # settling began failing during the long poll
-                await self._release(messages)
-                continue
-            self._dispatch(messages)
+        await consume(
+            self._pool,
+            shard,
+            self._capacity,
+            functools.partial(self._received, shard),
+            self._receiving,
+            stopped=self._stopping,
+            ready=functools.partial(self._until_settled, shard),
+            failed=functools.partial(self._receive_failed, shard),
+        )
+
+    def _receive_failed(self, shard: int, exc: PoolError) -> None:
+        self._metrics.receive_failed(shard)
+        log.warning("receive failed", extra={"shard": shard, "error": type(exc).__name__})
+
+    async def _received(self, shard: int, messages: list[Received], started: float) -> None:
+        """Hold what a receive brought and start delivering it (or release it unstarted)."""
+        self._metrics.received(shard, len(messages))
+        now = time.time()
+        for message in messages:
+            self._metrics.lag(now - message.sent_at)
+        self.depth.received(shard, max(m.sent_at for m in messages))
+        fresh = await self._drop_repeats(messages)
+        self._capacity.give(len(messages) - len(fresh))
+        if not fresh:
+            return
+        self._tracker.hold(fresh, started)
+        self._metrics.in_flight(self._tracker.working)
+        # Stopping, or settling began failing during the long poll: release them unstarted.
+        if self._stopping.is_set() or self._cannot_settle(shard):
+            await self._release(fresh)
+            return
+        self._dispatch(fresh)
 
     async def _drop_repeats(self, messages: list[Received]) -> list[Received]:
         """``messages`` less those this sender holds or delivered already, received again
@@ -287,11 +280,7 @@ class Sender:
                 self._metrics.published(event.type)
 
     async def _pause(self, seconds: float) -> None:
-        try:
-            async with asyncio.timeout(seconds):
-                await self._stopping.wait()
-        except TimeoutError:
-            pass
+        await pause(self._stopping, seconds)
 
     def _dispatch(self, messages: list[Received]) -> None:
         for chain in chains(messages, lambda m: m.group or m.message_id).values():

@@ -24,10 +24,11 @@ from core.breaker import Breaker
 from core.events import Event, EventError
 from core.sealing import Keyring
 from metrics.webhooks import WebhookMetrics
+from pool.capacity import Capacity
+from pool.consumer import Receiving, consume
 from pool.errors import PoolError
 from pool.messages import Outgoing, Received
 from pool.pool import EVENTS, SES_FEEDBACK, QueuePool
-from sender.capacity import Capacity
 from state.store import State
 from webhooks import ses, signing
 from webhooks.config import WebhooksConfig
@@ -122,26 +123,26 @@ class Dispatcher:
             if self._pool.ses_feedback:
                 feedback = tasks.create_task(self._feedback(), name="ses-feedback")
                 self._stopping_tasks.append(feedback)
-            while not self._stopping.is_set():
-                room = await self._capacity.take(10)
-                if room == 0:
-                    break
-                try:
-                    messages = await self._pool.receive(
-                        EVENTS,
-                        max_messages=room,
-                        wait_s=self._config.wait_time_s,
-                        visibility_s=self._config.visibility_s,
-                    )
-                except PoolError as exc:
-                    self._capacity.give(room)
-                    log.warning("receiving events failed", extra={"error": type(exc).__name__})
-                    await asyncio.sleep(1.0)
-                    continue
-                self._capacity.give(room - len(messages))
+
+            async def dispatch(messages: list[Received], started: float) -> None:
                 self._metrics.received(len(messages))
                 for message in messages:
                     tasks.create_task(self._handle(message))
+
+            await consume(
+                self._pool,
+                EVENTS,
+                self._capacity,
+                dispatch,
+                Receiving(
+                    wait_s=self._config.wait_time_s,
+                    visibility_s=self._config.visibility_s,
+                    pause_s=1.0,
+                    max_pause_s=1.0,
+                ),
+                stopped=self._stopping,
+                failed=_receive_failed,
+            )
 
     async def _handle(self, message: Received) -> None:
         try:
@@ -257,6 +258,10 @@ class Dispatcher:
         if 200 <= status < 300:
             return "delivered"
         return "gone" if status == 410 else "failed"
+
+
+def _receive_failed(exc: PoolError) -> None:
+    log.warning("receiving events failed", extra={"error": type(exc).__name__})
 
 
 def _copy(body: str, endpoint: str, attempt: int, due: float) -> Outgoing:

@@ -24,9 +24,7 @@ from typing import Any
 import orjson
 
 from core import events as ev
-from core.events import Event, Recipient
-from sender.providers.base import enhanced_code
-from sender.providers.ses import ID_TAG, SCOPE_TAG
+from core.events import ID_TAG, SCOPE_TAG, Event, Recipient, enhanced_code
 
 _CODE = re.compile(r"\b([245]\d\d)\b")
 

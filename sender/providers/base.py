@@ -8,14 +8,11 @@ DeliveryError
 └── PermanentError     never succeeds (5xx for every recipient, message refused): DLQ now
 """
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from core.envelope import Envelope
-
-_ENHANCED = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,12 +30,6 @@ class Accepted:
     """The provider took the email for every recipient except ``refused``."""
 
     refused: tuple[Refusal, ...] = ()
-
-
-def enhanced_code(reply: str) -> str | None:
-    """The enhanced status code an SMTP reply text starts with, if any."""
-    match = _ENHANCED.match(reply)
-    return match.group(1) if match else None
 
 
 def refusals(

@@ -14,15 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.envelope import Envelope
+from core.events import ID_TAG, SCOPE_TAG
 from core.settings import env_float, env_int, env_opt
 from pool.aws import AwsClient, error_code, error_message
 from sender.mime import render
 from sender.providers.base import Accepted, DelayError, PermanentError, TransientError
 
-#: The SES message tag carrying the mailpool id (SES events name it in ``mail.tags``).
-ID_TAG = "mailpool-id"
-#: The tag naming the API-key scope (for the suppression list), when it is a valid tag value.
-SCOPE_TAG = "mailpool-scope"
 _TAG_VALUE = re.compile(r"[A-Za-z0-9_.-]{1,256}")
 _DELAY_CODES = frozenset(
     {"TooManyRequestsException", "ThrottlingException", "Throttling", "LimitExceededException"}

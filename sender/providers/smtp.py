@@ -11,6 +11,7 @@ from typing import Literal
 import aiosmtplib
 
 from core.envelope import Envelope
+from core.events import enhanced_code
 from core.settings import SettingError, env_bool, env_float, env_int, env_opt, env_str
 from sender.mime import render
 from sender.providers.base import (
@@ -18,7 +19,6 @@ from sender.providers.base import (
     DelayError,
     PermanentError,
     TransientError,
-    enhanced_code,
     refusals,
 )
 

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from sender.capacity import Capacity
+from pool.capacity import Capacity
 
 
 async def test_a_loop_that_gives_back_and_asks_again_queues_behind_the_waiting_ones() -> None:
