@@ -1,1 +1,1 @@
-"""Load generators and comparative benchmarks (run from the README; not timed tests)."""
+"""Load generators and comparative benchmarks (run from docs/development.md; not timed tests)."""

@@ -447,7 +447,7 @@ def parameters(config: DeployConfig) -> dict[str, Any]:
             "Type": "String",
             "Default": "",
             "Description": "MAILPOOL_WEBHOOK_URL: where the webhooks task delivers events "
-            "(empty: no webhooks task; see the README for several endpoints)",
+            "(empty: no webhooks task; docs/events.md tells of several endpoints)",
         },
         "WebhookSecret": {
             "Type": "String",

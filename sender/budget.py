@@ -2,7 +2,7 @@
 
 Concurrency bounds how many messages are in flight; a queue message is at most 1 MiB, but a
 body carried through S3 can be ten times that, and a sender holds several copies of it while
-it decodes, renders and sends (see the README's Attachments section). The budget makes large
+it decodes, renders and sends (see docs/api.md, Attachments). The budget makes large
 bodies wait for each other instead of all being fetched at once.
 """
 

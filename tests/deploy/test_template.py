@@ -118,7 +118,7 @@ async def _ses_sent(endpoint: str) -> float:
 
 
 async def _state_secret(endpoint: str, name: str) -> str:
-    """The state secret, read the way the README says. moto's CloudFormation does not make
+    """The state secret, read the way docs/deployment.md says. moto's CloudFormation does not make
     Secrets Manager secrets, so it is first put where the stack puts it, generated as the
     template asks (64 letters and digits)."""
     async with get_session().create_client(
@@ -131,7 +131,7 @@ async def _state_secret(endpoint: str, name: str) -> str:
 
 
 # moto's CloudFormation does not know alarms, queue and bucket policies or Secrets Manager
-# secrets: it warns and leaves them out (see the README); the template tests check them.
+# secrets: it warns and leaves them out (see docs/deployment.md); the template tests check them.
 @pytest.mark.filterwarnings("ignore:Tried to parse AWS.+CloudWatch.+Alarm:UserWarning")
 @pytest.mark.filterwarnings("ignore:Tried to parse AWS.+S3.+BucketPolicy:UserWarning")
 @pytest.mark.filterwarnings("ignore:Tried to parse AWS.+SQS.+QueuePolicy:UserWarning")
@@ -249,12 +249,12 @@ def test_checkov_finds_nothing_on_any_template_and_every_skip_says_why(
         for c in r["results"]["failed_checks"]
     ]  # fmt: skip
     assert not failed, failed
-    # Every skip carries its reason, and the README lists each skipped check.
-    readme = (ROOT / "README.md").read_text()
+    # Every skip carries its reason, and docs/security.md lists each skipped check.
+    readme = (ROOT / "docs" / "security.md").read_text()
     for config in VARIANTS.values():
         for check, reasons in _skips(template(config)).items():
             assert all(len(reason) > 20 for reason in reasons), check
-            assert f"`{check}`" in readme, f"README's Security section does not list {check}"
+            assert f"`{check}`" in readme, f"docs/security.md does not list {check}"
 
 
 def test_an_internet_facing_load_balancer_is_not_rendered_without_a_certificate(
