@@ -38,8 +38,12 @@ from sender.mime import render
 from sender.providers.smtp import SmtpConfig, SmtpProvider
 
 CONCURRENCY = 64
-PLAIN = {"from": "bench@example.test", "to": "sink@example.test", "subject": "Your invoice",
-         "text": "Please find your invoice attached.\n" * 5}  # fmt: skip
+PLAIN = {
+    "from": "bench@example.test",
+    "to": "sink@example.test",
+    "subject": "Your invoice",
+    "text": "Please find your invoice attached.\n" * 5,
+}
 
 
 def attached(kib: int) -> dict[str, Any]:
@@ -80,13 +84,23 @@ def end_to_end(
 ) -> tuple[float, int, float]:
     """Emails/s from the first POST of ``count`` to the last delivery; 503s on the way; the
     sender process's CPU seconds."""
-    config = PoolConfig(prefix=f"a{uuid.uuid4().hex[:6]}", shards=4, endpoint_url=endpoint,
-                        region="us-east-1", events=False)  # fmt: skip
+    config = PoolConfig(
+        prefix=f"a{uuid.uuid4().hex[:6]}",
+        shards=4,
+        endpoint_url=endpoint,
+        region="us-east-1",
+        events=False,
+    )
     asyncio.run(_provision(config))
     port = free_port()
     common = mailpool_env(endpoint, config.prefix, 4, MAILPOOL_EVENTS="off", MAILPOOL_STATE="off")
-    sender = {**common, "MAILPOOL_SMTP_PORT": str(sink_port), "MAILPOOL_CONCURRENCY": "64",
-              "MAILPOOL_METRICS_PORT": "0", "MAILPOOL_WAIT_TIME": "1"}  # fmt: skip
+    sender = {
+        **common,
+        "MAILPOOL_SMTP_PORT": str(sink_port),
+        "MAILPOOL_CONCURRENCY": "64",
+        "MAILPOOL_METRICS_PORT": "0",
+        "MAILPOOL_WAIT_TIME": "1",
+    }
     with (
         child("mailpool", "sender", env=sender) as sending,
         child("mailpool", "intake", env={**common, "MAILPOOL_HTTP_PORT": str(port)}),
@@ -168,8 +182,9 @@ def main() -> None:
     ):
         for run in range(args.runs):
             order = ("plain", "attached") if run % 2 == 0 else ("attached", "plain")
-            runs = {kind: end_to_end(endpoint, sink_port, docs[kind], args.emails)
-                    for kind in order}  # fmt: skip
+            runs = {
+                kind: end_to_end(endpoint, sink_port, docs[kind], args.emails) for kind in order
+            }
             got = {kind: rate for kind, (rate, _, _) in runs.items()}
             for kind, rate in got.items():
                 rates[kind].append(rate)

@@ -15,9 +15,10 @@ from aiohttp import web
 async def accept(request: web.Request) -> web.Response:
     orjson.loads(await request.read())
     return web.Response(
-        body=orjson.dumps({"id": secrets.token_hex(16)}), status=202,
+        body=orjson.dumps({"id": secrets.token_hex(16)}),
+        status=202,
         content_type="application/json",
-    )  # fmt: skip
+    )
 
 
 async def serve(port: int) -> None:

@@ -92,8 +92,13 @@ async def _drive(urls: list[str], rate: float, seconds: float, share: float, bur
 
 def measure(endpoint: str, args: argparse.Namespace, share: float) -> Mix:
     """One mix on two fresh intakes over a fresh pool and table."""
-    config = PoolConfig(prefix=f"c{uuid.uuid4().hex[:6]}", shards=4, endpoint_url=endpoint,
-                        region="us-east-1", events=False)  # fmt: skip
+    config = PoolConfig(
+        prefix=f"c{uuid.uuid4().hex[:6]}",
+        shards=4,
+        endpoint_url=endpoint,
+        region="us-east-1",
+        events=False,
+    )
     asyncio.run(_provision(config))
     asyncio.run(_table(endpoint, config.prefix))
     ports = [free_port(), free_port()]

@@ -143,8 +143,14 @@ def run_once(args: argparse.Namespace, endpoint: str, sink_port: int) -> list[fl
         asyncio.run(wait_empty(config))
         elapsed = time.monotonic() - started
         cpu = sum(cpu_seconds(pid) for pid in pids) - cpu0
-    return [stdlib, stdlib_cpu_us, bare, bare_cpu_us, args.messages / elapsed,
-            cpu / args.messages * 1e6]  # fmt: skip
+    return [
+        stdlib,
+        stdlib_cpu_us,
+        bare,
+        bare_cpu_us,
+        args.messages / elapsed,
+        cpu / args.messages * 1e6,
+    ]
 
 
 def main() -> None:
@@ -178,12 +184,16 @@ def main() -> None:
             args.plot,
             f"One process sending to one SMTP sink (medians of {args.runs})",
             "messages / s",
-            {"mailpool sender\n(queue to SMTP)": sender,
-             "bare aiosmtplib\n(stdlib rendering)": stdlib,
-             "bare aiosmtplib\n(same bytes)": bare},
-            [f"{rate:.0f}/s, {us:.0f} CPU-µs/msg"
-             for rate, us in ((sender, sender_us), (stdlib, stdlib_us), (bare, bare_us))],
-        )  # fmt: skip
+            {
+                "mailpool sender\n(queue to SMTP)": sender,
+                "bare aiosmtplib\n(stdlib rendering)": stdlib,
+                "bare aiosmtplib\n(same bytes)": bare,
+            },
+            [
+                f"{rate:.0f}/s, {us:.0f} CPU-µs/msg"
+                for rate, us in ((sender, sender_us), (stdlib, stdlib_us), (bare, bare_us))
+            ],
+        )
 
 
 def describe(

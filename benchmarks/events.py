@@ -38,8 +38,13 @@ from webhooks.signing import new_secret
 
 def sender_rate(endpoint: str, sink_port: int, messages: int, events: bool) -> tuple[float, float]:
     """Messages/s and CPU-µs per message of one sender emptying a pool of ``messages``."""
-    config = PoolConfig(prefix=f"v{uuid.uuid4().hex[:6]}", shards=4, endpoint_url=endpoint,
-                        region="us-east-1", events=events)  # fmt: skip
+    config = PoolConfig(
+        prefix=f"v{uuid.uuid4().hex[:6]}",
+        shards=4,
+        endpoint_url=endpoint,
+        region="us-east-1",
+        events=events,
+    )
     asyncio.run(fill(config, messages))
     env = mailpool_env(
         endpoint,
@@ -64,9 +69,16 @@ async def _publish(config: PoolConfig, count: int) -> None:
         await provision(client, config)
     async with QueuePool(config, PoolMetrics(process_registry())) as pool:
         for start in range(0, count, 500):
-            batch = [Event(type="email.sent", email_id=uuid.uuid4().hex, attempt=1,
-                           recipients=(Recipient(0, "sink@example.test"),), terminal=True)
-                     for _ in range(min(500, count - start))]  # fmt: skip
+            batch = [
+                Event(
+                    type="email.sent",
+                    email_id=uuid.uuid4().hex,
+                    attempt=1,
+                    recipients=(Recipient(0, "sink@example.test"),),
+                    terminal=True,
+                )
+                for _ in range(min(500, count - start))
+            ]
             await pool.publish([Outgoing(body=e.encode()) for e in batch])
 
 
@@ -101,15 +113,21 @@ async def _receive(port: int, count: int, until_s: float) -> float:
 
 def webhook_rate(endpoint: str, count: int) -> tuple[float, float]:
     """Deliveries/s and dispatcher CPU-µs per delivery for ``count`` queued events."""
-    config = PoolConfig(prefix=f"w{uuid.uuid4().hex[:6]}", shards=1, endpoint_url=endpoint,
-                        region="us-east-1")  # fmt: skip
+    config = PoolConfig(
+        prefix=f"w{uuid.uuid4().hex[:6]}", shards=1, endpoint_url=endpoint, region="us-east-1"
+    )
     asyncio.run(_publish(config, count))
     port = free_port()
-    env = mailpool_env(endpoint, config.prefix, 1, MAILPOOL_WAIT_TIME="1",
-                       MAILPOOL_WEBHOOK_METRICS_PORT="0",
-                       MAILPOOL_WEBHOOK_URL=f"http://127.0.0.1:{port}/hook",
-                       MAILPOOL_WEBHOOK_SECRET=new_secret(),
-                       MAILPOOL_WEBHOOK_ALLOW_PRIVATE="true")  # fmt: skip
+    env = mailpool_env(
+        endpoint,
+        config.prefix,
+        1,
+        MAILPOOL_WAIT_TIME="1",
+        MAILPOOL_WEBHOOK_METRICS_PORT="0",
+        MAILPOOL_WEBHOOK_URL=f"http://127.0.0.1:{port}/hook",
+        MAILPOOL_WEBHOOK_SECRET=new_secret(),
+        MAILPOOL_WEBHOOK_ALLOW_PRIVATE="true",
+    )
     with child("mailpool", "webhooks", env=env) as process:
         cpu0 = cpu_seconds(process.pid)
         took = asyncio.run(_receive(port, count, 600))

@@ -118,8 +118,13 @@ def main() -> None:
         port = free_port()
         with engine_process("localsqs", None, throttle) as (endpoint, _):
             asyncio.run(provision_pool(endpoint, prefix, args.shards))
-            env = mailpool_env(endpoint, prefix, args.shards, MAILPOOL_HTTP_PORT=str(port),
-                               MAILPOOL_SEND_DEADLINE=str(args.deadline))  # fmt: skip
+            env = mailpool_env(
+                endpoint,
+                prefix,
+                args.shards,
+                MAILPOOL_HTTP_PORT=str(port),
+                MAILPOOL_SEND_DEADLINE=str(args.deadline),
+            )
             with child("mailpool", "intake", env=env):
                 url = f"http://127.0.0.1:{port}"
                 capacity = asyncio.run(run(url, args.clients, args.seconds))["accepted_per_s"]

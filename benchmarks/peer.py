@@ -166,13 +166,28 @@ def celery_worker(args: argparse.Namespace, env: dict[str, str]) -> Iterator[int
     ready = pathlib.Path(env["PEER_READY_FILE"])
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "celery", "-A", "benchmarks.peer_app", "worker",
-            "--pool", args.celery_pool, "--concurrency", str(args.celery_concurrency),
-            "--prefetch-multiplier", str(args.celery_prefetch), "--loglevel", "WARNING",
-            "--without-gossip", "--without-mingle", "--without-heartbeat",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "benchmarks.peer_app",
+            "worker",
+            "--pool",
+            args.celery_pool,
+            "--concurrency",
+            str(args.celery_concurrency),
+            "--prefetch-multiplier",
+            str(args.celery_prefetch),
+            "--loglevel",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
         ],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 60
         while not ready.exists():
@@ -205,10 +220,17 @@ def run_celery(args: argparse.Namespace, shared: Shared) -> Result:
     with celery_worker(args, env) as worker:
         busy = Busy({**shared.pids, "celery worker": worker})
         producer = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.peer_app", str(args.emails),
-             str(args.celery_producers)],
-            env=env, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.peer_app",
+                str(args.emails),
+                str(args.celery_producers),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert producer.stdout is not None
         started = float(producer.stdout.readline().split()[1])
         producer_cpu = 0.0

@@ -37,9 +37,13 @@ def bars(path: str, title: str, ylabel: str, bars: dict[str, float], notes: Sequ
 
 
 def lines(
-    path: str, title: str, xlabel: str, ylabel: str, x: Sequence[float],
+    path: str,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    x: Sequence[float],
     series: dict[str, Sequence[float]],
-) -> None:  # fmt: skip
+) -> None:
     """One line per series over the same x."""
     with _figure(path, title, ylabel) as axes:
         if axes is not None:

@@ -33,9 +33,13 @@ from pool.sqs import SqsClient
 async def drive(endpoint: str, shards: int, seconds: float, senders: int) -> float:
     """Acknowledged messages per second through a pool of ``shards`` queues."""
     config = PoolConfig(
-        prefix=f"s{uuid.uuid4().hex[:6]}", shards=shards, endpoint_url=endpoint,
-        region="us-east-1", send_deadline_s=30.0, calls_per_shard=4,
-    )  # fmt: skip
+        prefix=f"s{uuid.uuid4().hex[:6]}",
+        shards=shards,
+        endpoint_url=endpoint,
+        region="us-east-1",
+        send_deadline_s=30.0,
+        calls_per_shard=4,
+    )
     async with SqsClient.from_config(config) as client:
         await provision(client, config)
     acked = 0
@@ -68,8 +72,13 @@ def plot(path: str, shards: list[int], rates: list[float], quota: float) -> None
     figure, axes = plt.subplots(figsize=(6, 4))
     axes.plot(shards, rates, "o-", label="mailpool (median)")
     axes.plot(shards, ideal, "--", color="grey", label="N x one shard")
-    axes.plot(shards, [n * quota * 10 for n in shards], ":", color="black",
-              label=f"N x the quota's rate ({quota * 10:g}/s a shard)")  # fmt: skip
+    axes.plot(
+        shards,
+        [n * quota * 10 for n in shards],
+        ":",
+        color="black",
+        label=f"N x the quota's rate ({quota * 10:g}/s a shard)",
+    )
     axes.set_xlabel("shards (FIFO queues)")
     axes.set_ylabel("messages acknowledged / s")
     axes.set_title(f"Shard scaling under a {quota:g} calls/s per-queue quota")
@@ -100,8 +109,10 @@ def main() -> None:
                 results[n].append(rate)
                 print(f"run {run + 1} shards={n}: {rate:8.0f} msgs/s", flush=True)
     medians = [statistics.median(results[n]) for n in counts]
-    print(f"\nmedians of {args.runs} runs, quota {args.quota:g} calls/s per queue "
-          f"(ideal per shard: {args.quota * 10:g} msgs/s):")  # fmt: skip
+    print(
+        f"\nmedians of {args.runs} runs, quota {args.quota:g} calls/s per queue "
+        f"(ideal per shard: {args.quota * 10:g} msgs/s):"
+    )
     # The quota's own ideal as well: a short run of one shard gains from the throttle's
     # initial burst, which flatters the single-shard baseline.
     print(f"{'shards':>6} {'msgs/s':>9} {'x one shard':>12} {'efficiency':>11} {'of quota':>9}")

@@ -48,13 +48,17 @@ EMAIL = {"from": "bench@example.test", "to": "sink@example.test", "subject": "s"
 def _state_env(on: bool, prefix: str) -> dict[str, str]:
     if not on:
         return {"MAILPOOL_STATE": "off"}
-    return {"MAILPOOL_STATE": "on", "MAILPOOL_STATE_TABLE": f"{prefix}-state",
-            "MAILPOOL_STATE_SECRET": new_secret()}  # fmt: skip
+    return {
+        "MAILPOOL_STATE": "on",
+        "MAILPOOL_STATE_TABLE": f"{prefix}-state",
+        "MAILPOOL_STATE_SECRET": new_secret(),
+    }
 
 
 async def _table(endpoint: str, prefix: str) -> None:
-    config = StateConfig(enabled=True, table=f"{prefix}-state", endpoint_url=endpoint,
-                         region="us-east-1")  # fmt: skip
+    config = StateConfig(
+        enabled=True, table=f"{prefix}-state", endpoint_url=endpoint, region="us-east-1"
+    )
     async with StateTable(config) as table:
         await table.provision()
 
@@ -63,21 +67,34 @@ def _state_calls(metrics_port: int) -> float:
     """DynamoDB calls a process made (all actions), from its /metrics."""
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as page:
         text = page.read().decode()
-    return sum(float(v) for v in re.findall(r'^mailpool_state_calls_total\{[^}]*\} (\S+)$',
-                                            text, re.M))  # fmt: skip
+    return sum(
+        float(v) for v in re.findall(r"^mailpool_state_calls_total\{[^}]*\} (\S+)$", text, re.M)
+    )
 
 
 def sender_rate(endpoint: str, sink_port: int, messages: int, on: bool) -> tuple[float, float]:
     """Messages/s of one sender emptying a pool of ``messages``; store calls per message."""
-    config = PoolConfig(prefix=f"s{uuid.uuid4().hex[:6]}", shards=4, endpoint_url=endpoint,
-                        region="us-east-1", events=False)  # fmt: skip
+    config = PoolConfig(
+        prefix=f"s{uuid.uuid4().hex[:6]}",
+        shards=4,
+        endpoint_url=endpoint,
+        region="us-east-1",
+        events=False,
+    )
     asyncio.run(fill(config, messages))
     asyncio.run(_table(endpoint, config.prefix))
     metrics_port = free_port()
-    env = mailpool_env(endpoint, config.prefix, 4, MAILPOOL_SMTP_PORT=str(sink_port),
-                       MAILPOOL_METRICS_PORT=str(metrics_port), MAILPOOL_CONCURRENCY="128",
-                       MAILPOOL_WAIT_TIME="1", MAILPOOL_EVENTS="off",
-                       **_state_env(on, config.prefix))  # fmt: skip
+    env = mailpool_env(
+        endpoint,
+        config.prefix,
+        4,
+        MAILPOOL_SMTP_PORT=str(sink_port),
+        MAILPOOL_METRICS_PORT=str(metrics_port),
+        MAILPOOL_CONCURRENCY="128",
+        MAILPOOL_WAIT_TIME="1",
+        MAILPOOL_EVENTS="off",
+        **_state_env(on, config.prefix),
+    )
     started = time.monotonic()
     with child("mailpool", "sender", env=env):
         asyncio.run(wait_empty(config))
@@ -105,15 +122,26 @@ async def _post_all(url: str, count: int, concurrency: int) -> float:
 def end_to_end(endpoint: str, sink_port: int, requests: int, on: bool) -> tuple[float, float]:
     """Emails/s from the first keyed POST to the last delivery through one intake and one
     sender; and both processes' DynamoDB calls per email."""
-    config = PoolConfig(prefix=f"e{uuid.uuid4().hex[:6]}", shards=4, endpoint_url=endpoint,
-                        region="us-east-1", events=False)  # fmt: skip
+    config = PoolConfig(
+        prefix=f"e{uuid.uuid4().hex[:6]}",
+        shards=4,
+        endpoint_url=endpoint,
+        region="us-east-1",
+        events=False,
+    )
     asyncio.run(_provision(config))
     asyncio.run(_table(endpoint, config.prefix))
     port, metrics_port = free_port(), free_port()
-    common = mailpool_env(endpoint, config.prefix, 4, MAILPOOL_EVENTS="off",
-                          **_state_env(on, config.prefix))  # fmt: skip
-    sender = {**common, "MAILPOOL_SMTP_PORT": str(sink_port), "MAILPOOL_CONCURRENCY": "128",
-              "MAILPOOL_METRICS_PORT": str(metrics_port), "MAILPOOL_WAIT_TIME": "1"}  # fmt: skip
+    common = mailpool_env(
+        endpoint, config.prefix, 4, MAILPOOL_EVENTS="off", **_state_env(on, config.prefix)
+    )
+    sender = {
+        **common,
+        "MAILPOOL_SMTP_PORT": str(sink_port),
+        "MAILPOOL_CONCURRENCY": "128",
+        "MAILPOOL_METRICS_PORT": str(metrics_port),
+        "MAILPOOL_WAIT_TIME": "1",
+    }
     with (
         child("mailpool", "sender", env=sender),
         child("mailpool", "intake", env={**common, "MAILPOOL_HTTP_PORT": str(port)}),
@@ -128,13 +156,24 @@ def end_to_end(endpoint: str, sink_port: int, requests: int, on: bool) -> tuple[
 
 def intake_rate(endpoint: str, requests: int, on: bool) -> float:
     """Keyed requests/s one intake accepts with the state store on or off."""
-    config = PoolConfig(prefix=f"i{uuid.uuid4().hex[:6]}", shards=4, endpoint_url=endpoint,
-                        region="us-east-1", events=False)  # fmt: skip
+    config = PoolConfig(
+        prefix=f"i{uuid.uuid4().hex[:6]}",
+        shards=4,
+        endpoint_url=endpoint,
+        region="us-east-1",
+        events=False,
+    )
     asyncio.run(_provision(config))
     asyncio.run(_table(endpoint, config.prefix))
     port = free_port()
-    env = mailpool_env(endpoint, config.prefix, 4, MAILPOOL_HTTP_PORT=str(port),
-                       MAILPOOL_EVENTS="off", **_state_env(on, config.prefix))  # fmt: skip
+    env = mailpool_env(
+        endpoint,
+        config.prefix,
+        4,
+        MAILPOOL_HTTP_PORT=str(port),
+        MAILPOOL_EVENTS="off",
+        **_state_env(on, config.prefix),
+    )
     with child("mailpool", "intake", env=env):
         return asyncio.run(_post_all(f"http://127.0.0.1:{port}", requests, CONCURRENCY))
 
@@ -169,8 +208,13 @@ async def _readable(url: str, count: int) -> tuple[int, list[float]]:
 
 def readability(endpoint: str, sink_port: int, count: int) -> tuple[int, float, float]:
     """(of ``count``, readable at once; median and worst seconds until the first outcome)."""
-    config = PoolConfig(prefix=f"r{uuid.uuid4().hex[:6]}", shards=2, endpoint_url=endpoint,
-                        region="us-east-1", events=False)  # fmt: skip
+    config = PoolConfig(
+        prefix=f"r{uuid.uuid4().hex[:6]}",
+        shards=2,
+        endpoint_url=endpoint,
+        region="us-east-1",
+        events=False,
+    )
     asyncio.run(_provision(config))
     asyncio.run(_table(endpoint, config.prefix))
     port = free_port()
@@ -186,7 +230,7 @@ def readability(endpoint: str, sink_port: int, count: int) -> tuple[int, float, 
                 "MAILPOOL_METRICS_PORT": "0",
                 "MAILPOOL_WAIT_TIME": "2",
             },
-        ),  # fmt: skip
+        ),
         child("mailpool", "intake", env={**common, "MAILPOOL_HTTP_PORT": str(port)}),
     ):
         at_once, delays = asyncio.run(_readable(f"http://127.0.0.1:{port}", count))
@@ -197,15 +241,21 @@ async def _engine_ops(endpoint: str, seconds: float) -> dict[str, int]:
     """Operations of each kind completed in ``seconds`` each, at concurrency 16."""
     table = f"bench-{uuid.uuid4().hex[:6]}"
     done: dict[str, int] = {}
-    async with get_session().create_client("dynamodb", region_name="us-east-1",
-                                           endpoint_url=endpoint) as ddb:  # fmt: skip
+    async with get_session().create_client(
+        "dynamodb", region_name="us-east-1", endpoint_url=endpoint
+    ) as ddb:
         await ddb.create_table(
-            TableName=table, BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                       {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                  {"AttributeName": "sk", "AttributeType": "S"}],
-        )  # fmt: skip
+            TableName=table,
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+        )
         counter = iter(range(10**9))
 
         def item(n: int) -> dict[str, Any]:
@@ -213,15 +263,23 @@ async def _engine_ops(endpoint: str, seconds: float) -> dict[str, int]:
 
         kinds = {
             "PutItem (conditional)": lambda n: ddb.put_item(
-                TableName=table, Item=item(n), ConditionExpression="attribute_not_exists(pk)"),
+                TableName=table, Item=item(n), ConditionExpression="attribute_not_exists(pk)"
+            ),
             "GetItem": lambda n: ddb.get_item(
-                TableName=table, Key={"pk": {"S": f"p{n % 1000}"}, "sk": {"S": f"s{n}"}}),
-            "BatchWriteItem (25)": lambda n: ddb.batch_write_item(RequestItems={table: [
-                {"PutRequest": {"Item": item(n * 25 + i + 10**8)}} for i in range(25)]}),
+                TableName=table, Key={"pk": {"S": f"p{n % 1000}"}, "sk": {"S": f"s{n}"}}
+            ),
+            "BatchWriteItem (25)": lambda n: ddb.batch_write_item(
+                RequestItems={
+                    table: [{"PutRequest": {"Item": item(n * 25 + i + 10**8)}} for i in range(25)]
+                }
+            ),
             "Query": lambda n: ddb.query(
-                TableName=table, KeyConditionExpression="pk = :p",
-                ExpressionAttributeValues={":p": {"S": f"p{n % 1000}"}}, Limit=10),
-        }  # fmt: skip
+                TableName=table,
+                KeyConditionExpression="pk = :p",
+                ExpressionAttributeValues={":p": {"S": f"p{n % 1000}"}},
+                Limit=10,
+            ),
+        }
         for kind, call in kinds.items():
             count = 0
             until = time.monotonic() + seconds

@@ -137,8 +137,9 @@ def parse_attachments(value: Any, limits: EmailLimits, budget: int) -> tuple[Att
             )
         if part.content_id is not None:
             if part.content_id in cids:
-                raise AttachmentError(f"attachments[{index}].content_id", "is given twice",
-                                      "duplicate_content_id")  # fmt: skip
+                raise AttachmentError(
+                    f"attachments[{index}].content_id", "is given twice", "duplicate_content_id"
+                )
             cids.add(part.content_id)
         parts.append(part)
     return tuple(parts)
@@ -208,15 +209,18 @@ def _content(value: Any, name: str) -> tuple[str, int]:
 
 def _content_type(value: Any, name: str) -> str:
     if not isinstance(value, str) or len(value) > MAX_CONTENT_TYPE:
-        raise AttachmentError(name, "must be a MIME type such as application/pdf",
-                              "invalid_content_type")  # fmt: skip
+        raise AttachmentError(
+            name, "must be a MIME type such as application/pdf", "invalid_content_type"
+        )
     match = _CONTENT_TYPE.fullmatch(value)
     if match is None:
-        raise AttachmentError(name, "must be a MIME type such as application/pdf",
-                              "invalid_content_type")  # fmt: skip
+        raise AttachmentError(
+            name, "must be a MIME type such as application/pdf", "invalid_content_type"
+        )
     if match.group(1).lower() in ("multipart", "message"):
-        raise AttachmentError(name, "multipart and message types are not attachments",
-                              "invalid_content_type")  # fmt: skip
+        raise AttachmentError(
+            name, "multipart and message types are not attachments", "invalid_content_type"
+        )
     return value.lower()
 
 

@@ -63,9 +63,22 @@ RESERVED_HEADERS = frozenset(
     }
 )
 EMAIL_FIELDS = frozenset(
-    {"from", "to", "cc", "bcc", "reply_to", "subject", "text", "html", "headers", "tags", "group",
-     "unsubscribe", "attachments"}
-)  # fmt: skip
+    {
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "reply_to",
+        "subject",
+        "text",
+        "html",
+        "headers",
+        "tags",
+        "group",
+        "unsubscribe",
+        "attachments",
+    }
+)
 _LIST_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _HEADER_NAME = re.compile(r"[!-9;-~]+")
 # Every character str.splitlines() breaks at (the email package refuses them in headers), and NUL.
@@ -182,10 +195,13 @@ class Envelope:
                 "html": e.html,
                 "headers": dict(e.headers),
                 "tags": dict(e.tags),
-                **({"attachments": [_attachment_doc(a) for a in e.attachments]}
-                   if e.attachments else {}),
+                **(
+                    {"attachments": [_attachment_doc(a) for a in e.attachments]}
+                    if e.attachments
+                    else {}
+                ),
             },
-        }  # fmt: skip
+        }
 
     @classmethod
     def decode(cls, raw: str | bytes, keyring: Keyring | None = None) -> "Envelope":
@@ -233,8 +249,13 @@ def _attachment_of(doc: list[Any]) -> Attachment:
     filename, content_type, content_id, data = doc
     # Canonical base64: every 4 characters carry 3 bytes, less the padding.
     size = len(data) // 4 * 3 - data[-2:].count("=")
-    return Attachment(filename=str(filename), content_type=str(content_type),
-                      content_id=content_id, data=str(data), size=size)  # fmt: skip
+    return Attachment(
+        filename=str(filename),
+        content_type=str(content_type),
+        content_id=content_id,
+        data=str(data),
+        size=size,
+    )
 
 
 def _unseal(doc: dict[str, Any], keyring: Keyring | None) -> dict[str, Any]:
@@ -331,8 +352,11 @@ def _unsubscribe(value: Any) -> str | None:
     if value is True:
         return "default"
     if not isinstance(value, str) or not _LIST_NAME.fullmatch(value):
-        raise ValidationError("unsubscribe", "must be true or a list name of 1-64 letters, "
-                              "digits, '.', '_' or '-'", "invalid_unsubscribe")  # fmt: skip
+        raise ValidationError(
+            "unsubscribe",
+            "must be true or a list name of 1-64 letters, digits, '.', '_' or '-'",
+            "invalid_unsubscribe",
+        )
     return value
 
 
@@ -341,14 +365,16 @@ def _check_unsubscribe(email: Email, count: int) -> None:
         return
     if count != 1:
         raise ValidationError(
-            "unsubscribe", "needs exactly one recipient: the link unsubscribes that address",
+            "unsubscribe",
+            "needs exactly one recipient: the link unsubscribes that address",
             "invalid_unsubscribe",
-        )  # fmt: skip
+        )
     if any(h.lower() in ("list-unsubscribe", "list-unsubscribe-post") for h in email.headers):
         raise ValidationError(
-            "unsubscribe", "give either unsubscribe or your own List-Unsubscribe header",
+            "unsubscribe",
+            "give either unsubscribe or your own List-Unsubscribe header",
             "invalid_unsubscribe",
-        )  # fmt: skip
+        )
 
 
 def parse_group(value: Any) -> str | None:
@@ -373,16 +399,20 @@ def _attachments(doc: dict[str, Any], email: Email, limits: EmailLimits) -> Emai
     for name in ("text", "html"):
         budget -= _size(doc.get(name))
         if budget < 0:
-            raise ValidationError(name, f"the email would exceed {limits.max_bytes} bytes",
-                                  "email_too_large", 413)  # fmt: skip
+            raise ValidationError(
+                name, f"the email would exceed {limits.max_bytes} bytes", "email_too_large", 413
+            )
     try:
         attachments = parse_attachments(doc.get("attachments"), limits, budget)
     except AttachmentError as exc:
         raise ValidationError(exc.field, exc.message, exc.code, exc.status) from None
     for index, part in enumerate(attachments):
         if part.inline and email.html is None:
-            raise ValidationError(f"attachments[{index}].content_id", "an inline part needs "
-                                  "an html body to show it", "inline_without_html")  # fmt: skip
+            raise ValidationError(
+                f"attachments[{index}].content_id",
+                "an inline part needs an html body to show it",
+                "inline_without_html",
+            )
     return dataclasses.replace(email, attachments=attachments) if attachments else email
 
 

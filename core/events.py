@@ -46,8 +46,17 @@ COMPLAINED = "email.complained"
 SUPPRESSED = "email.suppressed"
 UNSUBSCRIBED = "email.unsubscribed"
 #: Every event type, in the order the documentation lists them.
-TYPES = (SENT, DEFERRED, BOUNCED, FAILED, DELIVERED, DELIVERY_DELAYED, COMPLAINED, SUPPRESSED,
-         UNSUBSCRIBED)  # fmt: skip
+TYPES = (
+    SENT,
+    DEFERRED,
+    BOUNCED,
+    FAILED,
+    DELIVERED,
+    DELIVERY_DELAYED,
+    COMPLAINED,
+    SUPPRESSED,
+    UNSUBSCRIBED,
+)
 #: Outcomes that happen at most once per email (per recipient set): their ids leave out
 #: the attempt, so a repeat after a crash has the same id.
 _ONCE = frozenset({SENT, BOUNCED, FAILED, DELIVERED, COMPLAINED, SUPPRESSED, UNSUBSCRIBED})

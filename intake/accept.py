@@ -124,16 +124,23 @@ class Acceptor:
         public_url = None if self._state is None else self._state.config.public_url
         if self._signer is None or public_url is None:
             self._metrics.refused("unsubscribe_unavailable")
-            raise ApiError(422, "unsubscribe_unavailable", "one-click unsubscribe needs the "
-                           "state store and MAILPOOL_PUBLIC_URL", "unsubscribe")  # fmt: skip
+            raise ApiError(
+                422,
+                "unsubscribe_unavailable",
+                "one-click unsubscribe needs the state store and MAILPOOL_PUBLIC_URL",
+                "unsubscribe",
+            )
         assert email.unsubscribe is not None
         what = Unsubscribe(scope, email.unsubscribe, email.recipients[0], email_id)
         links = [f"<{public_url}/unsubscribe/{self._signer.unsubscribe_token(what)}>"]
         mailto = self._state.config.unsubscribe_mailto if self._state is not None else None
         if mailto:
             links.append(f"<mailto:{mailto}?subject=unsubscribe>")
-        headers = {**email.headers, "List-Unsubscribe": ", ".join(links),
-                   "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}  # fmt: skip
+        headers = {
+            **email.headers,
+            "List-Unsubscribe": ", ".join(links),
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        }
         return dataclasses.replace(email, headers=headers)
 
     async def send(self, prepared: Prepared, deadline_s: float | None = None) -> str:
@@ -229,8 +236,10 @@ class Acceptor:
         try:
             await self._idempotency.accepted(scope, key, decision, request)
         except PoolError as exc:
-            log.warning("could not mark an idempotency key accepted",
-                        extra={"id": decision.email_id, "error": type(exc).__name__})  # fmt: skip
+            log.warning(
+                "could not mark an idempotency key accepted",
+                extra={"id": decision.email_id, "error": type(exc).__name__},
+            )
 
     async def settled(self) -> None:
         """Wait for the idempotency marks still being written (before the store closes)."""

@@ -32,8 +32,11 @@ MAX_PAGE = 1000
 def _state(request: web.Request) -> State:
     state = request.app.get(STATE)
     if state is None:
-        raise ApiError(404, "state_disabled", "this mailpool runs without its state store "
-                       "(MAILPOOL_STATE=on turns it on)")  # fmt: skip
+        raise ApiError(
+            404,
+            "state_disabled",
+            "this mailpool runs without its state store (MAILPOOL_STATE=on turns it on)",
+        )
     return state
 
 

@@ -23,8 +23,10 @@ TARGET_PREFIX = "DynamoDB_20120810"
 def _name(params: Params) -> str:
     name = params.get("TableName")
     if not isinstance(name, str) or not 3 <= len(name) <= 255:
-        raise validation("1 validation error detected: Value at 'tableName' failed to satisfy "
-                         "constraint: Member must have length between 3 and 255")  # fmt: skip
+        raise validation(
+            "1 validation error detected: Value at 'tableName' failed to satisfy "
+            "constraint: Member must have length between 3 and 255"
+        )
     return name
 
 
@@ -207,9 +209,11 @@ async def batch_write_item(tables: Tables, params: Params) -> dict[str, Any]:
 async def transact_write_items(tables: Tables, params: Params) -> dict[str, Any]:
     actions = params.get("TransactItems") or []
     if not 1 <= len(actions) <= 100:
-        raise validation("1 validation error detected: Value at 'transactItems' failed to "
-                         "satisfy constraint: Member must have length less than or equal to "
-                         "100, Member must have length greater than or equal to 1")  # fmt: skip
+        raise validation(
+            "1 validation error detected: Value at 'transactItems' failed to "
+            "satisfy constraint: Member must have length less than or equal to "
+            "100, Member must have length greater than or equal to 1"
+        )
     puts = []
     for action in actions:
         if set(action) != {"Put"}:
@@ -228,8 +232,10 @@ async def query(tables: Tables, params: Params) -> dict[str, Any]:
             raise validation(f"localsqs does not support {unsupported} in Query")
     parsed = _expressions(params, key="KeyConditionExpression")
     if parsed.key is None:
-        raise validation("Either the KeyConditions or KeyConditionExpression parameter must "
-                         "be specified in the request.")  # fmt: skip
+        raise validation(
+            "Either the KeyConditions or KeyConditionExpression parameter must "
+            "be specified in the request."
+        )
     limit = params.get("Limit")
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise validation("Limit must be at least 1")

@@ -186,8 +186,12 @@ class Engine:
         if not names or "All" in names:
             return every
         for name in names:
-            if name not in every and name not in ("Policy", "RedrivePolicy", "KmsMasterKeyId",
-                                                  "RedriveAllowPolicy"):  # fmt: skip
+            if name not in every and name not in (
+                "Policy",
+                "RedrivePolicy",
+                "KmsMasterKeyId",
+                "RedriveAllowPolicy",
+            ):
                 raise SqsError("InvalidAttributeName", f"Unknown Attribute {name}.")
         return {n: every[n] for n in names if n in every}
 

@@ -134,9 +134,18 @@ def send(
         conn.execute(
             "INSERT INTO messages (queue, seq, message_id, body, attributes, group_id, dedup_id,"
             " sent_at, visible_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (queue, seq, message_id, m.body, m.attributes, m.group_id, m.dedup_id, now,
-             now + m.delay_ms),
-        )  # fmt: skip
+            (
+                queue,
+                seq,
+                message_id,
+                m.body,
+                m.attributes,
+                m.group_id,
+                m.dedup_id,
+                now,
+                now + m.delay_ms,
+            ),
+        )
         if m.dedup_key is not None:
             conn.execute(
                 "INSERT OR REPLACE INTO dedup (queue, key, message_id, seq, expires)"
@@ -186,8 +195,19 @@ def receive(conn: sqlite3.Connection, ledger: Ledger, spec: ReceiveSpec) -> list
     ).fetchall()
     rows: list[Row] = []
     updates = []
-    for (row_id, message_id, body, attributes, group_id, dedup_id, sent_at, count, first,
-         seq, source) in candidates:  # fmt: skip
+    for (
+        row_id,
+        message_id,
+        body,
+        attributes,
+        group_id,
+        dedup_id,
+        sent_at,
+        count,
+        first,
+        seq,
+        source,
+    ) in candidates:
         if spec.redrive is not None and count >= spec.redrive[1]:
             target, _, source_arn = spec.redrive
             conn.execute(
@@ -202,9 +222,20 @@ def receive(conn: sqlite3.Connection, ledger: Ledger, spec: ReceiveSpec) -> list
         first = first or now
         updates.append((now + spec.visibility_ms, first, now, nonce, row_id))
         rows.append(
-            Row(message_id, receipt_of(spec.queue, row_id, nonce), body, attributes, group_id,
-                dedup_id, sent_at, count + 1, first, seq, source)
-        )  # fmt: skip
+            Row(
+                message_id,
+                receipt_of(spec.queue, row_id, nonce),
+                body,
+                attributes,
+                group_id,
+                dedup_id,
+                sent_at,
+                count + 1,
+                first,
+                seq,
+                source,
+            )
+        )
     conn.executemany(
         "UPDATE messages SET visible_at = ?, receive_count = receive_count + 1,"
         " first_receive_at = ?, received_at = ?, nonce = ? WHERE id = ?",

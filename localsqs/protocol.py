@@ -141,8 +141,12 @@ async def send_message(engine: Engine, params: Params) -> dict[str, Any]:
 
 
 def _failed(entry_id: str, error: SqsError) -> dict[str, Any]:
-    return {"Id": entry_id, "SenderFault": error.sender, "Code": error.query_code,
-            "Message": error.message}  # fmt: skip
+    return {
+        "Id": entry_id,
+        "SenderFault": error.sender,
+        "Code": error.query_code,
+        "Message": error.message,
+    }
 
 
 async def send_message_batch(
@@ -311,8 +315,9 @@ def _answer(data: dict[str, Any], status: int = 200, error: SqsError | None = No
     headers = {"x-amzn-RequestId": str(uuid.uuid4())}
     if error is not None:
         headers["x-amzn-query-error"] = error.header()
-    return web.Response(body=orjson.dumps(data), status=status, headers=headers,
-                        content_type=CONTENT_TYPE)  # fmt: skip
+    return web.Response(
+        body=orjson.dumps(data), status=status, headers=headers, content_type=CONTENT_TYPE
+    )
 
 
 async def handle(request: web.Request) -> web.Response:
@@ -368,10 +373,13 @@ async def _dynamo(request: web.Request, operation: str) -> web.Response:
     except sqlite3.Error:
         failure = TABLES_FAILED
     else:
-        return web.Response(body=orjson.dumps(result), headers=headers,
-                            content_type=CONTENT_TYPE)  # fmt: skip
-    return web.Response(body=orjson.dumps(failure.body()), status=failure.status,
-                        headers=headers, content_type=CONTENT_TYPE)  # fmt: skip
+        return web.Response(body=orjson.dumps(result), headers=headers, content_type=CONTENT_TYPE)
+    return web.Response(
+        body=orjson.dumps(failure.body()),
+        status=failure.status,
+        headers=headers,
+        content_type=CONTENT_TYPE,
+    )
 
 
 #: The DynamoDB answer when the store could not write: a server error, nothing done.

@@ -49,8 +49,10 @@ def check_name(name: str, fifo: bool) -> None:
             "Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length"
         )
     if fifo != name.endswith(".fifo"):
-        raise invalid("The name of a FIFO queue can only include alphanumeric characters, "
-                      "hyphens, or underscores, must end with .fifo suffix")  # fmt: skip
+        raise invalid(
+            "The name of a FIFO queue can only include alphanumeric characters, "
+            "hyphens, or underscores, must end with .fifo suffix"
+        )
 
 
 def _check_value(name: str, value: str) -> str:

@@ -107,8 +107,12 @@ class LocalSqs:
 
     async def _serve(self) -> int:
         # The engine needs its own URL for QueueUrl; with port 0 it is known only after bind.
-        engine = Engine(self.store, region=self.config.region, account=self.config.account,
-                        base_url="http://pending")  # fmt: skip
+        engine = Engine(
+            self.store,
+            region=self.config.region,
+            account=self.config.account,
+            base_url="http://pending",
+        )
         await engine.start()
         tables = Tables(self.store, region=self.config.region, account=self.config.account)
         await tables.start()

@@ -10,18 +10,18 @@ background; until then reads still return it, as DynamoDB's do.
 
 import sqlite3
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from localsqs import evaluation
 from localsqs import expressions as ex
 from localsqs.errors import DynamoError
-from localsqs.expressions import Item, Value, validation
+from localsqs.expressions import Item, validation
+from localsqs.schema import Table, check_item, split_key_condition
 from localsqs.store import Store
 
-MAX_ITEM_BYTES = 400 * 1024
 MAX_BATCH_GET = 100
 MAX_BATCH_WRITE = 25
 CONDITION_FAILED = "The conditional request failed"
@@ -32,116 +32,6 @@ def not_found(name: str) -> DynamoError:
     return DynamoError(
         "ResourceNotFoundException", f"Requested resource not found: Table: {name} not found"
     )
-
-
-@dataclass(slots=True)
-class Table:
-    """One table's definition, as DescribeTable tells it."""
-
-    name: str
-    hash_key: str
-    range_key: str | None
-    created: float
-    arn: str
-    ttl_attribute: str | None = None
-    billing: str = "PAY_PER_REQUEST"
-    sse: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def key_of(self, item: Item, what: str = "key") -> tuple[str, str]:
-        """(partition, sort) of ``item``; ValidationException when a key is missing or not S."""
-        names = [self.hash_key] + ([self.range_key] if self.range_key else [])
-        values = []
-        for name in names:
-            value = item.get(name)
-            if value is None:
-                raise validation(
-                    "One of the required keys was not given a value"
-                    if what == "key"
-                    else f"One or more parameter values were invalid: Missing the key {name} "
-                    "in the item"
-                )
-            if set(value) != {"S"} or not value["S"]:
-                raise validation(
-                    "One or more parameter values were invalid: Type mismatch for key "
-                    f"{name} expected: S actual: {next(iter(value))}"
-                    if set(value) != {"S"}
-                    else "One or more parameter values are not valid. The AttributeValue for a "
-                    f"key attribute cannot contain an empty string value. Key: {name}"
-                )
-            values.append(value["S"])
-        return values[0], values[1] if len(values) > 1 else ""
-
-    def check_key(self, key: Item) -> tuple[str, str]:
-        """Like ``key_of``, and the key names nothing but key attributes."""
-        allowed = {self.hash_key, self.range_key}
-        if any(name not in allowed for name in key) or len(key) != (2 if self.range_key else 1):
-            raise validation("The provided key element does not match the schema")
-        return self.key_of(key)
-
-    def expires(self, item: Item) -> int | None:
-        """When the sweep may delete ``item`` (its TTL attribute), if TTL is on."""
-        if self.ttl_attribute is None:
-            return None
-        value = item.get(self.ttl_attribute)
-        if value is None or "N" not in value:
-            return None
-        try:
-            return int(float(value["N"]))
-        except ValueError:
-            return None
-
-    def description(self, count: int = 0, size: int = 0) -> dict[str, Any]:
-        """TableDescription."""
-        schema = [{"AttributeName": self.hash_key, "KeyType": "HASH"}]
-        definitions = [{"AttributeName": self.hash_key, "AttributeType": "S"}]
-        if self.range_key:
-            schema.append({"AttributeName": self.range_key, "KeyType": "RANGE"})
-            definitions.append({"AttributeName": self.range_key, "AttributeType": "S"})
-        described: dict[str, Any] = {
-            "TableName": self.name,
-            "TableStatus": "ACTIVE",
-            "KeySchema": schema,
-            "AttributeDefinitions": definitions,
-            "CreationDateTime": self.created,
-            "TableArn": self.arn,
-            "TableId": self.arn.rsplit("/", 1)[-1],
-            "ItemCount": count,
-            "TableSizeBytes": size,
-            "BillingModeSummary": {"BillingMode": self.billing},
-            "ProvisionedThroughput": {
-                "NumberOfDecreasesToday": 0,
-                "ReadCapacityUnits": 0,
-                "WriteCapacityUnits": 0,
-            },
-        }
-        if self.sse:
-            described["SSEDescription"] = {"Status": "ENABLED", "SSEType": "KMS"}
-        return described
-
-    def encode(self) -> str:
-        return orjson.dumps(
-            {
-                "hash": self.hash_key,
-                "range": self.range_key,
-                "created": self.created,
-                "arn": self.arn,
-                "ttl": self.ttl_attribute,
-                "billing": self.billing,
-                "sse": self.sse,
-            }
-        ).decode()
-
-    @classmethod
-    def decode(cls, name: str, raw: str) -> "Table":
-        doc = orjson.loads(raw)
-        return cls(name, doc["hash"], doc["range"], doc["created"], doc["arn"], doc["ttl"],
-                   doc["billing"], doc["sse"])  # fmt: skip
-
-
-def item_size(item: Item) -> int:
-    """An item's size, near enough to DynamoDB's accounting (names plus values)."""
-    return len(orjson.dumps(item))
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,8 +73,9 @@ class Tables:
 
     # Tables ---------------------------------------------------------------------------------
 
-    async def create(self, name: str, hash_key: str, range_key: str | None, *,
-                     billing: str, sse: bool) -> Table:  # fmt: skip
+    async def create(
+        self, name: str, hash_key: str, range_key: str | None, *, billing: str, sse: bool
+    ) -> Table:
         """A new table; ResourceInUseException if it exists."""
         if name in self._tables:
             raise DynamoError("ResourceInUseException", f"Table already exists: {name}")
@@ -266,7 +157,7 @@ class Tables:
         """Write ``item`` whole if ``condition`` holds for what is there; the old item."""
         table = self.table(name)
         pk, sk = table.key_of(item, "item")
-        _check_item(item)
+        check_item(item)
         expires = table.expires(item)
         raw = orjson.dumps(item).decode()
 
@@ -301,8 +192,8 @@ class Tables:
         def write(conn: sqlite3.Connection) -> tuple[Item | None, Item]:
             old = _read(conn, name, pk, sk)
             _require(condition, old, old_on_failure)
-            new = ex.apply(update, {**(old or {}), **key})
-            _check_item(new)
+            new = evaluation.apply(update, {**(old or {}), **key})
+            check_item(new)
             conn.execute(
                 "INSERT OR REPLACE INTO ddb_items (tbl, pk, sk, item, expires) "
                 "VALUES (?, ?, ?, ?, ?)",
@@ -360,7 +251,7 @@ class Tables:
         for name, item, condition, old_on_failure in puts:
             table = self.table(name)
             pk, sk = table.key_of(item, "item")
-            _check_item(item)
+            check_item(item)
             located.append((name, pk, sk, item, table.expires(item), condition, old_on_failure))
         if len({(n, pk, sk) for n, pk, sk, *_ in located}) != len(located):
             raise validation("Transaction request cannot include multiple operations on one item")
@@ -369,9 +260,11 @@ class Tables:
             reasons: list[dict[str, Any]] = []
             for name, pk, sk, _, _, condition, old_on_failure in located:
                 old = _read(conn, name, pk, sk)
-                if condition is not None and not ex.holds(condition, old or {}):
-                    reason: dict[str, Any] = {"Code": "ConditionalCheckFailed",
-                                              "Message": CONDITION_FAILED}  # fmt: skip
+                if condition is not None and not evaluation.holds(condition, old or {}):
+                    reason: dict[str, Any] = {
+                        "Code": "ConditionalCheckFailed",
+                        "Message": CONDITION_FAILED,
+                    }
                     if old_on_failure and old is not None:
                         reason["Item"] = old
                     reasons.append(reason)
@@ -404,7 +297,7 @@ class Tables:
                 if set(entry) == {"PutRequest"}:
                     item = entry["PutRequest"]["Item"]
                     pk, sk = table.key_of(item, "item")
-                    _check_item(item)
+                    check_item(item)
                     rows.append((name, pk, sk, orjson.dumps(item).decode(), table.expires(item)))
                 elif set(entry) == {"DeleteRequest"}:
                     pk, sk = table.check_key(entry["DeleteRequest"]["Key"])
@@ -448,7 +341,7 @@ class Tables:
     ) -> Page:
         """Items of one partition whose sort key meets ``key_condition``, in order."""
         table = self.table(name)
-        partition, sort = _key_condition(table, key_condition)
+        partition, sort = split_key_condition(table, key_condition)
         clauses, args = ["tbl = ?", "pk = ?"], [name, partition]
         if sort is not None:
             op, strings = sort
@@ -505,59 +398,9 @@ def _read(conn: sqlite3.Connection, name: str, pk: str, sk: str) -> Item | None:
 
 
 def _require(condition: Any, old: Item | None, old_on_failure: bool) -> None:
-    if condition is not None and not ex.holds(condition, old or {}):
+    if condition is not None and not evaluation.holds(condition, old or {}):
         raise DynamoError(
             "ConditionalCheckFailedException",
             CONDITION_FAILED,
             item=old if old_on_failure and old is not None else None,
         )
-
-
-def _check_item(item: Item) -> None:
-    if item_size(item) > MAX_ITEM_BYTES:
-        raise validation("Item size has exceeded the maximum allowed size")
-    for name, value in item.items():
-        if not isinstance(value, dict) or len(value) != 1:
-            raise validation(
-                f"Supplied AttributeValue has more than one datatypes set, or is empty: {name}"
-            )
-
-
-def _key_condition(table: Table, condition: Any) -> tuple[str, tuple[str, list[str]] | None]:
-    """(partition value, optional (operator, sort values)) of a key condition."""
-    parts: Sequence[Any] = (
-        condition.parts if isinstance(condition, ex.Logic) and condition.op == "AND" else
-        (condition,)
-    )  # fmt: skip
-    partition: str | None = None
-    sort: tuple[str, list[str]] | None = None
-    for part in parts:
-        if (
-            isinstance(part, ex.Compare)
-            and isinstance(part.left, ex.Path)
-            and isinstance(part.right, ex.Literal)
-        ):
-            name, values, op = part.left.name, [part.right.value], part.op
-        elif isinstance(part, ex.Between) and isinstance(part.operand, ex.Path):
-            name, values, op = part.operand.name, [part.low.value, part.high.value], "BETWEEN"
-        elif isinstance(part, ex.Call) and part.fn == "begins_with":
-            name, values, op = part.args[0].name, [part.args[1].value], "begins_with"
-        else:
-            raise validation("Query key condition not supported")
-        strings = [_string(v) for v in values]
-        if name == table.hash_key and op == "=" and partition is None:
-            partition = strings[0]
-        elif name == table.range_key and sort is None and op != "<>":
-            sort = (op, strings)
-        else:
-            raise validation("Query key condition not supported")
-    if partition is None:
-        raise validation("Query condition missed key schema element: " + table.hash_key)
-    return partition, sort
-
-
-def _string(value: Value) -> str:
-    if set(value) != {"S"}:
-        raise validation("One or more parameter values were invalid: Condition parameter type "
-                         "does not match schema type")  # fmt: skip
-    return str(value["S"])

@@ -8,178 +8,35 @@ import pathlib
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
-
-import orjson
 
 from core import logs, runtime
 from core.health import Health
 from core.network import is_loopback
 from core.sealing import Keyring
-from core.sealing import new_key as new_encryption_key
 from core.settings import SettingError
-from intake.auth import Authenticator, check_exposure, new_key
+from intake.auth import Authenticator, check_exposure
 from intake.config import IntakeConfig
 from intake.service import IntakeService
 from localsqs.store import DataDirError
-from mailpool.cloudformation import DeployConfig, template, template_yaml
+from mailpool import admin
+from mailpool.configure import blob_store, override, pool_config, state_config
 from pool import aws
-from pool.blobs import BlobConfig, BlobStore
-from pool.config import PoolConfig
-from pool.dlq import list_dead_letters, purge_dead_letters, redrive
 from pool.errors import PoolError, QueueMissing
-from pool.pool import QueuePool
-from pool.provision import provision
 from pool.sqs import SqsClient
 from sender.config import SenderConfig
 from sender.providers import PROVIDERS, make_provider
 from sender.service import SenderService
-from state.config import StateConfig
-from state.config import new_secret as new_state_secret
-from state.suppressions import Suppression, Suppressions, normalise
-from state.table import StateTable
-
-
-def _override(config: Any, **flags: Any) -> Any:
-    """``config`` with every flag that was given (not None) replacing its field."""
-    return dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
-
-
-def _pool_config(args: argparse.Namespace) -> PoolConfig:
-    return _override(  # type: ignore[no-any-return]
-        PoolConfig.from_env(),
-        prefix=args.prefix,
-        shards=args.shards,
-        endpoint_url=getattr(args, "endpoint_url", None),
-        region=getattr(args, "region", None),
-    )
-
-
-def _blobs() -> BlobStore | None:
-    """The S3 store for large bodies, when MAILPOOL_S3_BUCKET names one."""
-    config = BlobConfig.from_env()
-    if not config.bucket:
-        return None
-    return BlobStore(config)  # S3 endpoint: botocore's (AWS_ENDPOINT_URL_S3, ...)
-
-
-def _state_config(pool: PoolConfig) -> StateConfig:
-    """The state store's settings (table ``<prefix>-state`` unless MAILPOOL_STATE_TABLE);
-    ``--endpoint-url`` (one engine serving SQS and DynamoDB) applies to it too."""
-    config = StateConfig.from_env(prefix=pool.prefix)
-    if pool.endpoint_url:
-        config = dataclasses.replace(config, endpoint_url=pool.endpoint_url)
-    return config
-
-
-async def _deploy_template(args: argparse.Namespace) -> int:
-    pool = _override(PoolConfig.from_env(), prefix=args.prefix, shards=args.shards)
-    feedback = args.ses_feedback or os.environ.get("MAILPOOL_SES_FEEDBACK", "on")
-    providers = args.providers or os.environ.get("MAILPOOL_PROVIDERS") or "ses"
-    config = DeployConfig(
-        pool=dataclasses.replace(pool, ses_feedback=feedback == "on"),
-        blobs=BlobConfig.from_env(),
-        providers=tuple(p.strip() for p in providers.split(",") if p.strip()),
-        scheme=args.scheme,
-        certificate_arn=args.certificate_arn or "",
-        kms=args.kms,
-    )
-    doc = template(config)
-    text = template_yaml(doc)
-    if args.output == "-":
-        sys.stdout.write(text)
-    else:
-        await asyncio.to_thread(pathlib.Path(args.output).write_text, text)
-        print(f"wrote {args.output}: {len(doc['Resources'])} resources")
-    return 0
-
-
-async def _queues_create(args: argparse.Namespace) -> int:
-    config = _pool_config(args)
-    async with SqsClient.from_config(config) as client:
-        shards = await provision(client, config)
-    for shard in shards:
-        print(f"shard {shard.shard}: {shard.url}  dlq: {shard.dlq_url}")
-    state = _state_config(config)
-    if state.enabled:
-        async with StateTable(state) as table:
-            done = await table.provision()
-        print(f"state table {state.table}: {done} (on-demand, encrypted, TTL on expires)")
-    blobs = _blobs()
-    if blobs is not None:
-        async with blobs:
-            await blobs.provision()
-        print(f"bucket {blobs.bucket}: bodies under {blobs.config.prefix} expire after "
-              f"{blobs.config.expire_days} days")  # fmt: skip
-    return 0
-
-
-async def _queues_status(args: argparse.Namespace) -> int:
-    config = _pool_config(args)
-    from metrics.exposition import process_registry
-    from metrics.pool import PoolMetrics
-
-    async with QueuePool(config, PoolMetrics(process_registry())) as pool:
-        depths = await pool.depth()
-    print(f"{'shard':>5} {'visible':>9} {'in flight':>9} {'delayed':>9} {'dlq':>9}  queue")
-    for d in depths:
-        print(
-            f"{d.shard:>5} {d.visible:>9} {d.in_flight:>9} {d.delayed:>9} {d.dead_lettered:>9}"
-            f"  {config.queue_name(d.shard)}"
-        )
-    return 0
-
-
-def _mailpool_id(body: str, fallback: str) -> str:
-    try:  # the id stays readable in a sealed envelope
-        doc = orjson.loads(body)
-        return str(doc["id"]) if isinstance(doc, dict) and "id" in doc else f"sqs:{fallback}"
-    except orjson.JSONDecodeError:
-        return f"sqs:{fallback}"
-
-
-async def _dlq_list(args: argparse.Namespace) -> int:
-    config = _pool_config(args)
-    async with SqsClient.from_config(config) as client:
-        letters = await list_dead_letters(client, config, args.limit)
-    print(f"{'shard':>5}  {'id':<40} {'reason':<28} {'receives':>8} {'age':>8}")
-    now = time.time()
-    for letter in letters:
-        age = f"{(now - letter.sent_at) / 60:.0f}m"
-        print(
-            f"{letter.shard:>5}  {_mailpool_id(letter.body, letter.message_id):<40} "
-            f"{letter.reason:<28} {letter.receive_count:>8} {age:>8}"
-        )
-    print(f"{len(letters)} dead-lettered message(s)")
-    return 0
-
-
-async def _dlq_redrive(args: argparse.Namespace) -> int:
-    config = _pool_config(args)
-    async with SqsClient.from_config(config) as client:
-        moved = await redrive(client, config, rate=args.rate, limit=args.limit)
-    print(f"redrove {moved} message(s) to their source shards")
-    return 0
-
-
-async def _dlq_purge(args: argparse.Namespace) -> int:
-    if not args.yes:
-        print("mailpool: purging deletes every dead-lettered message; add --yes", file=sys.stderr)
-        return 2
-    config = _pool_config(args)
-    async with SqsClient.from_config(config) as client:
-        await purge_dead_letters(client, config)
-    print(f"purged the dead-letter queues of {config.shards} shard(s)")
-    return 0
 
 
 async def _intake(args: argparse.Namespace) -> int:
-    config = _override(IntakeConfig.from_env(), host=args.host, port=args.port)
+    config = override(IntakeConfig.from_env(), host=args.host, port=args.port)
     auth = Authenticator.from_env()
     check_exposure(auth, config.host)
     stop = runtime.stop_event()
-    pool = _pool_config(args)
-    service = IntakeService(pool, config, auth, Keyring.from_env(), _blobs(), _state_config(pool))
+    pool = pool_config(args)
+    service = IntakeService(
+        pool, config, auth, Keyring.from_env(), blob_store(), state_config(pool)
+    )
     async with service:
         print(f"intake listening on {service.url}", flush=True)
         await runtime.until_stopped(stop, service.health)
@@ -187,14 +44,14 @@ async def _intake(args: argparse.Namespace) -> int:
 
 
 async def _sender(args: argparse.Namespace) -> int:
-    config = _override(
+    config = override(
         SenderConfig.from_env(), concurrency=args.concurrency, metrics_port=args.metrics_port
     )
     provider = make_provider(args.providers)
     stop = runtime.stop_event()
-    pool = _pool_config(args)
+    pool = pool_config(args)
     service = SenderService(
-        pool, config, provider, Keyring.from_env(), _blobs(), _state_config(pool)
+        pool, config, provider, Keyring.from_env(), blob_store(), state_config(pool)
     )
     async with service:
         print(f"sender running; metrics on port {service.metrics_port}", flush=True)
@@ -217,7 +74,7 @@ def _exit_code(health: Health) -> int:
 async def _dev(args: argparse.Namespace) -> int:
     from mailpool.dev import DevConfig, run_dev
 
-    dev = _override(
+    dev = override(
         DevConfig(),
         sqs_port=args.sqs_port,
         smtp_port=args.smtp_port,
@@ -226,14 +83,14 @@ async def _dev(args: argparse.Namespace) -> int:
         events=None if args.events is None else pathlib.Path(args.events),
         sqs_data=None if args.sqs_data is None else pathlib.Path(args.sqs_data),
     )
-    intake = _override(IntakeConfig.from_env(), host="127.0.0.1", port=args.port)
+    intake = override(IntakeConfig.from_env(), host="127.0.0.1", port=args.port)
     # Short long polls keep Ctrl-C quick; the local engine does not bill per call.
-    sender = _override(
+    sender = override(
         dataclasses.replace(SenderConfig.from_env(), wait_time_s=2, backoff_s=2, grace_s=10.0),
         metrics_port=args.metrics_port,
     )
-    pool = _pool_config(args)
-    return await run_dev(dev, pool, intake, sender, runtime.stop_event(), _state_config(pool))
+    pool = pool_config(args)
+    return await run_dev(dev, pool, intake, sender, runtime.stop_event(), state_config(pool))
 
 
 async def _webhooks(args: argparse.Namespace) -> int:
@@ -241,7 +98,7 @@ async def _webhooks(args: argparse.Namespace) -> int:
     from webhooks.config import WebhooksConfig
     from webhooks.service import WebhooksService
 
-    config = _override(WebhooksConfig.from_env(), metrics_port=args.metrics_port)
+    config = override(WebhooksConfig.from_env(), metrics_port=args.metrics_port)
     configured = endpoints.from_env()
     if not configured:
         print(
@@ -250,8 +107,8 @@ async def _webhooks(args: argparse.Namespace) -> int:
         )
         return 2
     stop = runtime.stop_event()
-    pool = _pool_config(args)
-    service = WebhooksService(pool, config, configured, Keyring.from_env(), _state_config(pool))
+    pool = pool_config(args)
+    service = WebhooksService(pool, config, configured, Keyring.from_env(), state_config(pool))
     async with service:
         print(
             f"webhooks running for {len(configured)} endpoint(s); metrics on port "
@@ -273,7 +130,7 @@ async def _webhooks_secret(args: argparse.Namespace) -> int:
 async def _webhooks_redrive(args: argparse.Namespace) -> int:
     from webhooks.redrive import redrive_events
 
-    config = _pool_config(args)
+    config = pool_config(args)
     async with SqsClient.from_config(config) as client:
         moved = await redrive_events(client, config, args.limit)
     print(f"redrove {moved} event(s) to {config.events_name()}")
@@ -283,7 +140,7 @@ async def _webhooks_redrive(args: argparse.Namespace) -> int:
 async def _localsqs(args: argparse.Namespace) -> int:
     from localsqs.server import LocalSqs, LocalSqsConfig
 
-    config = _override(
+    config = override(
         LocalSqsConfig.from_env(),
         host=args.host,
         port=args.port,
@@ -295,8 +152,10 @@ async def _localsqs(args: argparse.Namespace) -> int:
     )
     stop = runtime.stop_event()
     async with LocalSqs(config) as server:
-        print(f"localsqs (SQS and DynamoDB) listening on {server.url} "
-              f"(data in {config.data_dir})", flush=True)  # fmt: skip
+        print(
+            f"localsqs (SQS and DynamoDB) listening on {server.url} (data in {config.data_dir})",
+            flush=True,
+        )
         if config.exposed and not is_loopback(config.host):
             print(
                 "WARNING: localsqs checks no credentials; anyone who can reach "
@@ -306,64 +165,6 @@ async def _localsqs(args: argparse.Namespace) -> int:
             )
         await stop.wait()
     return 0
-
-
-async def _keys_new(args: argparse.Namespace) -> int:
-    key, line = new_key(args.name)
-    print(f"key:  {key}")
-    print("      give it to the client (Authorization: Bearer <key>); it is not stored")
-    print(f"line: {line}")
-    print("      append it to the file MAILPOOL_API_KEYS_FILE names")
-    return 0
-
-
-async def _keys_encryption(args: argparse.Namespace) -> int:
-    print(new_encryption_key(args.id))
-    print("      put it first in MAILPOOL_ENCRYPTION_KEYS (comma-separated) on intake and senders")
-    return 0
-
-
-async def _state_secret(args: argparse.Namespace) -> int:
-    print(new_state_secret())
-    print("      MAILPOOL_STATE_SECRET on every intake (signs ids and unsubscribe links)")
-    return 0
-
-
-def _suppressions(args: argparse.Namespace) -> Suppressions:
-    config = dataclasses.replace(_state_config(_pool_config(args)), enabled=True)
-    return Suppressions(StateTable(config), cache_s=0.0)
-
-
-async def _suppressions_list(args: argparse.Namespace) -> int:
-    suppressions = _suppressions(args)
-    async with suppressions.table:
-        after, shown = None, 0
-        while shown < args.limit:
-            entries, after = await suppressions.page(args.scope, after, min(1000, args.limit))
-            for entry in entries[: args.limit - shown]:
-                doc = entry.document()
-                print(f"{doc['address']}  {doc['reason']}  {doc['created_at']}")
-            shown += len(entries)
-            if after is None:
-                break
-    return 0
-
-
-async def _suppressions_add(args: argparse.Namespace) -> int:
-    suppressions = _suppressions(args)
-    entry = Suppression(normalise(args.address), "manual", time.time())
-    async with suppressions.table:
-        await suppressions.add(args.scope, entry)
-    print(f"suppressed {entry.address} for {args.scope}")
-    return 0
-
-
-async def _suppressions_remove(args: argparse.Namespace) -> int:
-    suppressions = _suppressions(args)
-    async with suppressions.table:
-        removed = await suppressions.remove(args.scope, args.address)
-    print(f"removed {args.address} from {args.scope}" if removed else "it was not suppressed")
-    return 0 if removed else 1
 
 
 def _pool_flags(parser: argparse.ArgumentParser) -> None:
@@ -381,8 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     queues = commands.add_parser("queues", help="create or inspect the queue pool")
     queue_actions = queues.add_subparsers(dest="action", required=True)
     for name, handler, text in (
-        ("create", _queues_create, "create (or update) every queue of the pool"),
-        ("status", _queues_status, "approximate depth of every shard and DLQ"),
+        ("create", admin.queues_create, "create (or update) every queue of the pool"),
+        ("status", admin.queues_status, "approximate depth of every shard and DLQ"),
     ):
         action = queue_actions.add_parser(name, help=text)
         _pool_flags(action)
@@ -417,20 +218,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="a customer-managed KMS key for queues, table, bodies, secrets and logs",
     )
     template.add_argument("--output", "-o", default="-", help="a file (default: stdout)")
-    template.set_defaults(handler=_deploy_template)
+    template.set_defaults(handler=admin.deploy_template)
 
     dlq = commands.add_parser("dlq", help="list, redrive or purge dead-lettered messages")
     dlq_actions = dlq.add_subparsers(dest="action", required=True)
     listing = dlq_actions.add_parser("list", help="ids, reasons and receive counts (no content)")
     listing.add_argument("--limit", type=int, default=1000, help="per shard (default 1000)")
-    listing.set_defaults(handler=_dlq_list)
+    listing.set_defaults(handler=admin.dlq_list)
     moving = dlq_actions.add_parser("redrive", help="move messages back to their source shard")
     moving.add_argument("--rate", type=float, default=50.0, help="messages/s (default 50)")
     moving.add_argument("--limit", type=int, default=1_000_000, help="at most this many")
-    moving.set_defaults(handler=_dlq_redrive)
+    moving.set_defaults(handler=admin.dlq_redrive)
     purging = dlq_actions.add_parser("purge", help="delete every dead-lettered message")
     purging.add_argument("--yes", action="store_true", help="really delete them")
-    purging.set_defaults(handler=_dlq_purge)
+    purging.set_defaults(handler=admin.dlq_purge)
     for action in (listing, moving, purging):
         _pool_flags(action)
 
@@ -438,25 +239,25 @@ def build_parser() -> argparse.ArgumentParser:
     key_actions = keys.add_subparsers(dest="action", required=True)
     new = key_actions.add_parser("new", help="make a key and its keys-file line")
     new.add_argument("--name", default="client", help="the client's name (its idempotency scope)")
-    new.set_defaults(handler=_keys_new)
+    new.set_defaults(handler=admin.keys_new)
     sealing = key_actions.add_parser("encryption", help="make an envelope encryption key")
     sealing.add_argument("--id", default=time.strftime("k%Y%m%d"), help="the key's id")
-    sealing.set_defaults(handler=_keys_encryption)
+    sealing.set_defaults(handler=admin.keys_encryption)
 
     state = commands.add_parser("state", help="the state store's secret")
     state_actions = state.add_subparsers(dest="action", required=True)
     state_secret = state_actions.add_parser("secret", help="make a MAILPOOL_STATE_SECRET")
-    state_secret.set_defaults(handler=_state_secret)
+    state_secret.set_defaults(handler=admin.state_secret)
 
     sup = commands.add_parser("suppressions", help="list, add or remove suppressed addresses")
     sup_actions = sup.add_subparsers(dest="action", required=True)
     sup_list = sup_actions.add_parser("list", help="the list of one scope, in address order")
     sup_list.add_argument("--limit", type=int, default=1000, help="at most this many")
-    sup_list.set_defaults(handler=_suppressions_list)
+    sup_list.set_defaults(handler=admin.suppressions_list)
     sup_add = sup_actions.add_parser("add", help="suppress an address by hand")
-    sup_add.set_defaults(handler=_suppressions_add)
+    sup_add.set_defaults(handler=admin.suppressions_add)
     sup_remove = sup_actions.add_parser("remove", help="mail an address again")
-    sup_remove.set_defaults(handler=_suppressions_remove)
+    sup_remove.set_defaults(handler=admin.suppressions_remove)
     for action in (sup_list, sup_add, sup_remove):
         _pool_flags(action)
         action.add_argument("--scope", default="default", help="the API key's name (default)")

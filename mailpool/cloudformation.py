@@ -32,6 +32,7 @@ import yaml
 
 from core.settings import SettingError
 from mailpool import ecs, hardening, iam
+from mailpool.parameters import RULES, parameters
 from pool.blobs import BlobConfig, lifecycle_rule
 from pool.config import PoolConfig
 from pool.provision import dlq_attributes, events_attributes, queue_attributes
@@ -60,8 +61,9 @@ class DeployConfig:
 
     def __post_init__(self) -> None:
         if self.scheme not in ("internal", "internet-facing"):
-            raise SettingError(f"the load balancer's scheme is internal or internet-facing, "
-                               f"not {self.scheme!r}")  # fmt: skip
+            raise SettingError(
+                f"the load balancer's scheme is internal or internet-facing, not {self.scheme!r}"
+            )
         if self.scheme == "internet-facing" and not self.certificate_arn:
             raise SettingError(
                 "an internet-facing load balancer needs a certificate: --certificate-arn "
@@ -99,8 +101,9 @@ def _queue(name: str, props: dict[str, Any]) -> dict[str, Any]:
     if "KmsMasterKeyId" in props:
         return queue
     # checkov 3.3 reads only KmsMasterKeyId: SSE-SQS encrypts too, with SQS's own key.
-    return hardening.skip(queue, ("CKV_AWS_27", "SSE-SQS (SqsManagedSseEnabled); "
-                                  + hardening.KMS_SKIP))  # fmt: skip
+    return hardening.skip(
+        queue, ("CKV_AWS_27", "SSE-SQS (SqsManagedSseEnabled); " + hardening.KMS_SKIP)
+    )
 
 
 def queues(pool: PoolConfig, kms: bool = False) -> dict[str, dict[str, Any]]:
@@ -183,9 +186,12 @@ def _bucket(blobs: BlobConfig, kms: bool) -> dict[str, Any]:
     }
     return hardening.skip(
         bucket,
-        ("CKV_AWS_21", "bodies are transient (deleted with their message, expired after "
-         "MAILPOOL_S3_EXPIRE_DAYS): versions would keep every deleted email"),
-    )  # fmt: skip
+        (
+            "CKV_AWS_21",
+            "bodies are transient (deleted with their message, expired after "
+            "MAILPOOL_S3_EXPIRE_DAYS): versions would keep every deleted email",
+        ),
+    )
 
 
 def _lifecycle(blobs: BlobConfig) -> dict[str, Any]:
@@ -214,10 +220,14 @@ def _arns(config: DeployConfig) -> dict[str, list[Any]]:
         "objects": [{"Fn::Sub": f"${{BodyBucket.Arn}}/{config.blobs.prefix}*"}],
         "identity": [
             {"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/*"},
-            {"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:"
-                        "configuration-set/*"},
-        ] if "ses" in config.providers else [],
-    }  # fmt: skip
+            {
+                "Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:"
+                "configuration-set/*"
+            },
+        ]
+        if "ses" in config.providers
+        else [],
+    }
     if pool.events:
         arns["events"] = queue_arns(["EventsQueue"])
         arns["events-dlq"] = queue_arns(["EventsDlq"])
@@ -271,18 +281,24 @@ def alarms(pool: PoolConfig) -> dict[str, dict[str, Any]]:
     for k in range(pool.shards):
         resources[f"Shard{k}AgeAlarm"] = _alarm(
             f"shard {k}: the oldest message has waited over {ecs.SCALE_OUT_FAST_AGE_S} s",
-            "ApproximateAgeOfOldestMessage", f"Shard{k}Queue", ecs.SCALE_OUT_FAST_AGE_S,
-        )  # fmt: skip
+            "ApproximateAgeOfOldestMessage",
+            f"Shard{k}Queue",
+            ecs.SCALE_OUT_FAST_AGE_S,
+        )
         resources[f"Shard{k}DlqAlarm"] = _alarm(
-            f"shard {k}: messages were dead-lettered", "ApproximateNumberOfMessagesVisible",
-            f"Shard{k}Dlq", 0,
-        )  # fmt: skip
+            f"shard {k}: messages were dead-lettered",
+            "ApproximateNumberOfMessagesVisible",
+            f"Shard{k}Dlq",
+            0,
+        )
     for logical, present in (("Events", pool.events), ("SesEvents", pool.ses_feedback)):
         if present:
             resources[f"{logical}DlqAlarm"] = _alarm(
                 f"{logical}: messages were dead-lettered",
-                "ApproximateNumberOfMessagesVisible", f"{logical}Dlq", 0,
-            )  # fmt: skip
+                "ApproximateNumberOfMessagesVisible",
+                f"{logical}Dlq",
+                0,
+            )
     return resources
 
 
@@ -363,7 +379,7 @@ def template(config: DeployConfig) -> dict[str, Any]:
         "Metadata": {"cfn-lint": {"config": {"ignore_checks": ["W1030"]}}},
         "Description": f"mailpool {pool.prefix}: {pool.shards} FIFO shards, state, bodies, "
         "roles, alarms (and with ImageUri, its processes on ECS Fargate)",
-        "Parameters": parameters(config),
+        "Parameters": parameters(config.scheme, config.certificate_arn),
         "Mappings": {"ElbLogAccounts": hardening.elb_mapping()},
         "Conditions": {
             "Services": {"Fn::Not": [{"Fn::Equals": [{"Ref": "ImageUri"}, ""]}]},
@@ -382,91 +398,15 @@ def template(config: DeployConfig) -> dict[str, Any]:
     return doc
 
 
-#: What a stack with services cannot do without (CloudFormation refuses it before creating).
-RULES: dict[str, Any] = {
-    "ServicesNeedTlsAndKeys": {
-        "RuleCondition": {"Fn::Not": [{"Fn::Equals": [{"Ref": "ImageUri"}, ""]}]},
-        "Assertions": [
-            {
-                "Assert": {"Fn::Not": [{"Fn::Equals": [{"Ref": "CertificateArn"}, ""]}]},
-                "AssertDescription": "the intake's HTTPS listener needs CertificateArn",
-            },
-            {
-                "Assert": {"Fn::Not": [{"Fn::Equals": [{"Ref": "ApiKeyDigests"}, ""]}]},
-                "AssertDescription": "intake needs ApiKeyDigests (mailpool keys new)",
-            },
-        ],
-    }
-}
-
-
-def parameters(config: DeployConfig) -> dict[str, Any]:
-    """The template's parameters (the certificate's and the clients' defaults come from
-    ``config``)."""
-    public = config.scheme == "internet-facing"
-    return {
-        "ImageUri": {
-            "Type": "String",
-            "Default": "",
-            "Description": "A mailpool container image; empty: no ECS services (run the "
-            "processes yourself with the Environment output and the roles)",
-        },
-        "VpcId": {"Type": "String", "Default": "", "Description": "The VPC of the services"},
-        "SubnetIds": {
-            "Type": "CommaDelimitedList",
-            "Default": "",
-            "Description": "At least two subnets in different zones, for the load balancer "
-            "and tasks",
-        },
-        "CertificateArn": {
-            "Type": "String",
-            "Default": config.certificate_arn,
-            "Description": "The ACM certificate of the intake's HTTPS listener (needed with "
-            "ImageUri)",
-        },
-        "ClientCidr": {
-            "Type": "String",
-            "Default": "0.0.0.0/0" if public else "10.0.0.0/8",
-            "Description": f"Who may reach the {config.scheme} load balancer's HTTPS port",
-        },
-        "AssignPublicIp": {
-            "Type": "String",
-            "Default": "DISABLED",
-            "AllowedValues": ["DISABLED", "ENABLED"],
-            "Description": "Public IPs for the tasks (only in public subnets without a NAT "
-            "gateway or VPC endpoints)",
-        },
-        "ApiKeyDigests": {
-            "Type": "String",
-            "Default": "",
-            "NoEcho": True,
-            "Description": "The API keys intake admits, as name:sha256-hex lines of `mailpool "
-            "keys new` joined by commas (stored in Secrets Manager; needed with ImageUri)",
-        },
-        "WebhookUrl": {
-            "Type": "String",
-            "Default": "",
-            "Description": "MAILPOOL_WEBHOOK_URL: where the webhooks task delivers events "
-            "(empty: no webhooks task; docs/events.md tells of several endpoints)",
-        },
-        "WebhookSecret": {
-            "Type": "String",
-            "Default": "",
-            "NoEcho": True,
-            "Description": "MAILPOOL_WEBHOOK_SECRET (whsec_...) for WebhookUrl (stored in "
-            "Secrets Manager)",
-        },
-        "MinSenders": {"Type": "Number", "Default": 1, "MinValue": 1},
-        "MaxSenders": {"Type": "Number", "Default": 20, "MinValue": 1},
-        "MinIntakes": {"Type": "Number", "Default": 2, "MinValue": 1},
-        "MaxIntakes": {"Type": "Number", "Default": 10, "MinValue": 1},
-    }
-
-
 def services(config: DeployConfig) -> dict[str, dict[str, Any]]:
     """The ECS Fargate option (``mailpool.ecs``), made only with an ``ImageUri``."""
-    made = ecs.services(config.pool, environment(config), config.requests_per_intake,
-                        scheme=config.scheme, kms=config.kms)  # fmt: skip
+    made = ecs.services(
+        config.pool,
+        environment(config),
+        config.requests_per_intake,
+        scheme=config.scheme,
+        kms=config.kms,
+    )
     # The webhooks task needs an endpoint to deliver to (WebhookUrl): without one, none.
     return {
         name: {**resource, "Condition": "Webhooks" if name.startswith("Webhooks") else "Services"}

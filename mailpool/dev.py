@@ -144,8 +144,9 @@ async def run_dev(
         smtp = await stack.enter_async_context(CaptureServer(handler, port=dev.smtp_port))
         secret = new_secret()  # a fresh one each run: only this receiver knows it
         receiver = await stack.enter_async_context(Receiver(secret_key(secret), dev.events))
-        local = Endpoint(name="local", url=receiver.url, key=secret_key(secret),
-                         allow_http=True, internal=True)  # fmt: skip
+        local = Endpoint(
+            name="local", url=receiver.url, key=secret_key(secret), allow_http=True, internal=True
+        )
         hooks_config = WebhooksConfig(wait_time_s=2, metrics_port=dev.webhooks_metrics_port)
         hooks = await stack.enter_async_context(
             WebhooksService(pool_config, hooks_config, [local], state=state)

@@ -41,9 +41,11 @@ TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 SECRETS = {
     "intake": {"MAILPOOL_STATE_SECRET": "StateSecret", "MAILPOOL_API_KEY_DIGESTS": "ApiKeysSecret"},
     "sender": {"MAILPOOL_STATE_SECRET": "StateSecret"},
-    "webhooks": {"MAILPOOL_STATE_SECRET": "StateSecret",
-                 "MAILPOOL_WEBHOOK_SECRET": "WebhookSigningSecret"},
-}  # fmt: skip
+    "webhooks": {
+        "MAILPOOL_STATE_SECRET": "StateSecret",
+        "MAILPOOL_WEBHOOK_SECRET": "WebhookSigningSecret",
+    },
+}
 
 
 def _container(role: str, env: dict[str, Any]) -> dict[str, Any]:
@@ -111,8 +113,13 @@ def _service(role: str, desired: Any) -> dict[str, Any]:
     }
     resource: dict[str, Any] = {"Type": "AWS::ECS::Service", "Properties": props}
     if role == "intake":
-        props["LoadBalancers"] = [{"ContainerName": "intake", "ContainerPort": INTAKE_PORT,
-                                   "TargetGroupArn": {"Ref": "IntakeTargetGroup"}}]  # fmt: skip
+        props["LoadBalancers"] = [
+            {
+                "ContainerName": "intake",
+                "ContainerPort": INTAKE_PORT,
+                "TargetGroupArn": {"Ref": "IntakeTargetGroup"},
+            }
+        ]
         props["HealthCheckGracePeriodSeconds"] = 30
         resource["DependsOn"] = ["IntakeListener"]
     return resource
@@ -151,8 +158,14 @@ def _oldest(pool: PoolConfig, name: str, policy: str, below: bool) -> dict[str, 
         for k in range(pool.shards)
     ]
     ids = ",".join(f"m{k}" for k in range(pool.shards))
-    metrics.append({"Id": "oldest", "Expression": f"MAX([{ids}])", "ReturnData": True,
-                    "Label": "oldest message across shards (s)"})  # fmt: skip
+    metrics.append(
+        {
+            "Id": "oldest",
+            "Expression": f"MAX([{ids}])",
+            "ReturnData": True,
+            "Label": "oldest message across shards (s)",
+        }
+    )
     return {
         "Type": "AWS::CloudWatch::Alarm",
         "Properties": {
@@ -172,8 +185,10 @@ def _steps(adjustments: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "Type": "AWS::ApplicationAutoScaling::ScalingPolicy",
         "Properties": {
-            "PolicyName": {"Fn::Sub": "${AWS::StackName}-senders-" + (
-                "out" if adjustments[0]["ScalingAdjustment"] > 0 else "in")},
+            "PolicyName": {
+                "Fn::Sub": "${AWS::StackName}-senders-"
+                + ("out" if adjustments[0]["ScalingAdjustment"] > 0 else "in")
+            },
             "PolicyType": "StepScaling",
             "ScalingTargetId": {"Ref": "SenderScalable"},
             "StepScalingPolicyConfiguration": {
@@ -183,7 +198,7 @@ def _steps(adjustments: list[dict[str, Any]]) -> dict[str, Any]:
                 "StepAdjustments": adjustments,
             },
         },
-    }  # fmt: skip
+    }
 
 
 _FORWARD = {"Type": "forward", "TargetGroupArn": {"Ref": "IntakeTargetGroup"}}
@@ -203,10 +218,15 @@ def _network(scheme: str) -> dict[str, dict[str, Any]]:
             "Properties": {
                 "GroupDescription": "mailpool intake load balancer: HTTPS from the producers",
                 "VpcId": {"Ref": "VpcId"},
-                "SecurityGroupIngress": [{
-                    "Description": "HTTPS from the producers (ClientCidr)",
-                    "IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
-                    "CidrIp": {"Ref": "ClientCidr"}}],
+                "SecurityGroupIngress": [
+                    {
+                        "Description": "HTTPS from the producers (ClientCidr)",
+                        "IpProtocol": "tcp",
+                        "FromPort": 443,
+                        "ToPort": 443,
+                        "CidrIp": {"Ref": "ClientCidr"},
+                    }
+                ],
             },
         },
         "ServiceSecurityGroup": {
@@ -214,42 +234,60 @@ def _network(scheme: str) -> dict[str, dict[str, Any]]:
             "Properties": {
                 "GroupDescription": "mailpool tasks: the intake port from the load balancer only",
                 "VpcId": {"Ref": "VpcId"},
-                "SecurityGroupIngress": [{
-                    "Description": "intake's port, from the load balancer only",
-                    "IpProtocol": "tcp", "FromPort": INTAKE_PORT, "ToPort": INTAKE_PORT,
-                    "SourceSecurityGroupId": {"Ref": "LoadBalancerSecurityGroup"}}],
+                "SecurityGroupIngress": [
+                    {
+                        "Description": "intake's port, from the load balancer only",
+                        "IpProtocol": "tcp",
+                        "FromPort": INTAKE_PORT,
+                        "ToPort": INTAKE_PORT,
+                        "SourceSecurityGroupId": {"Ref": "LoadBalancerSecurityGroup"},
+                    }
+                ],
             },
         },
         "LoadBalancer": {
             "Type": "AWS::ElasticLoadBalancingV2::LoadBalancer",
             "DependsOn": ["LogBucketPolicy"],
             "Properties": {
-                "Type": "application", "Scheme": scheme, "Subnets": {"Ref": "SubnetIds"},
+                "Type": "application",
+                "Scheme": scheme,
+                "Subnets": {"Ref": "SubnetIds"},
                 "SecurityGroups": [{"Ref": "LoadBalancerSecurityGroup"}],
                 "LoadBalancerAttributes": [{"Key": k, "Value": v} for k, v in attributes.items()],
             },
         },
         "IntakeTargetGroup": {
             "Type": "AWS::ElasticLoadBalancingV2::TargetGroup",
-            "Properties": {"TargetType": "ip", "Protocol": "HTTP", "Port": INTAKE_PORT,
-                           "VpcId": {"Ref": "VpcId"}, "HealthCheckPath": "/readyz"},
+            "Properties": {
+                "TargetType": "ip",
+                "Protocol": "HTTP",
+                "Port": INTAKE_PORT,
+                "VpcId": {"Ref": "VpcId"},
+                "HealthCheckPath": "/readyz",
+            },
         },
         "IntakeListener": {
             "Type": "AWS::ElasticLoadBalancingV2::Listener",
-            "Properties": {"LoadBalancerArn": {"Ref": "LoadBalancer"}, "Port": 443,
-                           "Protocol": "HTTPS", "SslPolicy": TLS_POLICY,
-                           "Certificates": [{"CertificateArn": {"Ref": "CertificateArn"}}],
-                           "DefaultActions": [_FORWARD]},
+            "Properties": {
+                "LoadBalancerArn": {"Ref": "LoadBalancer"},
+                "Port": 443,
+                "Protocol": "HTTPS",
+                "SslPolicy": TLS_POLICY,
+                "Certificates": [{"CertificateArn": {"Ref": "CertificateArn"}}],
+                "DefaultActions": [_FORWARD],
+            },
         },
-    }  # fmt: skip
+    }
 
 
 def _execution_role(kms: bool) -> dict[str, Any]:
     """The role ECS starts tasks with: pull the image, write logs, and read exactly the
     secrets the tasks name (the webhook secret only where there is a webhooks task)."""
-    secret_arns: list[Any] = [{"Ref": "StateSecret"}, {"Ref": "ApiKeysSecret"},
-                              {"Fn::If": ["Webhooks", {"Ref": "WebhookSigningSecret"},
-                                          {"Ref": "AWS::NoValue"}]}]  # fmt: skip
+    secret_arns: list[Any] = [
+        {"Ref": "StateSecret"},
+        {"Ref": "ApiKeysSecret"},
+        {"Fn::If": ["Webhooks", {"Ref": "WebhookSigningSecret"}, {"Ref": "AWS::NoValue"}]},
+    ]
     statements: list[dict[str, Any]] = [
         {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": secret_arns}
     ]

@@ -24,21 +24,34 @@ KMS_SKIP = "encrypted at rest with the service's own key; render with --kms for 
 #: Elastic Load Balancing's account per Region opened before August 2022 (for access logs);
 #: Regions opened later take the service principal instead.
 ELB_LOG_ACCOUNTS = {
-    "us-east-1": "127311923021", "us-east-2": "033677994240", "us-west-1": "027434742980",
-    "us-west-2": "797873946194", "af-south-1": "098369216593", "ap-east-1": "754344448648",
-    "ap-south-1": "718504428378", "ap-northeast-1": "582318560864",
-    "ap-northeast-2": "600734575887", "ap-northeast-3": "383597477331",
-    "ap-southeast-1": "114774131450", "ap-southeast-2": "783225319266",
-    "ca-central-1": "985666609251", "eu-central-1": "054676820928",
-    "eu-west-1": "156460612806", "eu-west-2": "652711504416", "eu-west-3": "009996457667",
-    "eu-south-1": "635631232127", "eu-north-1": "897822967062",
-    "me-south-1": "076674570225", "sa-east-1": "507241528517",
-}  # fmt: skip
+    "us-east-1": "127311923021",
+    "us-east-2": "033677994240",
+    "us-west-1": "027434742980",
+    "us-west-2": "797873946194",
+    "af-south-1": "098369216593",
+    "ap-east-1": "754344448648",
+    "ap-south-1": "718504428378",
+    "ap-northeast-1": "582318560864",
+    "ap-northeast-2": "600734575887",
+    "ap-northeast-3": "383597477331",
+    "ap-southeast-1": "114774131450",
+    "ap-southeast-2": "783225319266",
+    "ca-central-1": "985666609251",
+    "eu-central-1": "054676820928",
+    "eu-west-1": "156460612806",
+    "eu-west-2": "652711504416",
+    "eu-west-3": "009996457667",
+    "eu-south-1": "635631232127",
+    "eu-north-1": "897822967062",
+    "me-south-1": "076674570225",
+    "sa-east-1": "507241528517",
+}
 
 
 #: Requests on behalf of this account only (the confused-deputy guard for service principals).
 _THIS_ACCOUNT = {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
 _ROOT = "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"
+_LOG_GROUPS = "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:*"
 
 
 def skip(resource: dict[str, Any], *checks: tuple[str, str]) -> dict[str, Any]:
@@ -98,7 +111,7 @@ def queue_policies(queues: list[str], ses_events: bool) -> dict[str, dict[str, A
                     },
                 ),
             },
-        }  # fmt: skip
+        }
     return resources
 
 
@@ -128,40 +141,74 @@ def log_bucket() -> dict[str, dict[str, Any]]:
             "DeletionPolicy": "Retain",
             "UpdateReplacePolicy": "Retain",
             "Properties": {
-                "BucketEncryption": {"ServerSideEncryptionConfiguration": [
-                    {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+                "BucketEncryption": {
+                    "ServerSideEncryptionConfiguration": [
+                        {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+                    ]
+                },
                 "PublicAccessBlockConfiguration": {
-                    "BlockPublicAcls": True, "BlockPublicPolicy": True,
-                    "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+                    "BlockPublicAcls": True,
+                    "BlockPublicPolicy": True,
+                    "IgnorePublicAcls": True,
+                    "RestrictPublicBuckets": True,
                 },
                 "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
-                "LifecycleConfiguration": {"Rules": [
-                    {"Id": "expire-logs", "Status": "Enabled", "ExpirationInDays": 90}]},
+                "LifecycleConfiguration": {
+                    "Rules": [{"Id": "expire-logs", "Status": "Enabled", "ExpirationInDays": 90}]
+                },
             },
         },
         ("CKV_AWS_18", "this is the access-log bucket: logging it would log its own logs"),
         ("CKV_AWS_21", "access logs are written once and expire after 90 days"),
-    )  # fmt: skip
+    )
     arn = {"Fn::GetAtt": ["LogBucket", "Arn"]}
     this_account = _THIS_ACCOUNT
     alb_logs = {"Fn::Sub": "${LogBucket.Arn}/alb/AWSLogs/${AWS::AccountId}/*"}
     statements: list[Any] = [
         tls_only("s3", [arn, {"Fn::Sub": "${LogBucket.Arn}/*"}]),
-        {"Sid": "S3ServerAccessLogs", "Effect": "Allow",
-         "Principal": {"Service": "logging.s3.amazonaws.com"}, "Action": "s3:PutObject",
-         "Resource": {"Fn::Sub": "${LogBucket.Arn}/s3/*"}, "Condition": this_account},
-        {"Fn::If": ["LegacyElbRegion", {
-            "Sid": "LoadBalancerLogs", "Effect": "Allow",
-            "Principal": {"AWS": {"Fn::Sub": ["arn:${AWS::Partition}:iam::${Account}:root", {
-                "Account": {"Fn::FindInMap": ["ElbLogAccounts", {"Ref": "AWS::Region"},
-                                              "Account"]}}]}},
-            "Action": "s3:PutObject", "Resource": alb_logs,
-        }, {
-            "Sid": "LoadBalancerLogs", "Effect": "Allow",
-            "Principal": {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"},
-            "Action": "s3:PutObject", "Resource": alb_logs,
-        }]},
-    ]  # fmt: skip
+        {
+            "Sid": "S3ServerAccessLogs",
+            "Effect": "Allow",
+            "Principal": {"Service": "logging.s3.amazonaws.com"},
+            "Action": "s3:PutObject",
+            "Resource": {"Fn::Sub": "${LogBucket.Arn}/s3/*"},
+            "Condition": this_account,
+        },
+        {
+            "Fn::If": [
+                "LegacyElbRegion",
+                {
+                    "Sid": "LoadBalancerLogs",
+                    "Effect": "Allow",
+                    "Principal": {
+                        "AWS": {
+                            "Fn::Sub": [
+                                "arn:${AWS::Partition}:iam::${Account}:root",
+                                {
+                                    "Account": {
+                                        "Fn::FindInMap": [
+                                            "ElbLogAccounts",
+                                            {"Ref": "AWS::Region"},
+                                            "Account",
+                                        ]
+                                    }
+                                },
+                            ]
+                        }
+                    },
+                    "Action": "s3:PutObject",
+                    "Resource": alb_logs,
+                },
+                {
+                    "Sid": "LoadBalancerLogs",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"},
+                    "Action": "s3:PutObject",
+                    "Resource": alb_logs,
+                },
+            ]
+        },
+    ]
     policy = {
         "Type": "AWS::S3::BucketPolicy",
         "Properties": {"Bucket": {"Ref": "LogBucket"}, "PolicyDocument": _policy(*statements)},
@@ -192,27 +239,45 @@ def kms_key() -> dict[str, Any]:
         "DeletionPolicy": "Retain",
         "UpdateReplacePolicy": "Retain",
         "Properties": {
-            "Description": {"Fn::Sub": "mailpool ${AWS::StackName}: queues, table, bodies, "
-                                       "secrets, logs"},
+            "Description": {
+                "Fn::Sub": "mailpool ${AWS::StackName}: queues, table, bodies, secrets, logs"
+            },
             "EnableKeyRotation": True,
             "KeyPolicy": _policy(
-                {"Sid": "AccountAdministersThroughIam", "Effect": "Allow",
-                 "Principal": {"AWS": {"Fn::Sub": _ROOT}},
-                 "Action": "kms:*", "Resource": "*"},
-                {"Sid": "LogsOfThisAccount", "Effect": "Allow",
-                 "Principal": {"Service": {"Fn::Sub": "logs.${AWS::Region}.amazonaws.com"}},
-                 "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*",
-                            "kms:GenerateDataKey*", "kms:Describe*"],
-                 "Resource": "*",
-                 "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": {"Fn::Sub":
-                     "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:*"}}}},
-                {"Sid": "SnsToTheFeedbackQueue", "Effect": "Allow",
-                 "Principal": {"Service": "sns.amazonaws.com"},
-                 "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*",
-                 "Condition": this_account},
+                {
+                    "Sid": "AccountAdministersThroughIam",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": {"Fn::Sub": _ROOT}},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                },
+                {
+                    "Sid": "LogsOfThisAccount",
+                    "Effect": "Allow",
+                    "Principal": {"Service": {"Fn::Sub": "logs.${AWS::Region}.amazonaws.com"}},
+                    "Action": [
+                        "kms:Encrypt*",
+                        "kms:Decrypt*",
+                        "kms:ReEncrypt*",
+                        "kms:GenerateDataKey*",
+                        "kms:Describe*",
+                    ],
+                    "Resource": "*",
+                    "Condition": {
+                        "ArnLike": {"kms:EncryptionContext:aws:logs:arn": {"Fn::Sub": _LOG_GROUPS}}
+                    },
+                },
+                {
+                    "Sid": "SnsToTheFeedbackQueue",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "sns.amazonaws.com"},
+                    "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                    "Resource": "*",
+                    "Condition": this_account,
+                },
             ),
         },
-    }  # fmt: skip
+    }
 
 
 def secrets(kms: bool) -> dict[str, dict[str, Any]]:
@@ -220,8 +285,11 @@ def secrets(kms: bool) -> dict[str, dict[str, Any]]:
     base64 of 48 bytes), the API key digests (intake) and the webhook secret (webhooks)."""
 
     def secret(name: str, description: str, value: dict[str, Any]) -> dict[str, Any]:
-        props: dict[str, Any] = {"Name": {"Fn::Sub": SECRET_NAMES[name]},
-                                 "Description": description, **value}  # fmt: skip
+        props: dict[str, Any] = {
+            "Name": {"Fn::Sub": SECRET_NAMES[name]},
+            "Description": description,
+            **value,
+        }
         resource: dict[str, Any] = {"Type": "AWS::SecretsManager::Secret", "Properties": props}
         if kms:
             props["KmsKeyId"] = {"Ref": "StackKey"}
@@ -235,16 +303,22 @@ def secrets(kms: bool) -> dict[str, dict[str, Any]]:
             "StateSecret", "MAILPOOL_STATE_SECRET (signs ids and unsubscribe links)", generated
         ),
         "ApiKeysSecret": {
-            **secret("ApiKeysSecret", "MAILPOOL_API_KEY_DIGESTS: name:sha256-hex per key",
-                     {"SecretString": {"Ref": "ApiKeyDigests"}}),
+            **secret(
+                "ApiKeysSecret",
+                "MAILPOOL_API_KEY_DIGESTS: name:sha256-hex per key",
+                {"SecretString": {"Ref": "ApiKeyDigests"}},
+            ),
             "Condition": "Services",
         },
         "WebhookSigningSecret": {
-            **secret("WebhookSigningSecret", "MAILPOOL_WEBHOOK_SECRET for WebhookUrl",
-                     {"SecretString": {"Ref": "WebhookSecret"}}),
+            **secret(
+                "WebhookSigningSecret",
+                "MAILPOOL_WEBHOOK_SECRET for WebhookUrl",
+                {"SecretString": {"Ref": "WebhookSecret"}},
+            ),
             "Condition": "Webhooks",
         },
-    }  # fmt: skip
+    }
 
 
 def kms_use(kms: bool) -> list[dict[str, Any]]:

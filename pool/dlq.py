@@ -39,9 +39,12 @@ async def _walk(
     seen = 0
     while seen < limit:
         batch = await client.receive(
-            url, shard, max_messages=min(10, limit - seen), wait_s=0,
+            url,
+            shard,
+            max_messages=min(10, limit - seen),
+            wait_s=0,
             visibility_s=LIST_VISIBILITY_S,
-        )  # fmt: skip
+        )
         if not batch:
             return
         seen += len(batch)
@@ -121,12 +124,17 @@ async def redrive(
                     for k, v in message.attributes.items()
                     if k not in (REASON_ATTRIBUTE, SOURCE_ATTRIBUTE)
                 }
-                [outcome] = await client.send_batch(target, [Outgoing(
-                    body=message.body,
-                    group=message.group or message.message_id,
-                    dedup_id=f"redrive-{message.message_id}",
-                    attributes=attributes,
-                )])  # fmt: skip
+                [outcome] = await client.send_batch(
+                    target,
+                    [
+                        Outgoing(
+                            body=message.body,
+                            group=message.group or message.message_id,
+                            dedup_id=f"redrive-{message.message_id}",
+                            attributes=attributes,
+                        )
+                    ],
+                )
                 if isinstance(outcome, Exception):
                     raise outcome
                 [deleted] = await client.delete_batch(dlq, [message.receipt])

@@ -111,8 +111,12 @@ async def delete_pool(client: SqsClient, config: PoolConfig) -> int:
     """Delete every queue of the pool that exists; how many were deleted."""
     deleted = 0
     names = [n for k in range(config.shards) for n in (config.queue_name(k), config.dlq_name(k))]
-    standard = [config.events_name(), config.events_dlq_name(), config.ses_events_name(),
-                config.ses_events_dlq_name()]  # fmt: skip
+    standard = [
+        config.events_name(),
+        config.events_dlq_name(),
+        config.ses_events_name(),
+        config.ses_events_dlq_name(),
+    ]
     for name in [*names, *standard]:
         try:
             url = await client.queue_url(name)

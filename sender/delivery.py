@@ -129,8 +129,9 @@ class Delivery:
             except PoolError:
                 return self._retry(message, envelope, "state_unavailable")
             if suppressed is not None and suppressed.terminal:  # nobody left to send to
-                return Outcome(Settle.DELETE, envelope.id, "suppressed", (suppressed,),
-                               envelope=envelope)  # fmt: skip
+                return Outcome(
+                    Settle.DELETE, envelope.id, "suppressed", (suppressed,), envelope=envelope
+                )
         outcome = await self._send(message, envelope)
         if suppressed is not None:
             outcome = dataclasses.replace(outcome, events=(suppressed, *outcome.events))
@@ -222,8 +223,9 @@ class Delivery:
         if message.receive_count >= self._max_receives:
             # The last receive: settled here, with its terminal event, not by SQS's redrive.
             failed = self._failed(message, envelope, "retries_exhausted")
-            return Outcome(Settle.DEAD_LETTER, envelope.id, "retries_exhausted", (failed,),
-                           envelope=envelope)  # fmt: skip
+            return Outcome(
+                Settle.DEAD_LETTER, envelope.id, "retries_exhausted", (failed,), envelope=envelope
+            )
         delay = retry_delay(self._config, message.receive_count)
         deferred = self._event(
             ev.DEFERRED,

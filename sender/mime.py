@@ -164,8 +164,13 @@ def _content(email: Email) -> list[bytes]:
 
 def _multipart(subtype: str, parts: list[list[bytes]], texts: list[bytes]) -> list[bytes]:
     boundary = _boundary(texts)
-    chunks = [b"Content-Type: multipart/" + subtype.encode() + b';\r\n boundary="' + boundary
-              + b'"\r\n\r\n']  # fmt: skip
+    chunks = [
+        b"Content-Type: multipart/"
+        + subtype.encode()
+        + b';\r\n boundary="'
+        + boundary
+        + b'"\r\n\r\n'
+    ]
     for part in parts:
         # The CRLF before a delimiter belongs to the delimiter (RFC 2046 5.1.1), not the part.
         chunks.append(b"--" + boundary + b"\r\n")
@@ -249,8 +254,9 @@ def _head_stdlib(envelope: Envelope, message_id_domain: str | None) -> bytes:
     whole = {n: v for n, v in headers.items() if _unbreakable(n, v)}
     rest = {n: v for n, v in headers.items() if n not in whole}
     email = dataclasses.replace(envelope.email, headers=rest)
-    message = build_message(dataclasses.replace(envelope, email=email), message_id_domain,
-                            content=False)  # fmt: skip
+    message = build_message(
+        dataclasses.replace(envelope, email=email), message_id_domain, content=False
+    )
     head = message.as_bytes().removesuffix(b"\r\n")  # no payload: drop the blank line
     return head + b"".join(f"{n}: {v}\r\n".encode("ascii") for n, v in whole.items())
 
@@ -303,8 +309,14 @@ def _set_content(message: EmailMessage, email: Email) -> None:
         for a in email.attachments:
             if a.inline:
                 maintype, subtype = a.content_type.split("/")
-                html.add_related(a.content, maintype, subtype, cid=f"<{a.content_id}>",
-                                 filename=a.filename, disposition="inline")  # fmt: skip
+                html.add_related(
+                    a.content,
+                    maintype,
+                    subtype,
+                    cid=f"<{a.content_id}>",
+                    filename=a.filename,
+                    disposition="inline",
+                )
     for a in email.attachments:
         if not a.inline:
             maintype, subtype = a.content_type.split("/")

@@ -195,9 +195,10 @@ class Sender:
             if seen is None:
                 fresh.append(message)
             else:
-                log.warning("received again while held; not sent twice",
-                            extra={"sqs_id": message.message_id, "shard": message.shard,
-                                   "held": seen})  # fmt: skip
+                log.warning(
+                    "received again while held; not sent twice",
+                    extra={"sqs_id": message.message_id, "shard": message.shard, "held": seen},
+                )
                 if seen == "delivered":
                     repeats.append(message)
         if repeats:
@@ -247,9 +248,12 @@ class Sender:
                     outcome = "failed"
                     log.warning(
                         "could not settle a decided message; it will be tried again",
-                        extra={"id": item.email_id, "shard": item.message.shard,
-                               "code": result.code},
-                    )  # fmt: skip
+                        extra={
+                            "id": item.email_id,
+                            "shard": item.message.shard,
+                            "code": result.code,
+                        },
+                    )
                 del self._held[receipt]
                 self._tracker.drop(item.message)
                 self._metrics.outcome(item.message.shard, outcome)
@@ -341,9 +345,8 @@ class Sender:
             self._metrics.undeleted(len(self._held))
             log.warning(
                 "could not record an outcome; holding the message and retrying",
-                extra={"id": outcome.email_id, "shard": message.shard,
-                       "error": type(exc).__name__},
-            )  # fmt: skip
+                extra={"id": outcome.email_id, "shard": message.shard, "error": type(exc).__name__},
+            )
             return False
         del self._deciding[message.receipt]
         self._tracker.drop(message)

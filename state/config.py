@@ -41,8 +41,10 @@ class StateConfig:
     def __post_init__(self) -> None:
         for secret in (self.secret, *self.previous_secrets):
             if secret is not None and len(secret) < MIN_SECRET_BYTES:
-                raise SettingError(f"MAILPOOL_STATE_SECRET must hold at least "
-                                   f"{MIN_SECRET_BYTES} bytes (base64) per secret")  # fmt: skip
+                raise SettingError(
+                    f"MAILPOOL_STATE_SECRET must hold at least "
+                    f"{MIN_SECRET_BYTES} bytes (base64) per secret"
+                )
         if self.status_days <= 0 or self.idempotency_hours <= 0:
             raise SettingError("MAILPOOL_STATUS_DAYS and MAILPOOL_IDEMPOTENCY_HOURS must be > 0")
 

@@ -140,8 +140,16 @@ class Idempotency:
     async def _begin(self, pk: str, request: str, new_id: str, give_up: float) -> Decision:
         owner = secrets.token_hex(8)
         now = time.time()
-        claim = {"pk": pk, "sk": "-", "id": new_id, "digest": request, "state": "pending",
-                 "owner": owner, "at": now, "expires": int(now + self._lifetime_s)}  # fmt: skip
+        claim = {
+            "pk": pk,
+            "sk": "-",
+            "id": new_id,
+            "digest": request,
+            "state": "pending",
+            "owner": owner,
+            "at": now,
+            "expires": int(now + self._lifetime_s),
+        }
         found = await self._claim(claim, give_up)
         while True:
             if found is None:

@@ -33,8 +33,16 @@ STATE_OF = {
     ev.SUPPRESSED: "suppressed",
     ev.COMPLAINED: "complained",
 }
-RANK = {"queued": 0, "deferred": 1, "sent": 2, "delivered": 3, "bounced": 4, "failed": 4,
-        "suppressed": 4, "complained": 5}  # fmt: skip
+RANK = {
+    "queued": 0,
+    "deferred": 1,
+    "sent": 2,
+    "delivered": 3,
+    "bounced": 4,
+    "failed": 4,
+    "suppressed": 4,
+    "complained": 5,
+}
 #: Every state an email or a recipient can be in.
 STATES = tuple(RANK)
 

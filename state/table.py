@@ -35,14 +35,17 @@ _THROTTLED = frozenset(
 )
 #: Few calls in flight at once, so that under load entries gather into full batches (a
 #: call costs about a millisecond of CPU on each side, an item a few percent of that).
-READ_LIMITS = CoalescerLimits(max_entries=100, max_bytes=1 << 30, linger_s=0.002,
-                              max_calls=4, deadline_s=5.0)  # fmt: skip
+READ_LIMITS = CoalescerLimits(
+    max_entries=100, max_bytes=1 << 30, linger_s=0.002, max_calls=4, deadline_s=5.0
+)
 #: Conditional puts go in TransactWriteItems calls of up to 100 (all or none: a failed
 #: condition cancels the call, and the others go again at once in the next call).
-CLAIM_LIMITS = CoalescerLimits(max_entries=100, max_bytes=4 << 20, linger_s=0.003,
-                               max_calls=2, deadline_s=5.0, backoff_s=0.02)  # fmt: skip
-WRITE_LIMITS = CoalescerLimits(max_entries=25, max_bytes=1 << 30, linger_s=0.02,
-                               max_calls=3, deadline_s=10.0)  # fmt: skip
+CLAIM_LIMITS = CoalescerLimits(
+    max_entries=100, max_bytes=4 << 20, linger_s=0.003, max_calls=2, deadline_s=5.0, backoff_s=0.02
+)
+WRITE_LIMITS = CoalescerLimits(
+    max_entries=25, max_bytes=1 << 30, linger_s=0.02, max_calls=3, deadline_s=10.0
+)
 
 
 class ConditionFailed(Rejected):
@@ -137,8 +140,13 @@ class StateTable(AwsClient):
         health: Health | None = None,
         metrics: StateMetrics | None = None,
     ) -> None:
-        super().__init__(region=config.region, endpoint_url=config.endpoint_url, attempts=1,
-                         connect_timeout_s=2.0, read_timeout_s=10.0)  # fmt: skip
+        super().__init__(
+            region=config.region,
+            endpoint_url=config.endpoint_url,
+            attempts=1,
+            connect_timeout_s=2.0,
+            read_timeout_s=10.0,
+        )
         self.config = config
         self.name = config.table
         self.health = health or Health()
@@ -321,10 +329,17 @@ class StateTable(AwsClient):
         for index, item in enumerate(items):
             first.setdefault((item["pk"], item["sk"]), index)
         unique = sorted(first.values())  # a transaction takes one action per item
-        actions = [{"Put": {"TableName": self.name, "Item": encode(items[i]),
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
-                   for i in unique]  # fmt: skip
+        actions = [
+            {
+                "Put": {
+                    "TableName": self.name,
+                    "Item": encode(items[i]),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            }
+            for i in unique
+        ]
         try:
             await self._call("transact_write_items", TransactItems=actions)
             reasons: list[dict[str, Any]] = [{"Code": "None"}] * len(unique)

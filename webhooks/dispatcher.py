@@ -149,9 +149,9 @@ class Dispatcher:
             await self._dispatch(message)
         except PoolError as exc:  # it comes back when its visibility runs out
             log.warning(
-                "could not settle an event", extra={"sqs_id": message.message_id,
-                                                    "error": type(exc).__name__},
-            )  # fmt: skip
+                "could not settle an event",
+                extra={"sqs_id": message.message_id, "error": type(exc).__name__},
+            )
         finally:
             self._capacity.give(1)
 

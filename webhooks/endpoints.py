@@ -123,7 +123,12 @@ def from_env(environ: Mapping[str, str] = os.environ) -> list[Endpoint]:
     url = env_opt(environ, "MAILPOOL_WEBHOOK_URL")
     if url:
         private = (environ.get("MAILPOOL_WEBHOOK_ALLOW_PRIVATE") or "").lower() == "true"
-        raw = {"name": "default", "url": url, "allow_http": private, "internal": private,
-               "secret": environ.get("MAILPOOL_WEBHOOK_SECRET") or ""}  # fmt: skip
+        raw = {
+            "name": "default",
+            "url": url,
+            "allow_http": private,
+            "internal": private,
+            "secret": environ.get("MAILPOOL_WEBHOOK_SECRET") or "",
+        }
         endpoints.append(_endpoint(raw, "MAILPOOL_WEBHOOK_URL"))
     return endpoints

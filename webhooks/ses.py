@@ -113,8 +113,9 @@ def _bounced(destination: list[str], entry: dict[str, Any]) -> Recipient:
     address = str(entry.get("emailAddress", ""))
     diagnostic = str(entry.get("diagnosticCode", ""))
     code, enhanced = _codes(diagnostic.split(";", 1)[-1])
-    return Recipient(_position(destination, address), address, code,
-                     entry.get("status") or enhanced)  # fmt: skip
+    return Recipient(
+        _position(destination, address), address, code, entry.get("status") or enhanced
+    )
 
 
 def _codes(reply: str) -> tuple[int | None, str | None]:

@@ -1,0 +1,187 @@
+"""The ``mailpool`` commands that administer rather than run: queues, dead letters, keys
+and secrets, suppressions, and the deployment template."""
+
+import argparse
+import asyncio
+import dataclasses
+import os
+import pathlib
+import sys
+import time
+
+import orjson
+
+from core.sealing import new_key as new_encryption_key
+from intake.auth import new_key
+from mailpool.cloudformation import DeployConfig, template, template_yaml
+from mailpool.configure import blob_store, override, pool_config, state_config
+from pool.blobs import BlobConfig
+from pool.config import PoolConfig
+from pool.dlq import list_dead_letters, purge_dead_letters, redrive
+from pool.pool import QueuePool
+from pool.provision import provision
+from pool.sqs import SqsClient
+from state.config import new_secret as new_state_secret
+from state.suppressions import Suppression, Suppressions, normalise
+from state.table import StateTable
+
+
+async def deploy_template(args: argparse.Namespace) -> int:
+    pool = override(PoolConfig.from_env(), prefix=args.prefix, shards=args.shards)
+    feedback = args.ses_feedback or os.environ.get("MAILPOOL_SES_FEEDBACK", "on")
+    providers = args.providers or os.environ.get("MAILPOOL_PROVIDERS") or "ses"
+    config = DeployConfig(
+        pool=dataclasses.replace(pool, ses_feedback=feedback == "on"),
+        blobs=BlobConfig.from_env(),
+        providers=tuple(p.strip() for p in providers.split(",") if p.strip()),
+        scheme=args.scheme,
+        certificate_arn=args.certificate_arn or "",
+        kms=args.kms,
+    )
+    doc = template(config)
+    text = template_yaml(doc)
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        await asyncio.to_thread(pathlib.Path(args.output).write_text, text)
+        print(f"wrote {args.output}: {len(doc['Resources'])} resources")
+    return 0
+
+
+async def queues_create(args: argparse.Namespace) -> int:
+    config = pool_config(args)
+    async with SqsClient.from_config(config) as client:
+        shards = await provision(client, config)
+    for shard in shards:
+        print(f"shard {shard.shard}: {shard.url}  dlq: {shard.dlq_url}")
+    state = state_config(config)
+    if state.enabled:
+        async with StateTable(state) as table:
+            done = await table.provision()
+        print(f"state table {state.table}: {done} (on-demand, encrypted, TTL on expires)")
+    blobs = blob_store()
+    if blobs is not None:
+        async with blobs:
+            await blobs.provision()
+        print(
+            f"bucket {blobs.bucket}: bodies under {blobs.config.prefix} expire after "
+            f"{blobs.config.expire_days} days"
+        )
+    return 0
+
+
+async def queues_status(args: argparse.Namespace) -> int:
+    config = pool_config(args)
+    from metrics.exposition import process_registry
+    from metrics.pool import PoolMetrics
+
+    async with QueuePool(config, PoolMetrics(process_registry())) as pool:
+        depths = await pool.depth()
+    print(f"{'shard':>5} {'visible':>9} {'in flight':>9} {'delayed':>9} {'dlq':>9}  queue")
+    for d in depths:
+        print(
+            f"{d.shard:>5} {d.visible:>9} {d.in_flight:>9} {d.delayed:>9} {d.dead_lettered:>9}"
+            f"  {config.queue_name(d.shard)}"
+        )
+    return 0
+
+
+def mailpool_id(body: str, fallback: str) -> str:
+    try:  # the id stays readable in a sealed envelope
+        doc = orjson.loads(body)
+        return str(doc["id"]) if isinstance(doc, dict) and "id" in doc else f"sqs:{fallback}"
+    except orjson.JSONDecodeError:
+        return f"sqs:{fallback}"
+
+
+async def dlq_list(args: argparse.Namespace) -> int:
+    config = pool_config(args)
+    async with SqsClient.from_config(config) as client:
+        letters = await list_dead_letters(client, config, args.limit)
+    print(f"{'shard':>5}  {'id':<40} {'reason':<28} {'receives':>8} {'age':>8}")
+    now = time.time()
+    for letter in letters:
+        age = f"{(now - letter.sent_at) / 60:.0f}m"
+        print(
+            f"{letter.shard:>5}  {mailpool_id(letter.body, letter.message_id):<40} "
+            f"{letter.reason:<28} {letter.receive_count:>8} {age:>8}"
+        )
+    print(f"{len(letters)} dead-lettered message(s)")
+    return 0
+
+
+async def dlq_redrive(args: argparse.Namespace) -> int:
+    config = pool_config(args)
+    async with SqsClient.from_config(config) as client:
+        moved = await redrive(client, config, rate=args.rate, limit=args.limit)
+    print(f"redrove {moved} message(s) to their source shards")
+    return 0
+
+
+async def dlq_purge(args: argparse.Namespace) -> int:
+    if not args.yes:
+        print("mailpool: purging deletes every dead-lettered message; add --yes", file=sys.stderr)
+        return 2
+    config = pool_config(args)
+    async with SqsClient.from_config(config) as client:
+        await purge_dead_letters(client, config)
+    print(f"purged the dead-letter queues of {config.shards} shard(s)")
+    return 0
+
+
+async def keys_new(args: argparse.Namespace) -> int:
+    key, line = new_key(args.name)
+    print(f"key:  {key}")
+    print("      give it to the client (Authorization: Bearer <key>); it is not stored")
+    print(f"line: {line}")
+    print("      append it to the file MAILPOOL_API_KEYS_FILE names")
+    return 0
+
+
+async def keys_encryption(args: argparse.Namespace) -> int:
+    print(new_encryption_key(args.id))
+    print("      put it first in MAILPOOL_ENCRYPTION_KEYS (comma-separated) on intake and senders")
+    return 0
+
+
+async def state_secret(args: argparse.Namespace) -> int:
+    print(new_state_secret())
+    print("      MAILPOOL_STATE_SECRET on every intake (signs ids and unsubscribe links)")
+    return 0
+
+
+def _suppressions(args: argparse.Namespace) -> Suppressions:
+    config = dataclasses.replace(state_config(pool_config(args)), enabled=True)
+    return Suppressions(StateTable(config), cache_s=0.0)
+
+
+async def suppressions_list(args: argparse.Namespace) -> int:
+    suppressions = _suppressions(args)
+    async with suppressions.table:
+        after, shown = None, 0
+        while shown < args.limit:
+            entries, after = await suppressions.page(args.scope, after, min(1000, args.limit))
+            for entry in entries[: args.limit - shown]:
+                doc = entry.document()
+                print(f"{doc['address']}  {doc['reason']}  {doc['created_at']}")
+            shown += len(entries)
+            if after is None:
+                break
+    return 0
+
+
+async def suppressions_add(args: argparse.Namespace) -> int:
+    suppressions = _suppressions(args)
+    entry = Suppression(normalise(args.address), "manual", time.time())
+    async with suppressions.table:
+        await suppressions.add(args.scope, entry)
+    print(f"suppressed {entry.address} for {args.scope}")
+    return 0
+
+
+async def suppressions_remove(args: argparse.Namespace) -> int:
+    suppressions = _suppressions(args)
+    async with suppressions.table:
+        removed = await suppressions.remove(args.scope, args.address)
+    print(f"removed {args.address} from {args.scope}" if removed else "it was not suppressed")
+    return 0 if removed else 1
