@@ -1,6 +1,7 @@
 """Process plumbing: the event loop, signals, and serving an aiohttp app."""
 
 import asyncio
+import os
 import signal
 from collections.abc import Coroutine
 from typing import Any
@@ -8,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from core.health import Health
+from core.settings import SettingError
 
 
 def run(main: Coroutine[Any, Any, int]) -> int:
@@ -39,11 +41,32 @@ async def until_stopped(stop: asyncio.Event, health: Health) -> None:
         died.cancel()
 
 
-async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
-    """Start ``app`` on host:port (0 picks a free port); returns the runner and the port."""
+def cannot_listen(host: str, port: int, setting: str, exc: OSError) -> SettingError:
+    """The one line a process that cannot bind its port exits with: what, and what moves it."""
+    reason = (os.strerror(exc.errno) if exc.errno else str(exc)).lower()
+    return SettingError(f"cannot listen on {host}:{port} ({reason}): {setting} picks another")
+
+
+async def start_site(runner: web.AppRunner, host: str, port: int, setting: str) -> int:
+    """Listen on host:port (0 picks a free port) with ``runner`` (set up); the port bound.
+    A port taken, a host not on this machine: ``SettingError`` naming ``setting``."""
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        raise cannot_listen(host, port, setting, exc) from None
+    return int(runner.addresses[0][1]) if runner.addresses else port
+
+
+async def serve(
+    app: web.Application, host: str, port: int, setting: str = "another port"
+) -> tuple[web.AppRunner, int]:
+    """Start ``app`` on host:port (0 picks a free port); returns the runner and the port.
+    ``setting`` names the variable or flag that moves the port, for the error if it is taken."""
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10.0)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    bound = runner.addresses[0][1] if runner.addresses else port
-    return runner, int(bound)
+    try:
+        bound = await start_site(runner, host, port, setting)
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner, bound

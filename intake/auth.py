@@ -79,7 +79,12 @@ class Authenticator:
         keys = [ApiKey(f"key-{digest(k).hex()[:8]}", digest(k)) for k in raw if k]
         path = env_opt(environ, "MAILPOOL_API_KEYS_FILE")
         if path:
-            keys.extend(_parse_digests(pathlib.Path(path).read_text().splitlines(), path))
+            try:
+                lines = pathlib.Path(path).read_text().splitlines()
+            except OSError as exc:
+                message = f"MAILPOOL_API_KEYS_FILE: cannot read {path} ({exc.strerror})"
+                raise SettingError(message) from None
+            keys.extend(_parse_digests(lines, path))
         digests = env_opt(environ, "MAILPOOL_API_KEY_DIGESTS")
         if digests:
             entries = digests.replace(",", "\n").splitlines()

@@ -64,7 +64,9 @@ class IntakeService:
 
     async def __aenter__(self) -> "IntakeService":
         with acting_as("intake"):  # its pool's tasks and its request handlers inherit it
-            self._runner, self.port = await serve(self.app, self.config.host, self.config.port)
+            self._runner, self.port = await serve(
+                self.app, self.config.host, self.config.port, "MAILPOOL_HTTP_PORT or --port"
+            )
         return self
 
     async def __aexit__(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from core.network import is_loopback
+from core.runtime import start_site
 from core.settings import SettingError, env_float, env_int, env_str
 from localsqs.engine import Engine
 from localsqs.protocol import ENGINE, TABLES, create_app
@@ -23,6 +24,9 @@ log = logging.getLogger(__name__)
 
 #: SQS's default quota per FIFO queue and API action, when throttling is on.
 SQS_FIFO_QUOTA = 300.0
+
+#: What moves the engine's port (for the error when it is taken).
+PORT_SETTING = "MAILPOOL_LOCALSQS_PORT or --port (mailpool dev: --sqs-port)"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -120,9 +124,11 @@ class LocalSqs:
         app = create_app(engine, throttle, tables)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.host, self.config.port)
-        await site.start()
-        port = int(self._runner.addresses[0][1])
+        try:
+            port = await start_site(self._runner, self.config.host, self.config.port, PORT_SETTING)
+        except BaseException:
+            await self._runner.cleanup()
+            raise
         engine.rebase(f"http://{self.config.host}:{port}")
         return port
 

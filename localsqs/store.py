@@ -98,6 +98,11 @@ class DataDirError(RuntimeError):
     """The data directory cannot be opened or written (a full disk, permissions, I/O)."""
 
 
+class DataDirUnusable(DataDirError):
+    """The data directory's path cannot be a directory of this process's: a file stands in
+    the way, or permission is denied. Another directory is the cure, not free space."""
+
+
 def describe(exc: BaseException) -> str:
     """A short cause: SQLite's error name, or the OS error's."""
     name = getattr(exc, "sqlite_errorname", None)
@@ -129,7 +134,9 @@ class Store:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise self._unusable(exc) from exc
+            raise DataDirUnusable(
+                f"localsqs cannot use {self.path.parent} as its data directory: {describe(exc)}"
+            ) from exc
         self._thread = threading.Thread(target=self._run, name="localsqs-store", daemon=True)
         self._thread.start()
         self._ready.wait()

@@ -7,6 +7,8 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from core.runtime import cannot_listen
+
 
 class MaildirHandler:
     """aiosmtpd handler: each DATA becomes one file in ``<path>/new``."""
@@ -40,7 +42,10 @@ class CaptureServer:
 
     async def __aenter__(self) -> "CaptureServer":
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self.session, self.host, self.port)
+        try:
+            self._server = await loop.create_server(self.session, self.host, self.port)
+        except OSError as exc:
+            raise cannot_listen(self.host, self.port, "--smtp-port", exc) from None
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 

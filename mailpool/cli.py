@@ -17,7 +17,7 @@ from core.settings import SettingError
 from intake.auth import Authenticator, check_exposure
 from intake.config import IntakeConfig
 from intake.service import IntakeService
-from localsqs.store import DataDirError
+from localsqs.store import DataDirError, DataDirUnusable
 from mailpool import admin
 from mailpool.configure import blob_store, override, pool_config, state_config
 from pool import aws
@@ -353,11 +353,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     aws.record_calls(os.environ.get("MAILPOOL_AWS_RECORD") or None)
     try:
         return runtime.run(args.handler(args))
-    except DataDirError as exc:
-        print(f"mailpool: {exc}", file=sys.stderr)
-        return 1
+    except DataDirError as exc:  # unusable: exit 2, like any setting; a full disk: 1
+        where = "--sqs-data" if args.command == "dev" else "--data-dir or MAILPOOL_LOCALSQS_DATA"
+        print(f"mailpool: {exc}; {where} picks another directory", file=sys.stderr)
+        return 2 if isinstance(exc, DataDirUnusable) else 1
     except (SettingError, ValueError) as exc:
         print(f"mailpool: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file or directory it was told to use, unreadable or missing
+        print(f"mailpool: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except QueueMissing:
         print(

@@ -66,6 +66,7 @@ class SenderService:
                 metrics_app(self.registry, self.health),
                 self.config.metrics_host,
                 self.config.metrics_port,
+                "MAILPOOL_METRICS_PORT or --metrics-port",
             )
             stack.push_async_callback(runner.cleanup)
             self._task = asyncio.create_task(self.sender.run(), name="sender")

@@ -103,7 +103,9 @@ def load(path: pathlib.Path) -> list[Endpoint]:
     try:
         doc = orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError) as exc:
-        raise SettingError(f"{path}: cannot read it ({type(exc).__name__})") from None
+        raise SettingError(
+            f"MAILPOOL_WEBHOOKS_FILE: cannot read {path} ({type(exc).__name__})"
+        ) from None
     entries = doc.get("endpoints") if isinstance(doc, dict) else None
     if not isinstance(entries, list):
         raise SettingError(f'{path}: expected {{"endpoints": [...]}}')

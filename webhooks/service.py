@@ -86,6 +86,8 @@ class WebhooksService:
                 metrics_app(self.registry, self.health),
                 self.config.metrics_host,
                 self.config.metrics_port,
+                "MAILPOOL_WEBHOOK_METRICS_PORT or --metrics-port "
+                "(mailpool dev: --webhooks-metrics-port)",
             )
             stack.push_async_callback(runner.cleanup)
             dispatcher = self.dispatcher
