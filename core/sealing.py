@@ -16,7 +16,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from core.settings import SettingError
+from core.settings import SettingError, env_opt
 
 NONCE_BYTES = 12
 
@@ -42,7 +42,7 @@ class Keyring:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "Keyring | None":
         """The keyring MAILPOOL_ENCRYPTION_KEYS describes, or None when it is unset."""
-        raw = environ.get("MAILPOOL_ENCRYPTION_KEYS", "").strip()
+        raw = (env_opt(environ, "MAILPOOL_ENCRYPTION_KEYS") or "").strip()
         if not raw:
             return None
         keys = []

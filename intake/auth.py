@@ -75,7 +75,7 @@ class Authenticator:
         mode = env_str(environ, "MAILPOOL_AUTH", "auto")
         if mode not in ("auto", "off"):
             raise SettingError(f"MAILPOOL_AUTH must be auto or off, got {mode!r}")
-        raw = [k.strip() for k in (environ.get("MAILPOOL_API_KEYS") or "").split(",")]
+        raw = [k.strip() for k in (env_opt(environ, "MAILPOOL_API_KEYS") or "").split(",")]
         keys = [ApiKey(f"key-{digest(k).hex()[:8]}", digest(k)) for k in raw if k]
         path = env_opt(environ, "MAILPOOL_API_KEYS_FILE")
         if path:

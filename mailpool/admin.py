@@ -11,7 +11,9 @@ import time
 
 import orjson
 
+from core.catalog import SETTINGS, Setting
 from core.sealing import new_key as new_encryption_key
+from core.settings import env_str
 from intake.auth import new_key
 from mailpool.cloudformation import DeployConfig, template, template_yaml
 from mailpool.configure import blob_store, override, pool_config, state_config
@@ -28,8 +30,8 @@ from state.table import StateTable
 
 async def deploy_template(args: argparse.Namespace) -> int:
     pool = override(PoolConfig.from_env(), prefix=args.prefix, shards=args.shards)
-    feedback = args.ses_feedback or os.environ.get("MAILPOOL_SES_FEEDBACK", "on")
-    providers = args.providers or os.environ.get("MAILPOOL_PROVIDERS") or "ses"
+    feedback = args.ses_feedback or env_str(os.environ, "MAILPOOL_SES_FEEDBACK", "on")
+    providers = args.providers or env_str(os.environ, "MAILPOOL_PROVIDERS", "ses")
     config = DeployConfig(
         pool=dataclasses.replace(pool, ses_feedback=feedback == "on"),
         blobs=BlobConfig.from_env(),
@@ -185,3 +187,57 @@ async def suppressions_remove(args: argparse.Namespace) -> int:
         removed = await suppressions.remove(args.scope, args.address)
     print(f"removed {args.address} from {args.scope}" if removed else "it was not suppressed")
     return 0 if removed else 1
+
+
+PROCESSES = ("intake", "sender", "webhooks", "localaws", "deploy")
+CONFIG_HEADER = """# Configuration
+
+Every setting mailpool reads, from the environment; flags (`mailpool <command> --help`)
+override them, and `mailpool config --process <name>` prints what a process would use, secrets
+masked. AWS settings are read the way botocore reads them: `AWS_ENDPOINT_URL` /
+`AWS_ENDPOINT_URL_<SERVICE>`, `AWS_REGION` / `AWS_DEFAULT_REGION`, and the usual credential
+chain. This page is generated from the one declaration, `core/catalog.py` (`mailpool config
+--markdown`); a test fails when the two differ. Back to the [README](../README.md).
+
+| variable | default | read by | meaning |
+|---|---|---|---|
+"""
+
+
+def _shown(setting: Setting) -> str:
+    if setting.shown:
+        return setting.shown
+    if setting.default is None:
+        return "unset"
+    if isinstance(setting.default, bool):
+        return "true" if setting.default else "false"
+    if isinstance(setting.default, float) and setting.default.is_integer():
+        return str(int(setting.default))
+    return str(setting.default) or "empty"
+
+
+def config_markdown() -> str:
+    """docs/configuration.md, from the declaration."""
+    rows = [
+        f"| `{s.name}` | `{_shown(s)}` | {', '.join(s.readers)} | "
+        f"{s.doc}{' (secret)' if s.secret else ''} |"
+        for s in SETTINGS
+    ]
+    return CONFIG_HEADER + "\n".join(rows) + "\n"
+
+
+async def config_show(args: argparse.Namespace) -> int:
+    """The settings a process reads, as it would see them now (secrets masked)."""
+    if args.markdown:
+        sys.stdout.write(config_markdown())
+        return 0
+    for setting in SETTINGS:
+        wanted = args.process in setting.readers or "every" in setting.readers
+        if not (wanted or args.process == "all"):
+            continue
+        raw = os.environ.get(setting.name)
+        if raw:
+            print(f"{setting.name}={'****' if setting.secret else raw}")
+        else:
+            print(f"{setting.name}={_shown(setting)}  (default)")
+    return 0

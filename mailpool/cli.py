@@ -13,7 +13,7 @@ from core import logs, runtime
 from core.health import Health
 from core.network import is_loopback
 from core.sealing import Keyring
-from core.settings import SettingError
+from core.settings import SettingError, env_opt, env_str
 from intake.auth import Authenticator, check_exposure
 from intake.config import IntakeConfig
 from intake.service import IntakeService
@@ -328,6 +328,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     engine.set_defaults(handler=_localsqs)
 
+    config = commands.add_parser("config", help="the settings a process reads, as it sees them")
+    config.add_argument(
+        "--process",
+        choices=(*admin.PROCESSES, "all"),
+        default="all",
+        help="whose settings (default all)",
+    )
+    config.add_argument(
+        "--markdown",
+        action="store_true",
+        help="the configuration reference (docs/configuration.md)",
+    )
+    config.set_defaults(handler=admin.config_show)
+
     dev = commands.add_parser("dev", help="run the whole local stack in the foreground")
     dev.add_argument("--shards", type=int, help="queues in the pool (MAILPOOL_SHARDS)")
     dev.add_argument("--prefix", help="queue name prefix (MAILPOOL_QUEUE_PREFIX)")
@@ -348,9 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mailpool`` console script."""
     args = build_parser().parse_args(argv)
-    logs.setup(os.environ.get("MAILPOOL_LOG_LEVEL", "INFO"))
+    logs.setup(env_str(os.environ, "MAILPOOL_LOG_LEVEL", "INFO"))
     # The tests' record of every AWS call, held against the IAM policies (mailpool.iam).
-    aws.record_calls(os.environ.get("MAILPOOL_AWS_RECORD") or None)
+    aws.record_calls(env_opt(os.environ, "MAILPOOL_AWS_RECORD"))
     try:
         return runtime.run(args.handler(args))
     except DataDirError as exc:  # unusable: exit 2, like any setting; a full disk: 1

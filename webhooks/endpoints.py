@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from core.events import TYPES
-from core.settings import SettingError, env_opt
+from core.settings import SettingError, env_bool, env_opt
 from webhooks.signing import secret_key
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -124,13 +124,13 @@ def from_env(environ: Mapping[str, str] = os.environ) -> list[Endpoint]:
         endpoints.extend(load(pathlib.Path(path)))
     url = env_opt(environ, "MAILPOOL_WEBHOOK_URL")
     if url:
-        private = (environ.get("MAILPOOL_WEBHOOK_ALLOW_PRIVATE") or "").lower() == "true"
+        private = env_bool(environ, "MAILPOOL_WEBHOOK_ALLOW_PRIVATE", False)
         raw = {
             "name": "default",
             "url": url,
             "allow_http": private,
             "internal": private,
-            "secret": environ.get("MAILPOOL_WEBHOOK_SECRET") or "",
+            "secret": env_opt(environ, "MAILPOOL_WEBHOOK_SECRET") or "",
         }
         endpoints.append(_endpoint(raw, "MAILPOOL_WEBHOOK_URL"))
     return endpoints
