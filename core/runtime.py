@@ -3,7 +3,9 @@
 import asyncio
 import os
 import signal
-from collections.abc import Coroutine
+import sys
+from collections.abc import Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from aiohttp import web
@@ -28,6 +30,27 @@ def stop_event() -> asyncio.Event:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, event.set)
     return event
+
+
+async def run_service(
+    service: AbstractAsyncContextManager[Any], health: Health, started: Callable[[], str]
+) -> int:
+    """Run ``service`` until SIGINT or SIGTERM, or until a task ``health`` watches dies;
+    print ``started()`` once it is up. The process's exit code: 0 after a requested stop, 1
+    after a death (a supervisor restarts the process)."""
+    stop = stop_event()
+    async with service:
+        print(started(), flush=True)
+        await until_stopped(stop, health)
+    return exit_code(health)
+
+
+def exit_code(health: Health) -> int:
+    """0 after a requested stop; 1 when a background task died (a supervisor restarts it)."""
+    if health.ok:
+        return 0
+    print(f"mailpool: {health.failure} died; exiting so that it is restarted", file=sys.stderr)
+    return 1
 
 
 async def until_stopped(stop: asyncio.Event, health: Health) -> None:

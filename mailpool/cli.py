@@ -1,7 +1,6 @@
 """The ``mailpool`` command: queues, intake, sender and the local dev stack."""
 
 import argparse
-import asyncio
 import dataclasses
 import os
 import pathlib
@@ -10,7 +9,6 @@ import time
 from collections.abc import Sequence
 
 from core import logs, runtime
-from core.health import Health
 from core.network import is_loopback
 from core.sealing import Keyring
 from core.settings import SettingError, env_opt, env_str
@@ -32,15 +30,13 @@ async def _intake(args: argparse.Namespace) -> int:
     config = override(IntakeConfig.from_env(), host=args.host, port=args.port)
     auth = Authenticator.from_env()
     check_exposure(auth, config.host)
-    stop = runtime.stop_event()
     pool = pool_config(args)
     service = IntakeService(
         pool, config, auth, Keyring.from_env(), blob_store(), state_config(pool)
     )
-    async with service:
-        print(f"intake listening on {service.url}", flush=True)
-        await runtime.until_stopped(stop, service.health)
-    return _exit_code(service.health)
+    return await runtime.run_service(
+        service, service.health, lambda: f"intake listening on {service.url}"
+    )
 
 
 async def _sender(args: argparse.Namespace) -> int:
@@ -48,27 +44,13 @@ async def _sender(args: argparse.Namespace) -> int:
         SenderConfig.from_env(), concurrency=args.concurrency, metrics_port=args.metrics_port
     )
     provider = make_provider(args.providers)
-    stop = runtime.stop_event()
     pool = pool_config(args)
     service = SenderService(
         pool, config, provider, Keyring.from_env(), blob_store(), state_config(pool)
     )
-    async with service:
-        print(f"sender running; metrics on port {service.metrics_port}", flush=True)
-        waiter = asyncio.ensure_future(stop.wait())
-        worker = asyncio.ensure_future(service.wait())
-        await asyncio.wait([waiter, worker], return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
-    worker.cancel()
-    return _exit_code(service.health)
-
-
-def _exit_code(health: Health) -> int:
-    """0 after a requested stop; 1 when a background task died (a supervisor restarts it)."""
-    if health.ok:
-        return 0
-    print(f"mailpool: {health.failure} died; exiting so that it is restarted", file=sys.stderr)
-    return 1
+    return await runtime.run_service(
+        service, service.health, lambda: f"sender running; metrics on port {service.metrics_port}"
+    )
 
 
 async def _dev(args: argparse.Namespace) -> int:
@@ -106,17 +88,16 @@ async def _webhooks(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    stop = runtime.stop_event()
     pool = pool_config(args)
     service = WebhooksService(pool, config, configured, Keyring.from_env(), state_config(pool))
-    async with service:
-        print(
+    return await runtime.run_service(
+        service,
+        service.health,
+        lambda: (
             f"webhooks running for {len(configured)} endpoint(s); metrics on port "
-            f"{service.metrics_port}",
-            flush=True,
-        )
-        await runtime.until_stopped(stop, service.health)
-    return _exit_code(service.health)
+            f"{service.metrics_port}"
+        ),
+    )
 
 
 async def _webhooks_secret(args: argparse.Namespace) -> int:

@@ -1,8 +1,6 @@
 """WebhooksService: the dispatcher with its pool, HTTP sessions and metrics endpoint."""
 
-import asyncio
 import contextlib
-import types
 from collections.abc import Sequence
 
 import aiohttp
@@ -10,6 +8,7 @@ import aiohttp
 from core.health import Health
 from core.runtime import serve
 from core.sealing import Keyring
+from core.service import BackgroundService
 from metrics.exposition import metrics_app, process_registry
 from metrics.pool import PoolMetrics
 from metrics.state import StateMetrics
@@ -25,7 +24,7 @@ from webhooks.endpoints import Endpoint
 from webhooks.safety import GuardedResolver
 
 
-class WebhooksService:
+class WebhooksService(BackgroundService):
     """Runs a Dispatcher in the background; closing stops it and closes the rest."""
 
     def __init__(
@@ -36,10 +35,10 @@ class WebhooksService:
         keyring: Keyring | None = None,
         state: StateConfig | None = None,
     ) -> None:
+        super().__init__(Health())
         self.config = config
         self.endpoints = list(endpoints)
         self.registry = process_registry()
-        self.health = Health()
         self.pool = QueuePool(pool_config, PoolMetrics(self.registry), self.health)
         enabled = state is not None and state.enabled
         self.state = None
@@ -49,64 +48,47 @@ class WebhooksService:
         self.keyring = keyring
         self.metrics_port = config.metrics_port
         self.dispatcher: Dispatcher | None = None
-        self._stack = contextlib.AsyncExitStack()
-        self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> "WebhooksService":
         with acting_as("webhooks"):  # the tasks it starts inherit it
-            return await self._start()
+            return await super().__aenter__()
 
-    async def _start(self) -> "WebhooksService":
-        async with contextlib.AsyncExitStack() as stack:
-            await stack.enter_async_context(self.pool)
-            if self.state is not None:
-                await stack.enter_async_context(self.state)
-            # Public endpoints resolve through a guard that refuses internal addresses; no
-            # cookies are kept, and nothing is pooled across endpoints' credentials.
-            public = await stack.enter_async_context(
-                aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(resolver=GuardedResolver()),
-                    cookie_jar=aiohttp.DummyCookieJar(),
-                )
+    async def open(self, stack: contextlib.AsyncExitStack) -> None:
+        await stack.enter_async_context(self.pool)
+        if self.state is not None:
+            await stack.enter_async_context(self.state)
+        # Public endpoints resolve through a guard that refuses internal addresses; no
+        # cookies are kept, and nothing is pooled across endpoints' credentials.
+        public = await stack.enter_async_context(
+            aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(resolver=GuardedResolver()),
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
-            internal = await stack.enter_async_context(
-                aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
-            )
-            self.dispatcher = Dispatcher(
-                self.config,
-                self.pool,
-                self.endpoints,
-                self.metrics,
-                public=public,
-                internal=internal,
-                keyring=self.keyring,
-                state=self.state,
-            )
-            runner, self.metrics_port = await serve(
-                metrics_app(self.registry, self.health),
-                self.config.metrics_host,
-                self.config.metrics_port,
-                "MAILPOOL_WEBHOOK_METRICS_PORT or --metrics-port "
-                "(mailpool dev: --webhooks-metrics-port)",
-            )
-            stack.push_async_callback(runner.cleanup)
-            dispatcher = self.dispatcher
-            self._task = asyncio.create_task(dispatcher.run(), name="webhooks")
-            self.health.watch(self._task, "webhooks", may_end=lambda: dispatcher.stopping)
-            self._stack = stack.pop_all()
-        return self
+        )
+        internal = await stack.enter_async_context(
+            aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+        )
+        self.dispatcher = Dispatcher(
+            self.config,
+            self.pool,
+            self.endpoints,
+            self.metrics,
+            public=public,
+            internal=internal,
+            keyring=self.keyring,
+            state=self.state,
+        )
+        runner, self.metrics_port = await serve(
+            metrics_app(self.registry, self.health),
+            self.config.metrics_host,
+            self.config.metrics_port,
+            "MAILPOOL_WEBHOOK_METRICS_PORT or --metrics-port "
+            "(mailpool dev: --webhooks-metrics-port)",
+        )
+        stack.push_async_callback(runner.cleanup)
+        dispatcher = self.dispatcher
+        self.start(dispatcher.run(), "webhooks", lambda: dispatcher.stopping)
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: types.TracebackType | None,
-    ) -> None:
-        try:
-            if self.dispatcher is not None:
-                self.dispatcher.stop()
-            if self._task is not None:
-                # A dispatcher that died was logged (with its traceback) by ``health``.
-                await asyncio.gather(self._task, return_exceptions=True)
-        finally:
-            await self._stack.aclose()
+    def stop(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
