@@ -98,10 +98,12 @@ class Acceptor:
             scope=scope,
         )
         body = envelope.encode(self._keyring)
-        # The pool refuses it too (TooLarge); refused here, before an Idempotency-Key is
-        # claimed or a batch's group is held up by an email that cannot be queued.
-        if len(body) > self._pool.max_inline_bytes and self._pool.blobs is None:
-            raise self._too_large(len(body))
+        # Asked now, before an Idempotency-Key is claimed or a batch's group is held up by
+        # an email that cannot be queued.
+        try:
+            self._pool.admit(len(body))
+        except TooLarge:
+            raise self._too_large(len(body)) from None
         return Prepared(id=message_id, group=message_group(group, message_id), body=body)
 
     def _too_large(self, size: int) -> ApiError:

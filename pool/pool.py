@@ -283,13 +283,20 @@ class QueuePool:
         self._metrics.enqueued(index)
         return Sent(shard=index, message_id=message_id)
 
-    async def _offload(self, message: Outgoing, size: int) -> Outgoing:
-        """Put ``message``'s body in S3; the message with a pointer in its place."""
-        if self.blobs is None:
+    def admit(self, size: int) -> None:
+        """``TooLarge`` when a body of ``size`` bytes cannot be queued: past
+        ``max_inline_bytes`` with no S3 bucket to carry it. The one size check: ``send``
+        makes it, and intake asks it before any work is done for such an email."""
+        if size > self.max_inline_bytes and self.blobs is None:
             raise TooLarge(
                 f"the message is {size} bytes; the queue takes at most {self.max_inline_bytes} "
                 "and no S3 bucket (MAILPOOL_S3_BUCKET) is configured for larger ones"
             )
+
+    async def _offload(self, message: Outgoing, size: int) -> Outgoing:
+        """Put ``message``'s body in S3; the message with a pointer in its place."""
+        self.admit(size)
+        assert self.blobs is not None  # admitted past the inline limit: there is a bucket
         pointer = Pointer(self.blobs.bucket, self.blobs.key_for(message.dedup_id), size)
         try:
             await self.blobs.put(pointer.key, message.body.encode())
