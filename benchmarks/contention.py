@@ -24,8 +24,7 @@ import aiohttp
 
 from benchmarks.engines import engine_process, free_port
 from benchmarks.processes import child, local_credentials, mailpool_env
-from benchmarks.state import EMAIL, _provision, _state_env, _table
-from pool.config import PoolConfig
+from benchmarks.state import EMAIL, _state_env, fresh_stack
 
 MIXES = (0.0, 0.1, 0.5)
 
@@ -92,15 +91,7 @@ async def _drive(urls: list[str], rate: float, seconds: float, share: float, bur
 
 def measure(endpoint: str, args: argparse.Namespace, share: float) -> Mix:
     """One mix on two fresh intakes over a fresh pool and table."""
-    config = PoolConfig(
-        prefix=f"c{uuid.uuid4().hex[:6]}",
-        shards=4,
-        endpoint_url=endpoint,
-        region="us-east-1",
-        events=False,
-    )
-    asyncio.run(_provision(config))
-    asyncio.run(_table(endpoint, config.prefix))
+    config = fresh_stack(endpoint, "c")
     ports = [free_port(), free_port()]
     state = _state_env(True, config.prefix)
     common = mailpool_env(endpoint, config.prefix, 4, MAILPOOL_EVENTS="off", **state)

@@ -55,6 +55,22 @@ def _state_env(on: bool, prefix: str) -> dict[str, str]:
     }
 
 
+def fresh_stack(endpoint: str, tag: str, shards: int = 4, *, queues: bool = True) -> PoolConfig:
+    """A pool of its own on ``endpoint`` (events off), its queues made unless ``queues`` is
+    off (a benchmark that fills them makes them), and its state table."""
+    config = PoolConfig(
+        prefix=f"{tag}{uuid.uuid4().hex[:6]}",
+        shards=shards,
+        endpoint_url=endpoint,
+        region="us-east-1",
+        events=False,
+    )
+    if queues:
+        asyncio.run(_provision(config))
+    asyncio.run(_table(endpoint, config.prefix))
+    return config
+
+
 async def _table(endpoint: str, prefix: str) -> None:
     config = StateConfig(
         enabled=True, table=f"{prefix}-state", endpoint_url=endpoint, region="us-east-1"
@@ -74,15 +90,8 @@ def _state_calls(metrics_port: int) -> float:
 
 def sender_rate(endpoint: str, sink_port: int, messages: int, on: bool) -> tuple[float, float]:
     """Messages/s of one sender emptying a pool of ``messages``; store calls per message."""
-    config = PoolConfig(
-        prefix=f"s{uuid.uuid4().hex[:6]}",
-        shards=4,
-        endpoint_url=endpoint,
-        region="us-east-1",
-        events=False,
-    )
+    config = fresh_stack(endpoint, "s", queues=False)
     asyncio.run(fill(config, messages))
-    asyncio.run(_table(endpoint, config.prefix))
     metrics_port = free_port()
     env = mailpool_env(
         endpoint,
@@ -122,15 +131,7 @@ async def _post_all(url: str, count: int, concurrency: int) -> float:
 def end_to_end(endpoint: str, sink_port: int, requests: int, on: bool) -> tuple[float, float]:
     """Emails/s from the first keyed POST to the last delivery through one intake and one
     sender; and both processes' DynamoDB calls per email."""
-    config = PoolConfig(
-        prefix=f"e{uuid.uuid4().hex[:6]}",
-        shards=4,
-        endpoint_url=endpoint,
-        region="us-east-1",
-        events=False,
-    )
-    asyncio.run(_provision(config))
-    asyncio.run(_table(endpoint, config.prefix))
+    config = fresh_stack(endpoint, "e")
     port, metrics_port = free_port(), free_port()
     common = mailpool_env(
         endpoint, config.prefix, 4, MAILPOOL_EVENTS="off", **_state_env(on, config.prefix)
@@ -156,15 +157,7 @@ def end_to_end(endpoint: str, sink_port: int, requests: int, on: bool) -> tuple[
 
 def intake_rate(endpoint: str, requests: int, on: bool) -> float:
     """Keyed requests/s one intake accepts with the state store on or off."""
-    config = PoolConfig(
-        prefix=f"i{uuid.uuid4().hex[:6]}",
-        shards=4,
-        endpoint_url=endpoint,
-        region="us-east-1",
-        events=False,
-    )
-    asyncio.run(_provision(config))
-    asyncio.run(_table(endpoint, config.prefix))
+    config = fresh_stack(endpoint, "i")
     port = free_port()
     env = mailpool_env(
         endpoint,
@@ -208,15 +201,7 @@ async def _readable(url: str, count: int) -> tuple[int, list[float]]:
 
 def readability(endpoint: str, sink_port: int, count: int) -> tuple[int, float, float]:
     """(of ``count``, readable at once; median and worst seconds until the first outcome)."""
-    config = PoolConfig(
-        prefix=f"r{uuid.uuid4().hex[:6]}",
-        shards=2,
-        endpoint_url=endpoint,
-        region="us-east-1",
-        events=False,
-    )
-    asyncio.run(_provision(config))
-    asyncio.run(_table(endpoint, config.prefix))
+    config = fresh_stack(endpoint, "r", shards=2)
     port = free_port()
     state = _state_env(True, config.prefix)
     common = mailpool_env(endpoint, config.prefix, 2, MAILPOOL_EVENTS="off", **state)

@@ -48,10 +48,11 @@ def _table(text: str) -> tuple[Setting, ...]:
     for line in text.strip().splitlines():
         name, kind, default, readers, doc, *shown = (cell.strip() for cell in line.split(" | "))
         kind, _, secret = kind.partition(" ")
+        value = _value(kind, default)
+        hidden = secret == "secret"
         settings.append(
-            Setting(name, kind, _value(kind, default), tuple(readers.split()), doc,
-                    secret == "secret", shown[0] if shown else "")
-        )  # fmt: skip
+            Setting(name, kind, value, tuple(readers.split()), doc, hidden, "".join(shown))
+        )
     return tuple(settings)
 
 
