@@ -92,3 +92,14 @@ class DynamoError(Exception):
         if self.reasons is not None:
             body["CancellationReasons"] = self.reasons
         return body
+
+
+class S3Error(Exception):
+    """An S3 error: its code, message and HTTP status, and the fields S3 adds (Key, ...)."""
+
+    def __init__(self, code: str, message: str, status: int = 400, **fields: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.fields = fields

@@ -13,12 +13,13 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from localsqs import dynamo
+from localsqs import dynamo, s3
 from localsqs import params as p
 from localsqs.checksums import md5_of_attributes, md5_of_body
 from localsqs.engine import Engine, SendEntry
 from localsqs.errors import DynamoError, SqsError, invalid
 from localsqs.messages import Row, Stored
+from localsqs.objects import Objects
 from localsqs.queues import Queue
 from localsqs.tables import Tables
 from localsqs.throttle import Throttle
@@ -399,12 +400,16 @@ STORE_FAILED = SqsError(
 )
 
 
-def create_app(engine: Engine, throttle: Throttle, tables: Tables) -> web.Application:
-    """The localsqs HTTP application: SQS and the DynamoDB subset on one endpoint."""
+def create_app(
+    engine: Engine, throttle: Throttle, tables: Tables, objects: Objects
+) -> web.Application:
+    """The localsqs HTTP application: SQS, the DynamoDB subset and the S3 subset on one
+    endpoint (S3 path-style: ``/bucket/key``)."""
     app = web.Application(client_max_size=4 * 1024 * 1024)
     app[ENGINE] = engine
     app[TABLES] = tables
     app[THROTTLE] = throttle
     app.router.add_post("/", handle)
     app.router.add_post("/{tail:.*}", handle)
+    s3.routes(app, objects)
     return app

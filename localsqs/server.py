@@ -15,7 +15,9 @@ from core.network import is_loopback
 from core.runtime import start_site
 from core.settings import SettingError, env_float, env_int, env_str
 from localsqs.engine import Engine
+from localsqs.objects import Objects
 from localsqs.protocol import ENGINE, TABLES, create_app
+from localsqs.s3 import OBJECTS
 from localsqs.store import Durability, Store
 from localsqs.tables import Tables
 from localsqs.throttle import Throttle
@@ -120,8 +122,14 @@ class LocalSqs:
         await engine.start()
         tables = Tables(self.store, region=self.config.region, account=self.config.account)
         await tables.start()
+        objects = Objects(
+            self.store,
+            self.config.data_dir / "objects",
+            sync=self.config.durability == "fsync",
+        )
+        await objects.start()
         throttle = Throttle(self.config.throttle, self.config.entry_faults)
-        app = create_app(engine, throttle, tables)
+        app = create_app(engine, throttle, tables, objects)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         try:
@@ -143,6 +151,9 @@ class LocalSqs:
             expired = await self._runner.app[TABLES].sweep()
             if expired:
                 log.info("deleted items past their TTL", extra={"count": expired})
+            gone = await self._runner.app[OBJECTS].sweep()
+            if gone:
+                log.info("deleted objects their lifecycle expired", extra={"count": gone})
 
     async def __aexit__(
         self,

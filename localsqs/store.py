@@ -81,6 +81,23 @@ CREATE TABLE IF NOT EXISTS ddb_items (
     PRIMARY KEY (tbl, pk, sk)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ddb_expiry ON ddb_items (expires) WHERE expires IS NOT NULL;
+CREATE TABLE IF NOT EXISTS s3_buckets (
+    name TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    lifecycle TEXT
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS s3_objects (
+    bucket TEXT NOT NULL,
+    key TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    checksum TEXT,
+    encryption TEXT,
+    modified REAL NOT NULL,
+    file TEXT NOT NULL,
+    PRIMARY KEY (bucket, key)
+) WITHOUT ROWID;
 """
 
 _MAX_GROUP = 512

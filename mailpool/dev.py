@@ -16,6 +16,7 @@ from intake.config import IntakeConfig
 from intake.service import IntakeService
 from localsqs.server import LocalSqs, LocalSqsConfig
 from mailpool.capture import CaptureServer, MaildirHandler
+from pool.blobs import BlobConfig, BlobStore
 from pool.config import PoolConfig
 from pool.pool import QueuePool, depth_total
 from pool.provision import provision
@@ -35,6 +36,10 @@ from webhooks.signing import new_secret, secret_key
 log = logging.getLogger(__name__)
 
 REGION = "us-east-1"
+
+
+#: The local stack's bucket for large emails, on the embedded engine.
+BODY_BUCKET = "mailpool-bodies"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -98,7 +103,8 @@ def _banner(
             f"  sender   metrics at http://127.0.0.1:{sender.metrics_port}/metrics",
             f"  SQS      {sqs.url}  (localsqs, data in {sqs.config.data_dir}/; queues "
             f"{pool.queue_name(0)} .. {pool.queue_name(pool.shards - 1)}, each with a DLQ; "
-            f"DynamoDB table {pool.prefix}-state on the same endpoint)",
+            f"DynamoDB table {pool.prefix}-state and S3 bucket {BODY_BUCKET} for large emails "
+            "on the same endpoint)",
             f"  SMTP     127.0.0.1:{smtp.port} -> Maildir {smtp.handler.path}/",
             f"  webhooks {receiver.url} (signed, verified) -> {receiver.path}; dispatcher "
             f"metrics at http://127.0.0.1:{hooks.metrics_port}/metrics",
@@ -140,6 +146,10 @@ async def run_dev(
         )
         async with StateTable(state) as table:
             await table.provision()
+        # Emails larger than a queue message go to a bucket on the same engine, as on AWS.
+        bodies = BlobConfig(bucket=BODY_BUCKET, endpoint_url=sqs.url, region=REGION)
+        async with BlobStore(bodies) as blobs:
+            await blobs.provision()
         handler = MaildirHandler(dev.outbox)
         smtp = await stack.enter_async_context(CaptureServer(handler, port=dev.smtp_port))
         secret = new_secret()  # a fresh one each run: only this receiver knows it
@@ -152,8 +162,10 @@ async def run_dev(
             WebhooksService(pool_config, hooks_config, [local], state=state)
         )
         provider = SmtpProvider(SmtpConfig(host="127.0.0.1", port=smtp.port))
-        async with SenderService(pool_config, sender_config, provider, state=state) as sender:
-            intake = IntakeService(pool_config, intake_config, state=state)
+        async with SenderService(
+            pool_config, sender_config, provider, blobs=BlobStore(bodies), state=state
+        ) as sender:
+            intake = IntakeService(pool_config, intake_config, blobs=BlobStore(bodies), state=state)
             async with intake:
                 print(_banner(intake, sender, sqs, smtp, hooks, receiver), flush=True)
                 await stop.wait()

@@ -1,6 +1,9 @@
 """`mailpool dev` as a user runs it: a real process, a real curl-like POST, mail in Maildir."""
 
 import asyncio
+import base64
+import email
+import email.policy
 import os
 import pathlib
 import re
@@ -17,6 +20,12 @@ EXAMPLE = {
     "to": "bob@example.test",
     "subject": "Hello from mailpool",
     "text": "It works.",
+}
+PDF = os.urandom(9 * 1024 * 1024)  # 9 MiB: about 12 MB as queued, far past a queue message
+LARGE = {
+    **EXAMPLE,
+    "subject": "the report",
+    "attachments": [{"filename": "report.pdf", "content": base64.b64encode(PDF).decode()}],
 }
 
 
@@ -45,9 +54,13 @@ async def test_dev_stack_delivers_to_the_outbox_and_stops_cleanly(tmp_path: path
             async with http.post(f"{intake}/v1/emails", json=EXAMPLE) as response:
                 assert response.status == 202
                 message_id = (await response.json())["id"]
-            for i in range(3):
+            for i in range(2):
                 async with http.post(f"{intake}/v1/emails", json={**EXAMPLE, "text": f"{i}"}):
                     pass
+            # Larger than a queue message: it travels through the engine's S3 bucket.
+            async with http.post(f"{intake}/v1/emails", json=LARGE) as response:
+                assert response.status == 202, await response.text()
+                large_id = (await response.json())["id"]
         outbox = tmp_path / "var" / "outbox" / "new"
         await until(lambda: outbox.exists() and len(list(outbox.iterdir())) >= 1, 20)
         first = b"".join(p.read_bytes() for p in outbox.iterdir())
@@ -62,6 +75,14 @@ async def test_dev_stack_delivers_to_the_outbox_and_stops_cleanly(tmp_path: path
             return [d["data"]["email_id"] for d in docs if d["type"] == "email.sent"]
 
         await until(lambda: message_id in sent_events(), 20)
+        await until(lambda: large_id in sent_events(), 30)
+        [large] = [
+            email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+            for p in outbox.iterdir()
+            if large_id.encode() in p.read_bytes()[:4096]
+        ]
+        [attached] = list(large.iter_attachments())  # type: ignore[attr-defined]
+        assert attached.get_content() == PDF
         process.send_signal(signal.SIGINT)
         async with asyncio.timeout(30):
             out, err = await process.communicate()

@@ -121,3 +121,24 @@ async def test_a_restart_keeps_queues_and_attributes(engine: Engine) -> None:
         attributes = await sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])
     assert attributes["Attributes"]["VisibilityTimeout"] == "17"
     assert (engine.data_dir / "localsqs.db").is_file()
+
+
+async def test_an_acknowledged_object_survives_kill_9(engine: Engine) -> None:
+    url = await engine.start()
+    config = AioConfig(s3={"addressing_style": "path"}, retries={"total_max_attempts": 1})
+    data = bytes(range(256)) * 4096  # 1 MiB
+    async with get_session().create_client(
+        "s3", region_name="us-east-1", endpoint_url=url, config=config,
+        aws_access_key_id="k", aws_secret_access_key="s",
+    ) as s3:  # fmt: skip
+        await s3.create_bucket(Bucket="bodies")
+        await s3.put_object(Bucket="bodies", Key="b1", Body=data)
+    await engine.kill()
+    url = await engine.start()
+    async with get_session().create_client(
+        "s3", region_name="us-east-1", endpoint_url=url, config=config,
+        aws_access_key_id="k", aws_secret_access_key="s",
+    ) as s3:  # fmt: skip
+        got = await s3.get_object(Bucket="bodies", Key="b1")
+        async with got["Body"] as stream:
+            assert await stream.read() == data
