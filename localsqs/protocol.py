@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from localsqs import dynamo, s3
+from localsqs import dynamo, metrics, s3
 from localsqs import params as p
 from localsqs.checksums import md5_of_attributes, md5_of_body
 from localsqs.engine import Engine, SendEntry
@@ -411,5 +411,6 @@ def create_app(
     app[THROTTLE] = throttle
     app.router.add_post("/", handle)
     app.router.add_post("/{tail:.*}", handle)
+    metrics.routes(app, engine.store.path, objects)
     s3.routes(app, objects)
     return app

@@ -220,3 +220,33 @@ def test_aws_cli_copies_up_and_down_byte_identical(
             env=env, capture_output=True, text=True, check=True, timeout=120,
         )  # fmt: skip
     assert back.read_bytes() == source.read_bytes()
+
+
+async def test_the_engine_tells_how_much_disk_its_objects_take(
+    s3: Any, bucket: str, endpoint: str | None, engine: str
+) -> None:
+    if engine != "localsqs":
+        pytest.skip("the embedded engine's own metrics")
+
+    async def scrape() -> dict[str, float]:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{endpoint}/_localsqs/metrics") as answer,
+        ):
+            text = await answer.text()
+        return {
+            line.split(" ")[0]: float(line.split(" ")[1])
+            for line in text.splitlines()
+            if line.startswith("localsqs_")
+        }
+
+    before = await scrape()
+    await s3.put_object(Bucket=bucket, Key="a", Body=b"x" * 100_000)
+    during = await scrape()
+    await s3.delete_object(Bucket=bucket, Key="a")
+    after = await scrape()
+    objects = 'localsqs_data_bytes{part="objects"}'
+    assert during[objects] - before[objects] == 100_000
+    assert during["localsqs_objects"] == before["localsqs_objects"] + 1
+    assert after[objects] == before[objects]  # a deleted object's bytes are gone
+    assert during['localsqs_data_bytes{part="database"}'] > 0

@@ -13,6 +13,7 @@ import pytest
 
 from localsqs.server import LocalSqs, LocalSqsConfig
 from mailpool.cli import main
+from pool.blobs import BlobConfig, BlobMissing, BlobStore
 from pool.config import PoolConfig
 from pool.errors import Unavailable
 from pool.messages import Outgoing
@@ -75,3 +76,24 @@ async def _touch_engine(data: pathlib.Path) -> None:
         SqsClient.from_config(PoolConfig(endpoint_url=engine.url)) as sqs,
     ):
         await sqs.create_queue("made.fifo", {"FifoQueue": "true"})
+
+
+async def test_an_object_on_a_full_disk_fails_clearly_stores_nothing_and_then_works(
+    small_disk: pathlib.Path,
+) -> None:
+    config = LocalSqsConfig(port=0, data_dir=small_disk / "sqs", durability="fsync")
+    async with LocalSqs(config) as engine:
+        blobs = BlobConfig(bucket="bodies", endpoint_url=engine.url, region="us-east-1")
+        async with BlobStore(blobs) as store:
+            await store.provision()
+            filler = fill(small_disk)
+            async with asyncio.timeout(10):  # an answer, never a hang
+                with pytest.raises(Unavailable) as failed:
+                    await store.put("big", b"x" * 2_000_000)
+            assert failed.value.code == "InternalError"
+            with pytest.raises(BlobMissing):  # nothing half-stored under the key
+                await store.get("bodies", "big")
+            assert [p for p in (small_disk / "sqs" / "objects").iterdir()] == []
+            filler.unlink()
+            await store.put("big", b"x" * 2_000_000)
+            assert await store.get("bodies", "big") == b"x" * 2_000_000
