@@ -134,7 +134,7 @@ MAILPOOL_WEBHOOK_COOLDOWN | float | 30.0 | webhooks | seconds an endpoint's circ
 MAILPOOL_WEBHOOK_METRICS_HOST | str | 127.0.0.1 | webhooks | the dispatcher's `/metrics`, `/healthz`, `/readyz` address
 MAILPOOL_WEBHOOK_METRICS_PORT | int | 9102 | webhooks | the dispatcher's `/metrics`, `/healthz`, `/readyz` port
 MAILPOOL_WEBHOOK_SCHEDULE | str | '' | webhooks | seconds before each retry of a failed endpoint (about a day); then the events DLQ | 5,300,1800,7200,18000,36000,36000
-MAILPOOL_WEBHOOK_SECRET | str secret | - | webhooks | that endpoint's Standard Webhooks secret (`whsec_…`)
+MAILPOOL_WEBHOOK_SECRET | str secret | - | webhooks | that endpoint's Standard Webhooks secret (`whsec_…`); several, space-separated and the current one first, while it is rotated (each signs)
 MAILPOOL_WEBHOOK_TIMEOUT | float | 10.0 | webhooks | seconds one webhook attempt may take
 MAILPOOL_WEBHOOK_URL | str | - | webhooks | one endpoint for every event, from the environment alone
 """)

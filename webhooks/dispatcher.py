@@ -238,7 +238,7 @@ class Dispatcher:
             return "refused"
         session = self._internal if endpoint.internal else self._public
         headers = {
-            **signing.headers(endpoint.key, event_id, body),
+            **signing.headers(endpoint.key, event_id, body, previous=endpoint.previous),
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
         }

@@ -12,7 +12,9 @@ default: all) filter; ``allow_http`` permits a plain-HTTP URL and ``internal`` p
 loopback, private, link-local and cloud-metadata addresses (both off by default). The
 simplest setup, one endpoint for every event, comes from the environment alone:
 ``MAILPOOL_WEBHOOK_URL``, ``MAILPOOL_WEBHOOK_SECRET`` and, for local use and tests,
-``MAILPOOL_WEBHOOK_ALLOW_PRIVATE=true`` (plain HTTP and internal addresses).
+``MAILPOOL_WEBHOOK_ALLOW_PRIVATE=true`` (plain HTTP and internal addresses). A ``secret``
+may name several, space-separated, the current one first: requests are then signed with
+each, so an endpoint's secret is rotated without a moment where its receiver refuses them.
 """
 
 import os
@@ -27,7 +29,7 @@ import orjson
 
 from core.events import TYPES
 from core.settings import SettingError, env_bool, env_opt
-from webhooks.signing import secret_key
+from webhooks.signing import secret_keys
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
@@ -45,6 +47,8 @@ class Endpoint:
     keys: frozenset[str] | None = None
     allow_http: bool = False
     internal: bool = False
+    #: Keys of secrets being rotated out: requests are signed with these too.
+    previous: tuple[bytes, ...] = ()
 
     def wants(self, event_type: str, scope: str | None) -> bool:
         """Whether an event of ``event_type`` about an email sent with ``scope`` is for it."""
@@ -71,7 +75,7 @@ def _endpoint(raw: Any, where: str) -> Endpoint:
     if parts.scheme == "http" and not allow_http:
         raise SettingError(f"{where} ({name}): plain http needs allow_http (HTTPS only otherwise)")
     try:
-        key = secret_key(secret if isinstance(secret, str) else "")
+        key, *previous = secret_keys(secret if isinstance(secret, str) else "")
     except ValueError as exc:
         raise SettingError(f"{where} ({name}): secret: {exc}") from None
     events, keys = _filters(raw, f"{where} ({name})")
@@ -83,6 +87,7 @@ def _endpoint(raw: Any, where: str) -> Endpoint:
         keys=keys,
         allow_http=allow_http,
         internal=raw.get("internal", False) is True,
+        previous=tuple(previous),
     )
 
 

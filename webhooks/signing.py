@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 PREFIX = "whsec_"
 #: How far a receiver's clock may be from the signature's timestamp.
@@ -45,14 +45,32 @@ def signature(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
-def headers(key: bytes, message_id: str, body: bytes, now: float | None = None) -> dict[str, str]:
-    """The three headers that sign ``body`` as message ``message_id``."""
+def headers(
+    key: bytes,
+    message_id: str,
+    body: bytes,
+    now: float | None = None,
+    previous: Sequence[bytes] = (),
+) -> dict[str, str]:
+    """The three headers that sign ``body`` as message ``message_id``: one signature with
+    ``key`` and one with each ``previous`` key (a secret being rotated out), space-separated
+    as Standard Webhooks allows, so a receiver with either secret verifies it."""
     timestamp = int(time.time() if now is None else now)
+    signatures = [signature(k, message_id, timestamp, body) for k in (key, *previous)]
     return {
         "webhook-id": message_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature(key, message_id, timestamp, body),
+        "webhook-signature": " ".join(signatures),
     }
+
+
+def secret_keys(secrets: str) -> tuple[bytes, ...]:
+    """The keys of one or more ``whsec_`` secrets separated by spaces or commas (the first
+    is the current one; the others are being rotated out); ValueError when one is not."""
+    keys = tuple(secret_key(part) for part in secrets.replace(",", " ").split())
+    if not keys:
+        raise ValueError("a webhook secret starts with whsec_")
+    return keys
 
 
 def verify(key: bytes, received: Mapping[str, str], body: bytes, now: float | None = None) -> str:

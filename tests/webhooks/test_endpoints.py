@@ -9,7 +9,7 @@ import pytest
 from core.settings import SettingError
 from webhooks import endpoints
 from webhooks.safety import GuardedResolver, RefusedAddress, forbidden, literal_refused
-from webhooks.signing import new_secret
+from webhooks.signing import new_secret, secret_key
 
 SECRET = new_secret()
 
@@ -88,3 +88,15 @@ async def test_the_guarded_resolver_refuses_a_name_that_resolves_inside() -> Non
             await resolver.resolve("localhost", 443, socket.AF_INET)
     finally:
         await resolver.close()
+
+
+def test_an_endpoint_secret_being_rotated_keeps_the_old_key_to_sign_with_too() -> None:
+    new, old = new_secret(), new_secret()
+    [endpoint] = endpoints.from_env(
+        {
+            "MAILPOOL_WEBHOOK_URL": "https://hooks.example.test/x",
+            "MAILPOOL_WEBHOOK_SECRET": f"{new} {old}",
+        }
+    )
+    assert endpoint.key == secret_key(new)
+    assert endpoint.previous == (secret_key(old),)

@@ -43,3 +43,17 @@ def test_mailpool_verifies_what_the_reference_library_signs() -> None:
 def test_a_malformed_secret_is_refused(secret: str) -> None:
     with pytest.raises(ValueError, match="secret"):
         signing.secret_key(secret)
+
+
+def test_a_secret_being_rotated_signs_with_both_so_either_receiver_verifies() -> None:
+    new, old = signing.new_secret(), signing.new_secret()
+    key, *previous = signing.secret_keys(f"{new} {old}")
+    body = orjson.dumps({"type": "email.sent", "id": "evt_2", "data": {"email_id": "e2"}})
+    headers = signing.headers(key, "evt_2", body, previous=previous)
+    assert len(headers["webhook-signature"].split()) == 2
+    for secret in (new, old):  # the receiver may switch at any moment of the rotation
+        assert Webhook(secret).verify(body, headers)["id"] == "evt_2"
+    with pytest.raises(WebhookVerificationError):
+        Webhook(signing.new_secret()).verify(body, headers)
+    with pytest.raises(ValueError, match="whsec_"):
+        signing.secret_keys(f"{new} not-a-secret")
