@@ -216,10 +216,11 @@ class Acceptor:
         until = time.monotonic() + budget
         request = digest(doc)
         decision = await self._claim(scope, key, request, prepared.id, budget)
-        email_id: str | None = None if decision.enqueue else decision.email_id
+        if not decision.enqueue:  # already accepted: so are the copies waiting on this one
+            self._idempotency.settle(decision, decision.email_id)
+            return decision.email_id
+        email_id: str | None = None
         try:
-            if email_id is not None:
-                return email_id
             if decision.email_id != prepared.id:  # taking over an abandoned claim: its id
                 prepared = self.prepare(doc, key, scope, decision.email_id)
             email_id = await self.send(prepared, until - time.monotonic())
