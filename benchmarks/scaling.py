@@ -18,12 +18,12 @@ import time
 import uuid
 from contextlib import suppress
 
+from aws.errors import AwsError
 from benchmarks.engines import engine_process
 from benchmarks.processes import local_credentials
 from metrics.exposition import process_registry
 from metrics.pool import PoolMetrics
 from pool.config import PoolConfig
-from pool.errors import PoolError
 from pool.messages import Outgoing
 from pool.pool import QueuePool
 from pool.provision import provision
@@ -52,7 +52,7 @@ async def drive(endpoint: str, shards: int, seconds: float, senders: int) -> flo
             while time.monotonic() < until:
                 group = f"{worker}-{n}"
                 n += 1
-                with suppress(PoolError):
+                with suppress(AwsError):
                     await pool.send(Outgoing(body="x" * 512, group=group, dedup_id=group))
                     acked += 1
 

@@ -63,6 +63,7 @@ MAILPOOL_API_KEYS_FILE | str | - | intake | a file of `name:sha256-hex` lines, o
 MAILPOOL_API_KEY_DIGESTS | str | - | intake | those `name:sha256-hex` lines, comma-separated: what a secret store hands a task
 MAILPOOL_AUTH | str | auto | intake | `off`: no key checks at all, any listen address (an upstream proxy authenticates)
 MAILPOOL_AWS_RECORD | str | - | every | a file to which every process appends each AWS call it makes (`make test` holds the IAM roles to it)
+MAILPOOL_AWS_WIRE | str | lean | every | `botocore`: every hot AWS call through aiobotocore (the reference, an escape hatch) instead of mailpool's lean wire
 MAILPOOL_BACKOFF | int | 5 | sender | seconds before a transient failure is retried; doubles per receive
 MAILPOOL_CONCURRENCY | int | 64 | sender | messages in flight per sender process (across shards)
 MAILPOOL_DELAY_BUDGET | float | 600.0 | sender | seconds a message may wait out provider throttling before it counts as a failed attempt

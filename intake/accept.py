@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from aws.errors import AwsError, NoAnswer, Overloaded, Rejected, TooLarge
 from core.attachments import EmailLimits
 from core.envelope import (
     Email,
@@ -23,7 +24,6 @@ from intake.auth import ANONYMOUS
 from intake.errors import ApiError
 from intake.ids import idempotent_id, new_id
 from metrics.intake import IntakeMetrics
-from pool.errors import NoAnswer, Overloaded, PoolError, Rejected, TooLarge
 from pool.messages import Outgoing
 from pool.pool import QueuePool
 from state.idempotency import Conflict, Decision, Idempotency, digest
@@ -183,7 +183,7 @@ class Acceptor:
             self._metrics.refused("rejected_by_queue")
             log.warning("queue rejected message", extra={"id": prepared.id, "code": exc.code})
             raise ApiError(422, "rejected_by_queue", "the queue refused the email") from None
-        except PoolError as exc:
+        except AwsError as exc:
             self._metrics.refused("unavailable")
             log.warning(
                 "queue unavailable",
@@ -238,7 +238,7 @@ class Acceptor:
         assert self._idempotency is not None
         try:
             await self._idempotency.accepted(scope, key, decision, request)
-        except PoolError as exc:
+        except AwsError as exc:
             log.warning(
                 "could not mark an idempotency key accepted",
                 extra={"id": decision.email_id, "error": type(exc).__name__},
@@ -263,7 +263,7 @@ class Acceptor:
                 f"this Idempotency-Key was used for a different request (email {exc.email_id})",
                 "Idempotency-Key",
             ) from None
-        except PoolError as exc:
+        except AwsError as exc:
             self._metrics.refused("unavailable")
             log.warning("state store unavailable", extra={"error": type(exc).__name__})
             raise ApiError(

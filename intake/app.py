@@ -9,6 +9,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from aws.errors import AwsError
 from core.sealing import Keyring
 from intake import records
 from intake.accept import Acceptor
@@ -20,7 +21,6 @@ from intake.openapi import openapi_document
 from intake.quota import Grant, Quotas
 from metrics.exposition import metrics_handler
 from metrics.intake import IntakeMetrics
-from pool.errors import PoolError
 from pool.pool import QueuePool
 from state.store import State
 from state.tokens import Signer
@@ -163,7 +163,7 @@ async def readyz(request: web.Request) -> web.Response:
         return json_response({"status": "failed", "error": {"code": "component_failed"}}, 503)
     try:
         await pool.check()
-    except PoolError as exc:
+    except AwsError as exc:
         log.warning("not ready", extra={"error": type(exc).__name__})
         return json_response(
             {"status": "unavailable", "error": {"code": "queues_unreachable"}}, 503

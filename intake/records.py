@@ -7,12 +7,12 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from aws.errors import AwsError
 from core import events as ev
 from core.addresses import AddressError
 from core.events import Event, Recipient
 from core.sealing import Keyring
 from intake.errors import ApiError, json_response
-from pool.errors import PoolError
 from pool.messages import Outgoing
 from pool.pool import QueuePool
 from state import status
@@ -40,7 +40,7 @@ def _state(request: web.Request) -> State:
     return state
 
 
-def _unavailable(exc: PoolError) -> ApiError:
+def _unavailable(exc: AwsError) -> ApiError:
     log.warning("state store unavailable", extra={"error": type(exc).__name__})
     return ApiError(503, "unavailable", "the state store did not answer; retry", retry_after=1)
 
@@ -57,7 +57,7 @@ async def get_email(request: web.Request, scope: str) -> web.Response:
         raise _not_found()
     try:
         owner, items = await state.status(email_id)
-    except PoolError as exc:
+    except AwsError as exc:
         raise _unavailable(exc) from None
     signer = request.app.get(SIGNER)
     issued = None if signer is None else signer.issued_at(scope, email_id)
@@ -92,7 +92,7 @@ async def list_suppressions(request: web.Request, scope: str) -> web.Response:
     after = request.query.get("after") or None
     try:
         entries, last = await state.suppressions.page(scope, after, limit)
-    except PoolError as exc:
+    except AwsError as exc:
         raise _unavailable(exc) from None
     return json_response({"data": [e.document() for e in entries], "next": last})
 
@@ -103,7 +103,7 @@ async def get_suppression(request: web.Request, scope: str) -> web.Response:
     address = _address(request)
     try:
         entry = await state.suppressions.get(scope, address)
-    except PoolError as exc:
+    except AwsError as exc:
         raise _unavailable(exc) from None
     if entry is None:
         raise ApiError(404, "not_suppressed", "this address is not on the suppression list")
@@ -116,7 +116,7 @@ async def put_suppression(request: web.Request, scope: str) -> web.Response:
     entry = Suppression(_address(request), "manual", time.time())
     try:
         await state.suppressions.add(scope, entry)
-    except PoolError as exc:
+    except AwsError as exc:
         raise _unavailable(exc) from None
     return json_response(entry.document())
 
@@ -127,7 +127,7 @@ async def delete_suppression(request: web.Request, scope: str) -> web.Response:
     address = _address(request)
     try:
         removed = await state.suppressions.remove(scope, address)
-    except PoolError as exc:
+    except AwsError as exc:
         raise _unavailable(exc) from None
     if not removed:
         raise ApiError(404, "not_suppressed", "this address is not on the suppression list")
@@ -175,7 +175,7 @@ async def unsubscribe(request: web.Request) -> web.Response:
         pool = request.app[RECORDS_POOL]
         if pool.events:
             await pool.publish([Outgoing(body=event.encode(request.app.get(KEYRING)))])
-    except PoolError as exc:
+    except AwsError as exc:
         raise _unavailable(exc) from None
     log.info("unsubscribed", extra={"id": what.email_id})
     return json_response({"status": "unsubscribed"})

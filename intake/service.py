@@ -5,6 +5,7 @@ import types
 
 from aiohttp import web
 
+from aws.client import acting_as
 from core.health import Health
 from core.runtime import serve
 from core.sealing import Keyring
@@ -15,7 +16,6 @@ from metrics.exposition import process_registry
 from metrics.intake import IntakeMetrics
 from metrics.pool import PoolMetrics
 from metrics.state import StateMetrics
-from pool.aws import acting_as
 from pool.blobs import BlobStore
 from pool.config import PoolConfig
 from pool.pool import QueuePool

@@ -8,6 +8,8 @@ import sys
 import time
 from collections.abc import Sequence
 
+from aws import client as aws
+from aws.errors import AwsError, QueueMissing
 from core import logs, runtime
 from core.network import is_loopback
 from core.sealing import Keyring
@@ -18,8 +20,6 @@ from intake.service import IntakeService
 from localsqs.store import DataDirError, DataDirUnusable
 from mailpool import admin
 from mailpool.configure import blob_store, override, pool_config, state_config
-from pool import aws
-from pool.errors import PoolError, QueueMissing
 from pool.sqs import SqsClient
 from sender.config import SenderConfig
 from sender.providers import PROVIDERS, make_provider
@@ -364,7 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    except PoolError as exc:
+    except AwsError as exc:
         print(f"mailpool: {exc} ({type(exc).__name__})", file=sys.stderr)
         return 1
 

@@ -2,8 +2,8 @@
 
 ``PERMISSIONS`` is the policy of each process kind, as (IAM action, resource kind) pairs;
 the deployment template (``mailpool.cloudformation``) turns the kinds into ARNs. It is not
-written from memory: the tests record every call the code makes (``pool.aws.record_calls``,
-named by ``pool.calls``) and hold each process's pairs to exactly what it was seen to call,
+written from memory: the tests record every call the code makes (``aws.client.record_calls``,
+named by ``aws.calls``) and hold each process's pairs to exactly what it was seen to call,
 so nothing the code does is missing and nothing it never does is granted.
 
 Resource kinds: ``shard`` and ``shard-dlq`` (the pool's FIFO queues), ``events``,

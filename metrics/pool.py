@@ -4,11 +4,11 @@ from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from pool.coalesce import CallObserver
-from pool.errors import (
+from aws.coalesce import CallObserver
+from aws.errors import (
+    AwsError,
     Misconfigured,
     PoolClosed,
-    PoolError,
     QueueMissing,
     Rejected,
     Throttled,
@@ -19,7 +19,7 @@ OUTCOMES = ("ok", "throttled", "closed", "rejected", "missing", "misconfigured",
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25)
 
 
-def outcome_of(error: PoolError | None) -> str:
+def outcome_of(error: AwsError | None) -> str:
     """Low-cardinality outcome label of an SQS call."""
     if error is None:
         return "ok"
@@ -91,7 +91,7 @@ class PoolMetrics:
         self._enqueued.labels(label)
 
         def observe(
-            size: int, elapsed: float, error: PoolError | None, failed: Sequence[PoolError]
+            size: int, elapsed: float, error: AwsError | None, failed: Sequence[AwsError]
         ) -> None:
             calls.labels(action, label, outcome_of(error)).inc()
             seconds.observe(elapsed)

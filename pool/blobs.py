@@ -9,7 +9,7 @@ encryption, and the queue carries a small pointer to it:
 ``QueuePool.body`` fetches it, and ``QueuePool.delete`` deletes it with its message; a
 bucket lifecycle rule (set by ``mailpool queues create``) expires what is left, such as
 bodies of dead-lettered messages, after the DLQ's retention. Like ``sqs.py``, it talks to
-AWS through ``pool.aws`` and maps failures onto ``pool.errors``.
+AWS through ``aws.client`` and maps failures onto ``aws.errors``.
 """
 
 import os
@@ -19,9 +19,9 @@ from typing import Any
 
 import orjson
 
+from aws.client import AwsClient, error_code
+from aws.errors import AwsError, Misconfigured, Rejected, Unavailable
 from core.settings import env_int, env_opt, env_str
-from pool.aws import AwsClient, error_code
-from pool.errors import Misconfigured, PoolError, Rejected, Unavailable
 from pool.messages import Pointer
 
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
@@ -99,7 +99,7 @@ class BlobStore(AwsClient):
         self.config = config
         self.bucket: str = config.bucket
 
-    def failure(self, action: str, exc: Exception) -> PoolError:
+    def failure(self, action: str, exc: Exception) -> AwsError:
         """Map a failed call onto the pool's errors (a missing object is BlobMissing)."""
         code, status = error_code(exc)
         if code in _MISSING:
@@ -133,7 +133,7 @@ class BlobStore(AwsClient):
         """Create the bucket if missing and expire leftovers under the prefix."""
         try:
             await self._call("head_bucket", Bucket=self.bucket)
-        except PoolError:
+        except AwsError:
             kwargs: dict[str, Any] = {"Bucket": self.bucket}
             if self.config.region and self.config.region != "us-east-1":
                 kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.config.region}

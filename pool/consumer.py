@@ -14,9 +14,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from aws.errors import AwsError
 from core.backoff import backoff
 from pool.capacity import Capacity
-from pool.errors import PoolError
 from pool.messages import Received
 from pool.pool import QueuePool
 
@@ -53,7 +53,7 @@ async def consume(
     *,
     stopped: asyncio.Event,
     ready: Callable[[], Awaitable[None]] | None = None,
-    failed: Callable[[PoolError], None] | None = None,
+    failed: Callable[[AwsError], None] | None = None,
 ) -> None:
     """Receive from ``queue`` and hand what comes to ``handle`` until ``stopped`` (or the
     capacity is closed). ``ready`` is awaited before each receive (a loop that must not take
@@ -73,7 +73,7 @@ async def consume(
                 wait_s=receiving.wait_s,
                 visibility_s=receiving.visibility_s,
             )
-        except PoolError as exc:
+        except AwsError as exc:
             capacity.give(room)
             failures += 1
             if failed is not None:

@@ -4,7 +4,7 @@ pool declares it and calls it; it never imports the metrics that implement it.""
 
 from typing import Protocol
 
-from pool.coalesce import CallObserver
+from aws.coalesce import CallObserver
 
 
 class PoolObserver(Protocol):

@@ -10,11 +10,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from aws.coalesce import CallObserver, Coalescer, CoalescerLimits
+from aws.errors import AwsError, Misconfigured, NoAnswer, PoolClosed, TooLarge, Unavailable
 from core.health import Health
 from pool.blobs import BlobStore, encode_pointer, pointer_of
-from pool.coalesce import CallObserver, Coalescer, CoalescerLimits
 from pool.config import PoolConfig
-from pool.errors import Misconfigured, NoAnswer, PoolClosed, PoolError, TooLarge, Unavailable
 from pool.messages import Outgoing, Pointer, Received, Sent
 from pool.observer import PoolObserver
 from pool.routing import shard_for
@@ -300,7 +300,7 @@ class QueuePool:
         pointer = Pointer(self.blobs.bucket, self.blobs.key_for(message.dedup_id), size)
         try:
             await self.blobs.put(pointer.key, message.body.encode())
-        except PoolError as exc:  # S3 is the service's side: never the producer's fault
+        except AwsError as exc:  # S3 is the service's side: never the producer's fault
             raise Unavailable(f"storing the large body failed: {exc}", code=exc.code) from exc
         self._metrics.offloaded()
         return dataclasses.replace(message, body=encode_pointer(message.dedup_id, pointer))
@@ -334,7 +334,7 @@ class QueuePool:
                     self.config.visibility_timeout_s if visibility_s is None else visibility_s
                 ),
             )
-        except PoolError as exc:
+        except AwsError as exc:
             observe(0, time.monotonic() - started, exc, ())
             raise
         except Exception as exc:  # an answer that cannot be read fails this receive only
@@ -361,7 +361,7 @@ class QueuePool:
             return
         try:
             await self.blobs.delete(message.blob.bucket, message.blob.key)
-        except PoolError as exc:
+        except AwsError as exc:
             extra = {"sqs_id": message.message_id, "error": type(exc).__name__}
             log.warning("could not delete a body from S3", extra=extra)
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import orjson
 
+from aws.errors import AwsError, Rejected
 from pool.config import PoolConfig
-from pool.errors import PoolError, Rejected
 from pool.sqs import SqsClient
 
 
@@ -120,7 +120,7 @@ async def delete_pool(client: SqsClient, config: PoolConfig) -> int:
     for name in [*names, *standard]:
         try:
             url = await client.queue_url(name)
-        except PoolError:
+        except AwsError:
             continue
         await client.delete_queue(url)
         deleted += 1

@@ -1,4 +1,4 @@
-"""The module that speaks to SQS: pool types and errors in and out (over ``pool.aws``).
+"""The module that speaks to SQS: pool types and errors in and out (over ``aws.client``).
 
 Retries are not botocore's business here (``total_max_attempts=1``): the pool retries
 failed batch entries itself, with jitter and under each caller's deadline, so a failure
@@ -8,17 +8,17 @@ path is the same whether a whole call or one entry of a batch failed.
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pool.aws import AwsClient, error_code, is_setup_error, never_sent
-from pool.config import PoolConfig
-from pool.errors import (
+from aws.client import AwsClient, error_code, is_setup_error, never_sent
+from aws.errors import (
+    AwsError,
     Misconfigured,
     NoAnswer,
-    PoolError,
     QueueMissing,
     Rejected,
     Throttled,
     Unavailable,
 )
+from pool.config import PoolConfig
 from pool.messages import Outgoing, Received
 
 _MISSING_QUEUE_CODES = frozenset(
@@ -31,7 +31,7 @@ def _is_throttle(code: str) -> bool:
     return "Throttl" in code or code in ("RequestThrottled", "SlowDown")
 
 
-def error_for(code: str, message: str, *, server_fault: bool) -> PoolError:
+def error_for(code: str, message: str, *, server_fault: bool) -> AwsError:
     """Map an SQS error code (of a call or of one batch entry) to the pool's error."""
     if _is_throttle(code):
         return Throttled(message, code=code)
@@ -43,7 +43,7 @@ def error_for(code: str, message: str, *, server_fault: bool) -> PoolError:
 
 
 class SqsClient(AwsClient):
-    """The SQS client of the pool; every call maps failures onto ``pool.errors``."""
+    """The SQS client of the pool; every call maps failures onto ``aws.errors``."""
 
     service = "sqs"
 
@@ -58,7 +58,7 @@ class SqsClient(AwsClient):
             max_connections=config.max_connections,
         )
 
-    def failure(self, action: str, exc: Exception) -> PoolError:
+    def failure(self, action: str, exc: Exception) -> AwsError:
         """Map a failed call onto the pool's errors."""
         code, status = error_code(exc)
         if code:
@@ -109,7 +109,7 @@ class SqsClient(AwsClient):
                 return urls
             kwargs["NextToken"] = token
 
-    async def send_batch(self, url: str, messages: Sequence[Outgoing]) -> list[str | PoolError]:
+    async def send_batch(self, url: str, messages: Sequence[Outgoing]) -> list[str | AwsError]:
         """SendMessageBatch: per message, its SQS message ID or the error of its entry."""
         entries = []
         for index, message in enumerate(messages):
@@ -127,7 +127,7 @@ class SqsClient(AwsClient):
             entries.append(entry)
         result = await self._call("send_message_batch", QueueUrl=url, Entries=entries)
         # An entry the answer does not mention may have been stored: its outcome is in doubt.
-        outcome: list[str | PoolError] = [
+        outcome: list[str | AwsError] = [
             NoAnswer("SendMessageBatch: no answer for the entry")
         ] * len(messages)
         for ok in result.get("Successful", []):
@@ -173,7 +173,7 @@ class SqsClient(AwsClient):
             )
         return received
 
-    async def delete_batch(self, url: str, receipts: Sequence[str]) -> list[PoolError | None]:
+    async def delete_batch(self, url: str, receipts: Sequence[str]) -> list[AwsError | None]:
         """DeleteMessageBatch: per receipt, None or the error of its entry."""
         entries = [{"Id": str(i), "ReceiptHandle": r} for i, r in enumerate(receipts)]
         result = await self._call("delete_message_batch", QueueUrl=url, Entries=entries)
@@ -181,7 +181,7 @@ class SqsClient(AwsClient):
 
     async def change_visibility_batch(
         self, url: str, changes: Sequence[tuple[str, int]]
-    ) -> list[PoolError | None]:
+    ) -> list[AwsError | None]:
         """ChangeMessageVisibilityBatch: per (receipt, seconds), None or its entry's error."""
         entries = [
             {"Id": str(i), "ReceiptHandle": r, "VisibilityTimeout": s}
@@ -191,9 +191,9 @@ class SqsClient(AwsClient):
         return self._entry_outcomes(result, len(changes), "ChangeMessageVisibilityBatch")
 
     @staticmethod
-    def _entry_outcomes(result: dict[str, Any], count: int, action: str) -> list[PoolError | None]:
+    def _entry_outcomes(result: dict[str, Any], count: int, action: str) -> list[AwsError | None]:
         # Only an entry the answer lists as successful succeeded.
-        outcome: list[PoolError | None] = [NoAnswer(f"{action}: no answer for the entry")] * count
+        outcome: list[AwsError | None] = [NoAnswer(f"{action}: no answer for the entry")] * count
         for ok in result.get("Successful", []):
             outcome[int(ok["Id"])] = None
         for failed in result.get("Failed", []):

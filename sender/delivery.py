@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from aws.errors import AwsError, Misconfigured
 from core import events as ev
 from core.backoff import backoff
 from core.envelope import Envelope, EnvelopeError
@@ -27,7 +28,6 @@ from core.events import Event, Recipient
 from core.sealing import Keyring
 from metrics.sender import SenderMetrics
 from pool.blobs import BlobMissing
-from pool.errors import Misconfigured, PoolError
 from pool.messages import Received
 from sender.budget import ByteBudget
 from sender.config import SenderConfig
@@ -126,7 +126,7 @@ class Delivery:
         if self._suppressions is not None:
             try:
                 envelope, suppressed = await self._drop_suppressed(message, envelope)
-            except PoolError:
+            except AwsError:
                 return self._retry(message, envelope, "state_unavailable")
             if suppressed is not None and suppressed.terminal:  # nobody left to send to
                 return Outcome(
@@ -141,7 +141,7 @@ class Delivery:
         self, message: Received, envelope: Envelope
     ) -> tuple[Envelope, Event | None]:
         """The envelope without its suppressed recipients, and their ``email.suppressed``
-        event (terminal when none is left); PoolError when the list cannot be read."""
+        event (terminal when none is left); AwsError when the list cannot be read."""
         assert self._suppressions is not None
         addresses = envelope.email.recipients
         scope = envelope.scope or "default"
@@ -265,7 +265,7 @@ class Delivery:
                 raise _Unreadable("blob_missing", transient=False) from None
             except Misconfigured:
                 raise _Unreadable("blob_store_unconfigured", transient=True) from None
-            except PoolError:
+            except AwsError:
                 raise _Unreadable("blob_unavailable", transient=True) from None
         try:
             return Envelope.decode(body, self._keyring)

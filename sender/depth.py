@@ -17,8 +17,8 @@ import asyncio
 import logging
 import time
 
+from aws.errors import AwsError
 from metrics.sender import SenderMetrics
-from pool.errors import PoolError
 from pool.pool import QueuePool
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class DepthPoller:
         while True:
             try:
                 await self.poll()
-            except PoolError as exc:
+            except AwsError as exc:
                 log.warning("queue depth poll failed", extra={"error": type(exc).__name__})
             await asyncio.sleep(self._interval_s)
 

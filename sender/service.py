@@ -3,6 +3,7 @@
 import contextlib
 import dataclasses
 
+from aws.client import acting_as
 from core.health import Health
 from core.runtime import serve
 from core.sealing import Keyring
@@ -11,7 +12,6 @@ from metrics.exposition import metrics_app, process_registry
 from metrics.pool import PoolMetrics
 from metrics.sender import SenderMetrics
 from metrics.state import StateMetrics
-from pool.aws import acting_as
 from pool.blobs import BlobStore
 from pool.config import PoolConfig
 from pool.pool import QueuePool

@@ -6,7 +6,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from pool.errors import PoolError
+from aws.errors import AwsError
 from pool.messages import Received
 from pool.pool import QueuePool
 
@@ -101,7 +101,7 @@ class Tracker:
         started = time.monotonic()  # SQS counts the new timeout from the call
         try:
             await self._pool.set_visibility(held.message, self._visibility_s)
-        except PoolError as exc:
+        except AwsError as exc:
             log.warning(
                 "visibility extension failed",
                 extra={

@@ -26,6 +26,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from aws.errors import AwsError
 from core.backoff import backoff
 from core.events import Event
 from core.ordering import chains, until_failure
@@ -33,7 +34,6 @@ from core.sealing import Keyring
 from metrics.sender import SenderMetrics
 from pool.capacity import Capacity
 from pool.consumer import Receiving, consume, pause
-from pool.errors import PoolError
 from pool.messages import Outgoing, Received
 from pool.pool import QueuePool
 from sender.config import SenderConfig
@@ -160,7 +160,7 @@ class Sender:
             failed=functools.partial(self._receive_failed, shard),
         )
 
-    def _receive_failed(self, shard: int, exc: PoolError) -> None:
+    def _receive_failed(self, shard: int, exc: AwsError) -> None:
         self._metrics.receive_failed(shard)
         log.warning("receive failed", extra={"shard": shard, "error": type(exc).__name__})
 
@@ -204,7 +204,7 @@ class Sender:
         if repeats:
             try:
                 await asyncio.gather(*(self._pool.delete(m) for m in repeats))
-            except PoolError as exc:  # it comes back, and is recognised again
+            except AwsError as exc:  # it comes back, and is recognised again
                 log.warning("could not delete a repeat", extra={"error": type(exc).__name__})
         return fresh
 
@@ -239,12 +239,12 @@ class Sender:
             )
             progress = False
             for (receipt, item), result in zip(owed, results, strict=True):
-                if isinstance(result, PoolError) and result.retriable:
+                if isinstance(result, AwsError) and result.retriable:
                     continue
-                if isinstance(result, BaseException) and not isinstance(result, PoolError):
+                if isinstance(result, BaseException) and not isinstance(result, AwsError):
                     raise result
                 outcome = item.outcome
-                if isinstance(result, PoolError):  # the receipt no longer holds the message
+                if isinstance(result, AwsError):  # the receipt no longer holds the message
                     outcome = "failed"
                     log.warning(
                         "could not settle a decided message; it will be tried again",
@@ -336,7 +336,7 @@ class Sender:
         self._deciding[message.receipt] = item  # what a shutdown must still record
         try:
             await self._record(item)
-        except PoolError as exc:
+        except AwsError as exc:
             del self._deciding[message.receipt]
             if outcome.settle is not Settle.DELETE:  # held by the mender, not by capacity
                 self._capacity.give(1)
@@ -369,7 +369,7 @@ class Sender:
         )
         try:
             await self._publish(outcome.events)
-        except PoolError as exc:  # not hidden: it comes back after its visibility timeout
+        except AwsError as exc:  # not hidden: it comes back after its visibility timeout
             log.warning(
                 "could not publish a deferral; the message comes back when its visibility ends",
                 extra={"id": outcome.email_id, "error": type(exc).__name__},
@@ -405,7 +405,7 @@ class Sender:
         (unless ``slot_held`` is False: a delivered message gave it back already)."""
         try:
             await action
-        except PoolError as exc:
+        except AwsError as exc:
             # The message reappears when its visibility runs out; nothing is lost.
             log.warning(
                 "could not settle message",

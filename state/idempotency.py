@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from pool.errors import Unavailable
+from aws.errors import Unavailable
 from state.table import ConditionFailed, StateTable
 
 PREFIX = "idem#"
@@ -91,7 +91,7 @@ class Idempotency:
         self, scope: str, key: str, request: str, new_id: str, deadline_s: float | None = None
     ) -> Decision:
         """Claim ``key`` for a request with digest ``request``: enqueue ``new_id``, answer
-        an earlier id, or ``Conflict``; PoolError when the table cannot be reached, or when
+        an earlier id, or ``Conflict``; AwsError when the table cannot be reached, or when
         another request holds the key past ``deadline_s`` (a retry after its takeover time
         takes it over, with its whole deadline left to send). The caller ``settle``s the
         decision it gets once it knows whether SQS has the email."""
@@ -205,7 +205,7 @@ class Idempotency:
         return True
 
     async def accepted(self, scope: str, key: str, decision: Decision, request: str) -> None:
-        """Mark the claim accepted (SQS has the email); PoolError when it cannot."""
+        """Mark the claim accepted (SQS has the email); AwsError when it cannot."""
         now = time.time()
         await self._table.write(  # batched with other requests' marks
             [

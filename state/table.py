@@ -14,18 +14,18 @@ import types
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from core.health import Health
-from metrics.state import StateMetrics
-from pool.aws import AwsClient, error_code, error_message
-from pool.coalesce import Coalescer, CoalescerLimits
-from pool.errors import (
+from aws.client import AwsClient, error_code, error_message
+from aws.coalesce import Coalescer, CoalescerLimits
+from aws.errors import (
+    AwsError,
     Cancelled,
     Misconfigured,
-    PoolError,
     Rejected,
     Throttled,
     Unavailable,
 )
+from core.health import Health
+from metrics.state import StateMetrics
 from state.config import StateConfig
 
 Plain = dict[str, Any]
@@ -90,7 +90,7 @@ def decode(typed: Mapping[str, Any]) -> Plain:
     return plain
 
 
-def _claimed(reason: Mapping[str, Any], cancelled: bool) -> PoolError | None:
+def _claimed(reason: Mapping[str, Any], cancelled: bool) -> AwsError | None:
     """What one put of a TransactWriteItems call came to, from its cancellation reason.
 
     A transaction is all or nothing, but the claims in it are independent: one that failed
@@ -195,7 +195,7 @@ class StateTable(AwsClient):
         """Whether a write that failed is still being retried."""
         return self._writes.retrying
 
-    def failure(self, action: str, exc: Exception) -> PoolError:
+    def failure(self, action: str, exc: Exception) -> AwsError:
         """Map a failed call onto the pool's errors."""
         code, status = error_code(exc)
         if code == "ConditionalCheckFailedException":
@@ -219,7 +219,7 @@ class StateTable(AwsClient):
         """One call, counted by action and outcome."""
         try:
             answer = await super()._call(action, **kwargs)
-        except PoolError:
+        except AwsError:
             self._count(action, kwargs, ok=False)
             raise
         self._count(action, kwargs, ok=True)
@@ -324,7 +324,7 @@ class StateTable(AwsClient):
         concurrent claims; ConditionFailed (carrying what is there) if one has."""
         await self._claims.submit(item, deadline_s=deadline_s)
 
-    async def _transact_puts(self, items: Sequence[Plain]) -> Sequence[PoolError | None]:
+    async def _transact_puts(self, items: Sequence[Plain]) -> Sequence[AwsError | None]:
         first: dict[Key, int] = {}
         for index, item in enumerate(items):
             first.setdefault((item["pk"], item["sk"]), index)
@@ -349,7 +349,7 @@ class StateTable(AwsClient):
             reasons = [{"Code": "Unexplained"}] * len(unique)
         cancelled = any(r.get("Code") != "None" for r in reasons)
         outcome = {i: _claimed(r, cancelled) for i, r in zip(unique, reasons, strict=True)}
-        results: list[PoolError | None] = []
+        results: list[AwsError | None] = []
         for index, item in enumerate(items):
             winner = first[(item["pk"], item["sk"])]
             if winner == index:
@@ -360,7 +360,7 @@ class StateTable(AwsClient):
                 results.append(Cancelled("claim: retry", code="Cancelled"))
         return results
 
-    async def _batch_get(self, keys: Sequence[Key]) -> Sequence[Plain | PoolError | None]:
+    async def _batch_get(self, keys: Sequence[Key]) -> Sequence[Plain | AwsError | None]:
         unique = list(dict.fromkeys(keys))
         request = {self.name: {"Keys": [key(*k) for k in unique], "ConsistentRead": True}}
         answer = await self._call("batch_get_item", RequestItems=request)
@@ -375,7 +375,7 @@ class StateTable(AwsClient):
         later = Throttled("BatchGetItem: unprocessed", code="Unprocessed")
         return [later if k in unprocessed else found.get(k) for k in keys]
 
-    async def _batch_write(self, items: Sequence[Plain]) -> Sequence[PoolError | None]:
+    async def _batch_write(self, items: Sequence[Plain]) -> Sequence[AwsError | None]:
         latest = {(item["pk"], item["sk"]): item for item in items}  # one write per key
         request = {self.name: [{"PutRequest": {"Item": encode(i)}} for i in latest.values()]}
         answer = await self._call("batch_write_item", RequestItems=request)

@@ -11,8 +11,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 from prometheus_client import CollectorRegistry
 
+from aws import client as aws
 from metrics.pool import PoolMetrics
-from pool import aws
 from pool.config import PoolConfig
 from pool.provision import delete_pool, provision
 from pool.sqs import SqsClient

@@ -111,7 +111,7 @@ async def test_a_dead_flusher_turns_intake_unready_at_once_and_fails_its_callers
 INJECTED = {
     # The intake's send flusher dies on its first batch (in ``take``).
     "intake": """
-import pool.coalesce as c
+import aws.coalesce as c
 _take = c.Coalescer._take
 def take(self):
     if self.action == "SendMessageBatch":

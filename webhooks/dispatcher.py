@@ -20,13 +20,13 @@ from collections.abc import Sequence
 import aiohttp
 import orjson
 
+from aws.errors import AwsError
 from core.breaker import Breaker
 from core.events import Event, EventError
 from core.sealing import Keyring
 from metrics.webhooks import WebhookMetrics
 from pool.capacity import Capacity
 from pool.consumer import Receiving, consume
-from pool.errors import PoolError
 from pool.messages import Outgoing, Received
 from pool.pool import EVENTS, SES_FEEDBACK, QueuePool
 from state.store import State
@@ -99,7 +99,7 @@ class Dispatcher:
                 )
                 for message in messages:
                     await self._convert(message)
-            except PoolError as exc:
+            except AwsError as exc:
                 log.warning("SES feedback failed", extra={"error": type(exc).__name__})
                 await asyncio.sleep(1.0)
 
@@ -147,7 +147,7 @@ class Dispatcher:
     async def _handle(self, message: Received) -> None:
         try:
             await self._dispatch(message)
-        except PoolError as exc:  # it comes back when its visibility runs out
+        except AwsError as exc:  # it comes back when its visibility runs out
             log.warning(
                 "could not settle an event",
                 extra={"sqs_id": message.message_id, "error": type(exc).__name__},
@@ -260,7 +260,7 @@ class Dispatcher:
         return "gone" if status == 410 else "failed"
 
 
-def _receive_failed(exc: PoolError) -> None:
+def _receive_failed(exc: AwsError) -> None:
     log.warning("receiving events failed", extra={"error": type(exc).__name__})
 
 

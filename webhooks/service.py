@@ -5,6 +5,7 @@ from collections.abc import Sequence
 
 import aiohttp
 
+from aws.client import acting_as
 from core.health import Health
 from core.runtime import serve
 from core.sealing import Keyring
@@ -13,7 +14,6 @@ from metrics.exposition import metrics_app, process_registry
 from metrics.pool import PoolMetrics
 from metrics.state import StateMetrics
 from metrics.webhooks import WebhookMetrics
-from pool.aws import acting_as
 from pool.config import PoolConfig
 from pool.pool import QueuePool
 from state.config import StateConfig

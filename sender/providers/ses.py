@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from aws.client import AwsClient, error_code, error_message
 from core.envelope import Envelope
 from core.events import ID_TAG, SCOPE_TAG
 from core.settings import env_float, env_int, env_opt
-from pool.aws import AwsClient, error_code, error_message
 from sender.mime import render
 from sender.providers.base import Accepted, DelayError, PermanentError, TransientError
 

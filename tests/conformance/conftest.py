@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 
+from aws.wire import WIRES
 from tests.support.engines import ThreadedLocalSqs
+from tests.support.wires import raw_client
 
 #: Set to an SQS endpoint (real AWS, LocalStack, ...) to run the suite against it too.
 EXTERNAL = os.environ.get("MAILPOOL_CONFORMANCE_ENDPOINT")
@@ -39,13 +39,16 @@ def endpoint(engine: str, sqs_endpoint: str, localsqs_endpoint: str) -> str | No
     return {"moto": sqs_endpoint, "localsqs": localsqs_endpoint}.get(engine, EXTERNAL)
 
 
+@pytest.fixture(params=WIRES)
+def wire(request: pytest.FixtureRequest) -> str:
+    """The wire the hot calls go over: mailpool's lean wire, or aiobotocore itself."""
+    return str(request.param)
+
+
 @pytest.fixture
-async def sqs(endpoint: str | None) -> AsyncIterator[Any]:
-    """A raw aiobotocore SQS client for the engine under test."""
-    config = AioConfig(retries={"total_max_attempts": 1}, read_timeout=30)
-    async with get_session().create_client(
-        "sqs", region_name="us-east-1", endpoint_url=endpoint, config=config
-    ) as client:
+async def sqs(endpoint: str | None, wire: str) -> AsyncIterator[Any]:
+    """A raw SQS client for the engine under test, its hot calls on ``wire``."""
+    async with raw_client("sqs", endpoint, wire) as client:
         yield client
 
 
@@ -66,12 +69,9 @@ async def cleanup(sqs: Any) -> AsyncIterator[list[str]]:
 
 
 @pytest.fixture
-async def dynamodb(endpoint: str | None) -> AsyncIterator[Any]:
-    """A raw aiobotocore DynamoDB client for the engine under test."""
-    config = AioConfig(retries={"total_max_attempts": 1}, read_timeout=30)
-    async with get_session().create_client(
-        "dynamodb", region_name="us-east-1", endpoint_url=endpoint, config=config
-    ) as client:
+async def dynamodb(endpoint: str | None, wire: str) -> AsyncIterator[Any]:
+    """A raw DynamoDB client for the engine under test, its hot calls on ``wire``."""
+    async with raw_client("dynamodb", endpoint, wire) as client:
         yield client
 
 

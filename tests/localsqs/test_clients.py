@@ -13,8 +13,8 @@ import boto3
 import orjson
 import pytest
 
+from aws.errors import Throttled
 from pool.config import PoolConfig
-from pool.errors import Throttled
 from pool.messages import Outgoing
 from pool.provision import provision
 from pool.sqs import SqsClient

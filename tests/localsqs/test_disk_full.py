@@ -11,11 +11,11 @@ import uuid
 
 import pytest
 
+from aws.errors import Unavailable
 from localsqs.server import LocalSqs, LocalSqsConfig
 from mailpool.cli import main
 from pool.blobs import BlobConfig, BlobMissing, BlobStore
 from pool.config import PoolConfig
-from pool.errors import Unavailable
 from pool.messages import Outgoing
 from pool.sqs import SqsClient
 from tests.support.disk import fill

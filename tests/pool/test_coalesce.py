@@ -5,13 +5,13 @@ from collections.abc import Sequence
 
 import pytest
 
-from pool.coalesce import Coalescer, CoalescerLimits
-from pool.errors import (
+from aws.coalesce import Coalescer, CoalescerLimits
+from aws.errors import (
+    AwsError,
     Cancelled,
     NoAnswer,
     Overloaded,
     PoolClosed,
-    PoolError,
     Rejected,
     Throttled,
     Unavailable,
@@ -25,11 +25,11 @@ class Recorder:
         self.batches: list[list[str]] = []
         self.script = script or []
 
-    async def __call__(self, entries: Sequence[str]) -> list[str | PoolError]:
+    async def __call__(self, entries: Sequence[str]) -> list[str | AwsError]:
         self.batches.append(list(entries))
         await asyncio.sleep(0)
         action = self.script.pop(0) if self.script else None
-        if isinstance(action, PoolError):
+        if isinstance(action, AwsError):
             raise action
         if callable(action):
             return [action(e) for e in entries]
@@ -64,7 +64,7 @@ async def test_batches_respect_the_byte_limit() -> None:
 
 
 async def test_failed_entries_are_retried_until_they_succeed() -> None:
-    def first_fails(entry: str) -> str | PoolError:
+    def first_fails(entry: str) -> str | AwsError:
         return Throttled("slow down") if entry == "a" else f"ok:{entry}"
 
     call = Recorder([first_fails, Unavailable("5xx")])
@@ -95,7 +95,7 @@ async def test_retries_stop_at_the_deadline_with_the_last_error() -> None:
 
 
 async def test_a_call_that_never_answers_fails_at_the_deadline() -> None:
-    async def hang(entries: Sequence[str]) -> list[str | PoolError]:
+    async def hang(entries: Sequence[str]) -> list[str | AwsError]:
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
@@ -107,7 +107,7 @@ async def test_a_call_that_never_answers_fails_at_the_deadline() -> None:
 async def test_a_dead_flusher_fails_every_waiting_caller() -> None:
     started = asyncio.Event()
 
-    async def hang(entries: Sequence[str]) -> list[str | PoolError]:
+    async def hang(entries: Sequence[str]) -> list[str | AwsError]:
         started.set()
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
@@ -140,7 +140,7 @@ async def test_calls_in_flight_are_bounded() -> None:
     in_flight = 0
     peak = 0
 
-    async def slow(entries: Sequence[str]) -> list[str | PoolError]:
+    async def slow(entries: Sequence[str]) -> list[str | AwsError]:
         nonlocal in_flight, peak
         in_flight += 1
         peak = max(peak, in_flight)
@@ -173,7 +173,7 @@ async def test_a_batch_that_fills_goes_at_once_without_its_linger() -> None:
 async def test_while_a_call_is_in_flight_a_small_batch_waits_up_to_a_call_for_company() -> None:
     sizes: list[int] = []
 
-    async def slow(entries: Sequence[str]) -> list[str | PoolError]:
+    async def slow(entries: Sequence[str]) -> list[str | AwsError]:
         sizes.append(len(entries))
         await asyncio.sleep(0.5)
         return [f"ok:{e}" for e in entries]
@@ -223,7 +223,7 @@ async def test_an_entry_whose_deadline_passed_while_waiting_is_never_sent() -> N
     release = asyncio.Event()
     sent: list[list[str]] = []
 
-    async def held(entries: Sequence[str]) -> list[str | PoolError]:
+    async def held(entries: Sequence[str]) -> list[str | AwsError]:
         sent.append(list(entries))
         await release.wait()
         return [f"ok:{e}" for e in entries]
@@ -247,7 +247,7 @@ async def test_an_entry_whose_deadline_passed_while_waiting_is_never_sent() -> N
 
 
 async def test_a_call_under_way_at_the_deadline_is_waited_for_within_the_margin() -> None:
-    async def slow(entries: Sequence[str]) -> list[str | PoolError]:
+    async def slow(entries: Sequence[str]) -> list[str | AwsError]:
         await asyncio.sleep(0.3)
         return [f"ok:{e}" for e in entries]
 
@@ -261,7 +261,7 @@ async def test_a_call_under_way_at_the_deadline_is_waited_for_within_the_margin(
 async def test_an_entry_that_once_got_no_answer_ends_in_doubt_whatever_came_after() -> None:
     attempts = 0
 
-    async def unanswered_then_throttled(entries: Sequence[str]) -> list[str | PoolError]:
+    async def unanswered_then_throttled(entries: Sequence[str]) -> list[str | AwsError]:
         nonlocal attempts
         attempts += 1
         if attempts == 1:
@@ -277,7 +277,7 @@ async def test_an_entry_that_once_got_no_answer_ends_in_doubt_whatever_came_afte
 async def test_throttled_calls_hold_back_the_next_ones_so_batches_fill() -> None:
     sizes: list[int] = []
 
-    async def quota(entries: Sequence[str]) -> list[str | PoolError]:
+    async def quota(entries: Sequence[str]) -> list[str | AwsError]:
         sizes.append(len(entries))
         if len(sizes) % 2:  # every other call is refused for rate
             raise Throttled("ThrottlingException")
@@ -304,7 +304,7 @@ async def test_throttled_calls_hold_back_the_next_ones_so_batches_fill() -> None
 
 async def test_entries_cancelled_for_another_s_sake_go_again_at_once_and_hold_nobody_back() -> None:
     # An all-or-nothing call (a transaction): "taken" fails, the others are cancelled with it.
-    def all_or_nothing(entry: str) -> str | PoolError:
+    def all_or_nothing(entry: str) -> str | AwsError:
         return Rejected("taken") if entry == "taken" else Cancelled("cancelled with others")
 
     call = Recorder([all_or_nothing])
@@ -331,7 +331,7 @@ async def test_entries_cancelled_for_another_s_sake_go_again_at_once_and_hold_no
 async def test_overload_is_refused_at_once_and_capacity_still_serves() -> None:
     sent: set[str] = set()
 
-    async def paced(entries: Sequence[str]) -> list[str | PoolError]:
+    async def paced(entries: Sequence[str]) -> list[str | AwsError]:
         sent.update(entries)
         await asyncio.sleep(0.05)  # one call at a time: 200 entries/s at most
         return [f"ok:{e}" for e in entries]
@@ -379,7 +379,7 @@ async def test_overload_is_refused_at_once_and_capacity_still_serves() -> None:
 async def test_the_backlog_is_bounded_whatever_the_rate() -> None:
     never = asyncio.Event()
 
-    async def hang(entries: Sequence[str]) -> list[str | PoolError]:
+    async def hang(entries: Sequence[str]) -> list[str | AwsError]:
         await never.wait()
         raise AssertionError("unreachable")
 

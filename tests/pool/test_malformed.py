@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from aws.errors import AwsError
 from metrics.exposition import process_registry
 from metrics.pool import PoolMetrics
 from pool.config import PoolConfig
-from pool.errors import PoolError
 from pool.messages import Outgoing, Received
 from pool.pool import QueuePool
 from tests.support.answers import MALFORMED, AnswerProxy, answer_proxy
@@ -44,7 +44,7 @@ async def proxied(
             assert pool.health.ok, "a malformed answer must never kill the pool"
 
 
-def assert_names(error: PoolError, action: str) -> None:
+def assert_names(error: AwsError, action: str) -> None:
     said = NAMED.match(str(error))
     assert said is not None, str(error)
     assert said["action"] == action
@@ -58,7 +58,7 @@ async def test_a_malformed_send_answer_fails_that_send_and_the_next_goes_out(
 ) -> None:
     pool, proxy = proxied
     proxy.malform("SendMessageBatch", MALFORMED[answer])
-    with pytest.raises(PoolError) as failed:
+    with pytest.raises(AwsError) as failed:
         await pool.send(message())
     assert_names(failed.value, "SendMessageBatch")
     assert proxy.given["SendMessageBatch"] >= 1
@@ -75,7 +75,7 @@ async def test_a_malformed_receive_answer_fails_that_receive_only(
     pool, proxy = proxied
     await pool.send(message())
     proxy.malform("ReceiveMessage", MALFORMED[answer])
-    with pytest.raises(PoolError) as failed:
+    with pytest.raises(AwsError) as failed:
         await pool.receive(0, max_messages=10, wait_s=0)
     assert_names(failed.value, "ReceiveMessage")
     proxy.heal()
@@ -100,7 +100,7 @@ async def test_a_malformed_settle_answer_fails_those_entries_and_the_next_call_l
         else:
             await pool.set_visibility(received, 0)
 
-    with pytest.raises(PoolError) as failed:
+    with pytest.raises(AwsError) as failed:
         await settle(received)
     assert_names(failed.value, action)
     # Given up and nothing left waiting: no shard stays gated on deletes that no longer exist.

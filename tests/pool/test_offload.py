@@ -7,10 +7,10 @@ import uuid
 import pytest
 from prometheus_client import CollectorRegistry
 
+from aws.errors import TooLarge
 from metrics.pool import PoolMetrics
 from pool.blobs import BlobConfig, BlobMissing, BlobStore
 from pool.config import PoolConfig
-from pool.errors import TooLarge
 from pool.messages import Outgoing, Received
 from pool.pool import QueuePool
 from pool.provision import provision

@@ -7,9 +7,9 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
+from aws.errors import QueueMissing, Unavailable
 from metrics.pool import PoolMetrics
 from pool.config import PoolConfig
-from pool.errors import QueueMissing, Unavailable
 from pool.messages import Outgoing
 from pool.pool import REASON_ATTRIBUTE, SOURCE_ATTRIBUTE, QueuePool
 from pool.provision import provision

@@ -10,11 +10,11 @@ import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
 
+from aws.errors import Unavailable
 from intake.config import IntakeConfig
 from intake.service import IntakeService
 from metrics.state import StateMetrics
 from pool.config import PoolConfig
-from pool.errors import Unavailable
 from state.config import StateConfig
 from state.idempotency import Conflict, Idempotency
 from state.table import ConditionFailed, StateTable

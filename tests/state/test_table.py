@@ -8,8 +8,8 @@ import time
 import pytest
 from prometheus_client import CollectorRegistry
 
+from aws.errors import Misconfigured, Unavailable
 from metrics.state import StateMetrics
-from pool.errors import Misconfigured, Unavailable
 from state.config import StateConfig
 from state.idempotency import Idempotency
 from state.store import State

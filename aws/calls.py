@@ -1,5 +1,5 @@
 """The IAM names of AWS calls: (IAM action, resource kind) of each call the code makes, the
-vocabulary of the call recorder (``pool.aws.record_calls``) and of the policies that
+vocabulary of the call recorder (``aws.client.record_calls``) and of the policies that
 ``mailpool.iam`` holds to it.
 
 Resource kinds: ``shard`` and ``shard-dlq`` (the pool's FIFO queues), ``events``,

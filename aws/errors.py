@@ -1,21 +1,21 @@
-"""Errors the pool raises; ``retriable`` says whether the same call may succeed later.
+"""Errors an AWS call raises; ``retriable`` says whether the same call may succeed later.
 
-PoolError                   the queue engine did not take the request
+AwsError                      the service did not take the request
 ├── Unavailable (retriable)   connection refused, 5xx, an answer that cannot be read, deadline
-│   ├── Throttled             the engine refused for rate (ThrottlingException, RequestThrottled)
-│   ├── NoAnswer              the request may have reached the engine, but no answer came back
+│   ├── Throttled             the service refused for rate (ThrottlingException, RequestThrottled)
+│   ├── NoAnswer              the request may have reached the service, but no answer came back
 │   ├── Overloaded            refused before any work: it could not be done before its deadline
 │   ├── Cancelled             an all-or-nothing call failed for another entry's sake: go again now
 │   └── PoolClosed            the pool is shutting down (or its flusher died) and takes no work
-├── Rejected                  the engine refused the request itself (invalid, too large)
+├── Rejected                  the service refused the request itself (invalid, too large)
 │   └── TooLarge              past the queue's size limit, and no S3 bucket to carry it
 ├── QueueMissing              a queue of the pool does not exist
 └── Misconfigured             no region, no credentials, a malformed endpoint
 """
 
 
-class PoolError(Exception):
-    """Base of every pool error; ``code`` is the engine's error code where it gave one."""
+class AwsError(Exception):
+    """Base of every AWS call error; ``code`` is the service's error code where it gave one."""
 
     retriable: bool = False
 
@@ -24,14 +24,14 @@ class PoolError(Exception):
         self.code = code
 
 
-class Unavailable(PoolError):
-    """The engine could not be reached or failed on its side; try again later."""
+class Unavailable(AwsError):
+    """The service could not be reached or failed on its side; try again later."""
 
     retriable = True
 
 
 class Throttled(Unavailable):
-    """The engine refused the call for rate; back off and try again."""
+    """The service refused the call for rate; back off and try again."""
 
 
 class NoAnswer(Unavailable):
@@ -53,17 +53,17 @@ class PoolClosed(Unavailable):
     """The pool is closing and takes no new work."""
 
 
-class Rejected(PoolError):
-    """The engine refused the request as invalid; retrying the same request fails again."""
+class Rejected(AwsError):
+    """The service refused the request as invalid; retrying the same request fails again."""
 
 
 class TooLarge(Rejected):
     """A message past the queue's size limit, with no S3 bucket configured to carry it."""
 
 
-class QueueMissing(PoolError):
+class QueueMissing(AwsError):
     """A queue of the pool does not exist (not provisioned, or deleted)."""
 
 
-class Misconfigured(PoolError):
+class Misconfigured(AwsError):
     """The client cannot be set up: missing region or credentials, or a bad endpoint."""

@@ -2,7 +2,9 @@
 
 SQS (``pool/sqs.py``), S3 (``pool/blobs.py``), DynamoDB (``state/table.py``) and SES
 (``sender/providers/ses.py``) each subclass ``AwsClient`` and say how a botocore failure
-reads in their own terms.
+reads in their own terms. The hot calls (``aws.wire.HOT``) go over the lean wire unless
+``MAILPOOL_AWS_WIRE=botocore``; the lean wire raises botocore's exceptions, so a failure
+maps the same way on either.
 
 ``record_calls`` makes every client append what it calls (the process kind from ``ROLE``,
 the IAM action, the kind of resource) to a file: the tests hold each IAM role of the
@@ -29,8 +31,10 @@ from botocore.exceptions import (
     ParamValidationError,
 )
 
-from pool.calls import call_of
-from pool.errors import Misconfigured
+from aws.calls import call_of
+from aws.errors import Misconfigured
+from aws.wire import HOT, WIRES, LeanWire
+from core.settings import env_str
 
 #: The User-Agent of every AWS call: mailpool and the SDK underneath.
 USER_AGENT = (
@@ -65,11 +69,15 @@ def record_calls(path: str | None) -> None:
 
 
 def _on_call(params: dict[str, Any], model: Any, **_: Any) -> None:
+    _note_call(model.service_model.service_name, model.name, params)
+
+
+def _note_call(service: str, operation: str, params: dict[str, Any]) -> None:
     role = ROLE.get()
     path = _record["path"]
     if role is None or path is None:
         return
-    line = "\t".join((role, *call_of(model.service_model.service_name, model.name, params)))
+    line = "\t".join((role, *call_of(service, operation, params)))
     if line not in _record["seen"]:
         _record["seen"].add(line)
         # One short O_APPEND write per line: processes sharing the file never interleave.
@@ -121,9 +129,17 @@ class AwsClient:
         max_connections: int = 32,
         attempts: int = 1,
         path_style: bool = False,
+        wire: str | None = None,
     ) -> None:
         self._region = region
         self._endpoint_url = endpoint_url
+        self.wire = wire or env_str(os.environ, "MAILPOOL_AWS_WIRE", "lean")
+        if self.wire not in WIRES:
+            raise Misconfigured(
+                f"MAILPOOL_AWS_WIRE must be one of {', '.join(WIRES)}, got {self.wire!r}"
+            )
+        self._timeouts = (connect_timeout_s, read_timeout_s, max_connections)
+        self._lean: LeanWire | None = None
         options: dict[str, Any] = {"s3": {"addressing_style": "path"}} if path_style else {}
         self._config = AioConfig(
             connect_timeout=connect_timeout_s,
@@ -141,9 +157,10 @@ class AwsClient:
         self._client: Any = None
 
     async def __aenter__(self) -> Self:
+        session = get_session()
         try:
             self._client = await self._stack.enter_async_context(
-                get_session().create_client(
+                session.create_client(
                     self.service,
                     region_name=self._region,
                     endpoint_url=self._endpoint_url,
@@ -156,7 +173,28 @@ class AwsClient:
             ) from exc
         if _record["path"] is not None:
             self._client.meta.events.register("before-parameter-build", _on_call)
+        if self.wire == "lean" and self.service in HOT:
+            await self._open_lean(session)
         return self
+
+    async def _open_lean(self, session: Any) -> None:
+        """The lean wire on the endpoint, region and credentials botocore resolved."""
+        credentials = await session.get_credentials()
+        if credentials is None:  # the hot calls go through botocore, which says so
+            return
+        connect_s, read_s, connections = self._timeouts
+        self._lean = LeanWire(
+            self.service,
+            endpoint_url=self._client.meta.endpoint_url,
+            region=self._client.meta.region_name,
+            credentials=credentials,
+            user_agent=USER_AGENT,
+            connect_timeout_s=connect_s,
+            read_timeout_s=read_s,
+            max_connections=connections,
+            model=self._client.meta.service_model,
+        )
+        self._stack.push_async_callback(self._lean.close)
 
     async def __aexit__(
         self,
@@ -166,13 +204,19 @@ class AwsClient:
     ) -> None:
         await self._stack.aclose()
         self._client = None
+        self._lean = None
 
     def failure(self, action: str, exc: Exception) -> Exception:
         """The exception a failed call of ``action`` raises instead of ``exc``."""
         raise NotImplementedError
 
     async def _call(self, action: str, **kwargs: Any) -> dict[str, Any]:
+        lean = self._lean
         try:
+            if lean is not None and action in lean.operations:
+                if _record["path"] is not None:
+                    _note_call(self.service, lean.operations[action].name, kwargs)
+                return await lean.call(action, kwargs)
             result: dict[str, Any] = await getattr(self._client, action)(**kwargs)
         except CALL_ERRORS as exc:
             raise self.failure(action, exc) from exc

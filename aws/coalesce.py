@@ -33,8 +33,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from aws.errors import AwsError, Cancelled, NoAnswer, Overloaded, PoolClosed, Unavailable
 from core.backoff import backoff
-from pool.errors import Cancelled, NoAnswer, Overloaded, PoolClosed, PoolError, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +45,10 @@ E = TypeVar("E")
 R = TypeVar("R")
 
 #: Performs one batch call: per entry, its result or the error of that entry.
-BatchCall = Callable[[Sequence[E]], Awaitable[Sequence[R | PoolError]]]
+BatchCall = Callable[[Sequence[E]], Awaitable[Sequence[R | AwsError]]]
 #: Told of each batch call: its size, how long it took, the error if the whole call
 #: failed, and the errors of the entries that failed inside a call that succeeded.
-CallObserver = Callable[[int, float, PoolError | None, Sequence[PoolError]], None]
+CallObserver = Callable[[int, float, AwsError | None, Sequence[AwsError]], None]
 
 
 @dataclass(slots=True, eq=False)  # identity-hashed: items live in sets
@@ -60,7 +60,7 @@ class _Item(Generic[E, R]):
     #: An attempt got no answer: the entry may have been stored already.
     doubtful: bool = False
     #: The error of its latest attempt (what its caller gets if no later attempt is made).
-    error: PoolError | None = None
+    error: AwsError | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -113,9 +113,7 @@ class ServiceRate:
         return self._done / self._busy if self._busy > 0 else None
 
 
-def _ignore(
-    size: int, seconds: float, error: PoolError | None, entries: Sequence[PoolError]
-) -> None:
+def _ignore(size: int, seconds: float, error: AwsError | None, entries: Sequence[AwsError]) -> None:
     return None
 
 
@@ -308,7 +306,7 @@ class Coalescer(Generic[E, R]):
             self._inflight.discard(item)
             if item.future.done():
                 continue
-            if not isinstance(outcome, PoolError):
+            if not isinstance(outcome, AwsError):
                 item.future.set_result(outcome)
                 continue
             item.doubtful = item.doubtful or isinstance(outcome, NoAnswer)
@@ -330,20 +328,20 @@ class Coalescer(Generic[E, R]):
             self._pending.extendleft(reversed(again + retry))
             self._wake.set()
 
-    async def _call_once(self, batch: list[_Item[E, R]]) -> Sequence[R | PoolError]:
+    async def _call_once(self, batch: list[_Item[E, R]]) -> Sequence[R | AwsError]:
         """Call once; per entry its result or error, whatever the call raised."""
         started = time.monotonic()
         # A call under way is waited for past the deadline (by a bounded margin): its answer,
         # not a guess, tells the caller whether the entry is stored.
         deadline = max(item.deadline for item in batch) + self._limits.answer_margin_s
-        error: PoolError | None = None
-        failed: list[PoolError] = []
+        error: AwsError | None = None
+        failed: list[AwsError] = []
         try:
             async with asyncio.timeout_at(_loop_time(deadline)):
                 outcomes = await self._call([item.entry for item in batch])
             if len(outcomes) != len(batch):
                 raise ValueError("the call answered for a different number of entries")
-        except PoolError as exc:
+        except AwsError as exc:
             error = exc
         except TimeoutError:
             error = NoAnswer(f"{self.action}: no answer before the deadline")
@@ -357,21 +355,21 @@ class Coalescer(Generic[E, R]):
         if error is not None:
             outcomes = [error] * len(batch)
         else:
-            failed = [o for o in outcomes if isinstance(o, PoolError)]
+            failed = [o for o in outcomes if isinstance(o, AwsError)]
             # A moving average of call durations (the first call sets it).
             self._call_s = took if not self._call_s else self._call_s + (took - self._call_s) / 8
             self._rate.add(len(batch) - len(failed), time.monotonic())
         self._tell_observer(len(batch), took, error, failed)
         return outcomes
 
-    def _final(self, item: _Item[E, R], error: PoolError) -> PoolError:
+    def _final(self, item: _Item[E, R], error: AwsError) -> AwsError:
         """The error a caller gets: ``NoAnswer`` if any attempt may have taken effect."""
         if item.doubtful and not isinstance(error, NoAnswer):
             return NoAnswer(f"{error} (after an attempt that got no answer)", code=error.code)
         return error
 
     def _tell_observer(
-        self, size: int, took: float, error: PoolError | None, failed: Sequence[PoolError]
+        self, size: int, took: float, error: AwsError | None, failed: Sequence[AwsError]
     ) -> None:
         try:
             self._observe(size, took, error, failed)
@@ -386,7 +384,7 @@ class Coalescer(Generic[E, R]):
         limits = self._limits
         return backoff(attempt, limits.backoff_s, limits.max_backoff_s, jitter=0.5)
 
-    def _fail_all(self, error: PoolError) -> None:
+    def _fail_all(self, error: AwsError) -> None:
         for item in [*self._pending, *self._inflight]:
             if not item.future.done():
                 item.future.set_exception(error)
