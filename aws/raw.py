@@ -1,5 +1,6 @@
 """Raw clients on either wire: an aiobotocore client whose hot calls (``aws.wire.HOT``) go
-over the lean wire instead, for suites that speak to AWS APIs directly."""
+over the lean wire instead, for what speaks to AWS APIs directly (the conformance suite,
+the wire benchmark)."""
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable
