@@ -5,8 +5,9 @@ serializer and parser, its retry and checksum plumbing); the request itself is a
 and a signature. For the calls every email makes — SQS ``SendMessageBatch``,
 ``ReceiveMessage``, ``DeleteMessageBatch``, ``ChangeMessageVisibilityBatch``, DynamoDB's
 item and batch calls, SES v2 ``SendEmail`` — this module builds the request with orjson,
-signs it (``aws.sigv4``, the signing key derived once a day), posts it over aiohttp's pooled
-connections, and parses the answer with orjson into exactly the dict botocore returns.
+signs it (``aws.sigv4``, the signing key derived once a day), posts it over kept-alive
+connections (``aws.http``), and parses the answer with orjson into exactly the dict
+botocore returns.
 
 Everything else botocore does for these calls is done here too, from botocore's own parts:
 the endpoint, region and credentials are those of the aiobotocore client the process opens
@@ -28,8 +29,8 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 from botocore.exceptions import (
     ChecksumError,
@@ -37,12 +38,11 @@ from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
-    HTTPClientError,
     ReadTimeoutError,
-    SSLError,
 )
 from botocore.parsers import ResponseParserError
 
+from aws.http import ConnectFailed, ConnectTimedOut, Dropped, HttpPool, ReadTimedOut
 from aws.sigv4 import Signer, amz_date
 
 #: The ways every hot call can go: ``lean`` (this module) or ``botocore`` (aiobotocore).
@@ -267,7 +267,7 @@ def _error(
 
 
 class LeanWire:
-    """The hot calls of one service, over one aiohttp session."""
+    """The hot calls of one service, over one pool of kept-alive connections."""
 
     def __init__(
         self,
@@ -291,34 +291,28 @@ class LeanWire:
         self._signer = Signer(region, self._protocol.signing_name)
         self._credentials = CachedCredentials(credentials)
         self._user_agent = user_agent
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=connect_timeout_s, sock_read=read_timeout_s
+        self._http = HttpPool(
+            self._endpoint,
+            limit=max_connections,
+            connect_timeout_s=connect_timeout_s,
+            read_timeout_s=read_timeout_s,
         )
-        self._max_connections = max_connections
-        self._http: aiohttp.ClientSession | None = None
-
-    def _session(self) -> aiohttp.ClientSession:
-        if self._http is None:
-            self._http = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._max_connections),
-                timeout=self._timeout,
-                auto_decompress=False,
-                skip_auto_headers=("User-Agent",),
-            )
-        return self._http
+        base = urlsplit(self._endpoint).path.rstrip("/")
+        #: Per operation: (the URL signed, the path on the request line).
+        self._targets = {
+            m: (self._endpoint + o.path, base + o.path) for m, o in HOT[service].items()
+        }
 
     async def close(self) -> None:
         """Close the connections."""
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
+        self._http.close()
 
     async def call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         """Call botocore's ``method`` (``send_message_batch``, …) with botocore's parameters;
         botocore's answer, or botocore's exception for the failure."""
         operation = self.operations[method]
         body = orjson.dumps(params, default=_blob)
-        url = self._endpoint + operation.path
+        url, path = self._targets[method]
         protocol = self._protocol
         headers = {"Content-Type": protocol.content_type, **dict(protocol.headers)}
         if protocol.target_prefix:
@@ -336,7 +330,7 @@ class LeanWire:
         )
         headers["User-Agent"] = self._user_agent
         headers["Accept-Encoding"] = "identity"
-        status, answer_headers, raw = await self._send(operation.method, url, headers, body)
+        status, answer_headers, raw = await self._send(operation.method, url, path, headers, body)
         crc = answer_headers.get("x-amz-crc32")
         if crc is not None and zlib.crc32(raw) != int(crc):
             raise ChecksumError(
@@ -371,27 +365,18 @@ class LeanWire:
         return answer
 
     async def _send(
-        self, method: str, url: str, headers: dict[str, str], body: bytes
+        self, method: str, url: str, path: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
-        """One HTTP exchange; failures as the exceptions aiobotocore raises for them (except
-        that a connection lost after the request was written reads as no answer, not as an
-        endpoint that could not be reached)."""
+        """One HTTP exchange; failures as the botocore exceptions aiobotocore raises for
+        them (except that a connection lost after the request was written reads as no
+        answer, not as an endpoint that could not be reached)."""
         try:
-            async with self._session().request(method, url, data=body, headers=headers) as r:
-                raw = await r.read()
-                answer_headers = {k.lower(): v for k, v in r.headers.items()}
-                return r.status, answer_headers, raw
-        except aiohttp.ClientSSLError as exc:
-            raise SSLError(endpoint_url=url, error=exc) from exc
-        except aiohttp.ConnectionTimeoutError as exc:
+            return await self._http.request(method, path, headers, body)
+        except ConnectTimedOut as exc:
             raise ConnectTimeoutError(endpoint_url=url, error=exc) from exc
-        except aiohttp.ServerTimeoutError as exc:
-            raise ReadTimeoutError(endpoint_url=url, error=exc) from exc
-        except aiohttp.ClientConnectorError as exc:
+        except ConnectFailed as exc:
             raise EndpointConnectionError(endpoint_url=url, error=exc) from exc
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-            raise ConnectionClosedError(endpoint_url=url, error=exc) from exc
-        except TimeoutError as exc:
+        except ReadTimedOut as exc:
             raise ReadTimeoutError(endpoint_url=url, error=exc) from exc
-        except aiohttp.ClientError as exc:
-            raise HTTPClientError(error=exc) from exc
+        except Dropped as exc:
+            raise ConnectionClosedError(endpoint_url=url, error=exc) from exc

@@ -132,7 +132,9 @@ async def dynamodb_calls(engine: str, wire: str, calls: int) -> dict[str, float]
     """CPU-µs per call of the DynamoDB hot actions."""
     cost: dict[str, float] = {}
     table = f"w{uuid.uuid4().hex[:8]}"
-    async with StateTable(StateConfig(table=table, endpoint_url=engine)) as state:
+    async with StateTable(
+        StateConfig(table=table, endpoint_url=engine, region="us-east-1")
+    ) as state:
         await state.provision()
     async with raw_client("dynamodb", engine, wire) as dynamodb:
 
@@ -199,11 +201,15 @@ async def ses_calls(moto: str, wire: str, calls: int) -> dict[str, float]:
 async def _pool(endpoint: str, tag: str) -> PoolConfig:
     """A 4-shard pool with events on, and its state table."""
     config = PoolConfig(
-        prefix=f"{tag}{uuid.uuid4().hex[:6]}", shards=4, endpoint_url=endpoint, events=True
+        prefix=f"{tag}{uuid.uuid4().hex[:6]}",
+        shards=4,
+        endpoint_url=endpoint,
+        region="us-east-1",
+        events=True,
     )
     async with SqsClient.from_config(config) as sqs:
         await provision(sqs, config)
-    state = StateConfig(table=f"{config.prefix}-state", endpoint_url=endpoint)
+    state = StateConfig(table=f"{config.prefix}-state", endpoint_url=endpoint, region="us-east-1")
     async with StateTable(state) as table:
         await table.provision()
     return config
@@ -306,7 +312,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     local_credentials()
-    os.environ.setdefault("AWS_REGION", "us-east-1")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     calls: dict[str, dict[str, list[float]]] = {w: {} for w in WIRES}
     costs: dict[str, dict[str, list[float]]] = {w: {} for w in WIRES}
     smtp_port, count_port = free_port(), free_port()
