@@ -193,6 +193,7 @@ class AwsClient:
             read_timeout_s=read_s,
             max_connections=connections,
             model=self._client.meta.service_model,
+            ca_bundle=session.get_config_variable("ca_bundle"),
         )
         self._stack.push_async_callback(self._lean.close)
 

@@ -193,10 +193,17 @@ class _Connection(asyncio.Protocol):
 
 
 class HttpPool:
-    """Kept-alive connections to the endpoint of ``url`` (at most ``limit`` at once)."""
+    """Kept-alive connections to the endpoint of ``url`` (at most ``limit`` at once); TLS
+    verified against the system's CAs or ``ca_bundle``."""
 
     def __init__(
-        self, url: str, *, limit: int, connect_timeout_s: float, read_timeout_s: float
+        self,
+        url: str,
+        *,
+        limit: int,
+        connect_timeout_s: float,
+        read_timeout_s: float,
+        ca_bundle: str | None = None,
     ) -> None:
         parts = urlsplit(url)
         self.secure = parts.scheme == "https"
@@ -205,7 +212,7 @@ class HttpPool:
         default = 443 if self.secure else 80
         host = f"[{self.host}]" if ":" in self.host else self.host
         self._host_header = host if self.port == default else f"{host}:{self.port}"
-        self._ssl = ssl.create_default_context() if self.secure else None
+        self._ssl = ssl.create_default_context(cafile=ca_bundle) if self.secure else None
         self._connect_timeout_s = connect_timeout_s
         self._read_timeout_s = read_timeout_s
         self._idle: deque[_Connection] = deque()

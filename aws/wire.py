@@ -281,6 +281,7 @@ class LeanWire:
         read_timeout_s: float,
         max_connections: int,
         model: Any = None,
+        ca_bundle: str | None = None,
     ) -> None:
         self.service = service
         #: botocore's service model: which fields an error answer's code carries.
@@ -296,6 +297,7 @@ class LeanWire:
             limit=max_connections,
             connect_timeout_s=connect_timeout_s,
             read_timeout_s=read_timeout_s,
+            ca_bundle=ca_bundle,
         )
         base = urlsplit(self._endpoint).path.rstrip("/")
         #: Per operation: (the URL signed, the path on the request line).
