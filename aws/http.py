@@ -16,6 +16,7 @@ may have been taken). ``aws.wire`` raises them as botocore's exceptions.
 import asyncio
 import ssl
 from collections import deque
+from typing import cast
 from urllib.parse import urlsplit
 
 
@@ -144,8 +145,8 @@ class _Connection(asyncio.Protocol):
         self._waiter: asyncio.Future[Answer] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are transports without deriving from asyncio.Transport.
+        self.transport = cast(asyncio.Transport, transport)
 
     def send(self, request: bytes) -> asyncio.Future[Answer]:
         assert self.transport is not None

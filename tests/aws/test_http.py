@@ -10,6 +10,7 @@ import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+import uvloop
 from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -125,7 +126,20 @@ def pool(url: str, read_timeout_s: float = 2.0) -> HttpPool:
     return HttpPool(url, limit=4, connect_timeout_s=1.0, read_timeout_s=read_timeout_s)
 
 
-async def test_connections_are_kept_and_reused_and_closed_when_the_server_says_so() -> None:
+@pytest.fixture(params=["asyncio", "uvloop"])
+def loop_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def test_connections_are_kept_and_reused_and_closed_when_the_server_says_so(
+    loop_kind: str,
+) -> None:
+    """On asyncio's loop and on uvloop's, which the processes run on."""
+    runner = uvloop.run if loop_kind == "uvloop" else asyncio.run
+    runner(kept_and_closed())
+
+
+async def kept_and_closed() -> None:
     async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
             body = await read_request(reader)
