@@ -86,6 +86,8 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python -m benchmarks.state --messages 5000 --requests 3000 --seconds 5 --runs 3
 	$(BIN)/python -m benchmarks.contention --rate 200 --seconds 10 --runs 3
 	$(BIN)/python -m benchmarks.attachments --emails 2000 --runs 3
+	$(BIN)/python -m benchmarks.wire --calls 300 --emails 3000 --requests 3000 --runs 3
+	$(BIN)/python -m benchmarks.steps --emails 6000 --requests 4000
 
 clean:
 	rm -rf $(VENV) var

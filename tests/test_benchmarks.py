@@ -3,8 +3,12 @@
 import re
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from benchmarks.load import run
+from benchmarks.steps import REST, SENDER_STEPS, shares
 from intake.config import IntakeConfig
 from intake.service import IntakeService
 from pool.config import PoolConfig
@@ -128,3 +132,29 @@ async def test_load_benchmark_runs(provisioned: PoolConfig) -> None:
         result = await run(intake.url, concurrency=2, seconds=0.5)
     assert result["accepted_per_s"] > 0
     assert result["non_202"] == 0
+
+
+def test_wire_benchmark_runs() -> None:
+    out = bench("wire --calls 10 --emails 30 --requests 30 --runs 1", timeout=240)
+    rows = {
+        line.split()[0]: line.split()[1:]
+        for line in out.splitlines()
+        if line.split() and line.split()[0] in ("SendMessageBatch", "BatchWriteItem", "SendEmail")
+    }
+    assert set(rows) == {"SendMessageBatch", "BatchWriteItem", "SendEmail"}
+    assert all(float(botocore) > 0 and float(lean) > 0 for botocore, lean, _ in rows.values())
+    assert re.search(r"lean: keyed intake with the state store at \d\.\d\d of keyless", out)
+
+
+def test_steps_put_each_sample_down_to_the_first_step_on_its_stack(tmp_path: Path) -> None:
+    samples = tmp_path / "samples.txt"
+    samples.write_text(
+        "run (core/runtime.py:1);Sender._poll (sender/worker.py:9);SqsClient.receive (x:1) 6\n"
+        "Sender._deliver (sender/worker.py:2);SmtpProvider.send (smtp.py:3) 3\n"
+        "Runner.run (asyncio/runners.py:118) 1\n"
+    )
+    split = shares(samples, SENDER_STEPS)
+    assert split["receive (ReceiveMessage)"] == 0.6
+    assert split["SMTP"] == 0.3
+    assert split[REST] == 0.1
+    assert sum(split.values()) == pytest.approx(1.0)

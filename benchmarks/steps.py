@@ -1,0 +1,179 @@
+"""Where an email's CPU goes, per step, on each wire: py-spy samples a ``mailpool intake``
+(keyed requests, state on, events on) and a ``mailpool sender`` (state and events on, an
+SMTP sink), and each sample is put down to the step of the email's path its stack is in.
+
+    python -m benchmarks.steps --emails 6000 --requests 4000
+
+Needs py-spy (``make bench`` installs it). The process's CPU per email (/proc) is split in
+the proportions of the samples; "event loop and the rest" is what no step's frames are
+on: the loop itself, socket writes and reads it makes for every step, task switching.
+"""
+
+import argparse
+import asyncio
+import collections
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.engines import cpu_seconds, engine_process, free_port
+from benchmarks.processes import child, local_credentials, mailpool_env
+from benchmarks.sink import delivered
+from benchmarks.wire import WIRES, _fill, _pool, _post_all, _state_on
+
+#: (step, frames that put a sample in it), first match wins: the order is the email's path.
+INTAKE_STEPS = [
+    ("HTTP (aiohttp server)", ["aiohttp/web_protocol", "aiohttp/web_response", "http_parser"]),
+    ("validation", ["parse_email", "intake/schemas", "core/addresses", "core/attachments"]),
+    ("idempotency claim", ["state/idempotency", "_transact_puts", "StateTable.claim"]),
+    ("status record", ["_batch_write", "intake/records"]),
+    ("queue call (SendMessageBatch)", ["SqsClient.send_batch", "QueuePool.send"]),
+    ("event", ["publish", "core/events"]),
+    ("metrics", ["prometheus_client"]),
+]
+SENDER_STEPS = [
+    ("receive (ReceiveMessage)", ["SqsClient.receive", "QueuePool.receive", "Sender._poll"]),
+    ("suppression lookup", ["_batch_get", "Suppressions.suppressed", "_drop_suppressed"]),
+    ("render (MIME)", ["sender/mime"]),
+    ("SMTP", ["SmtpProvider.send", "aiosmtplib"]),
+    ("event (SendMessageBatch)", ["SqsClient.send_batch", "Sender._publish"]),
+    ("status record (BatchWriteItem)", ["_batch_write", "Sender._record"]),
+    ("settle (DeleteMessageBatch)", ["SqsClient.delete_batch", "QueuePool.delete"]),
+    ("decode envelope", ["Envelope.decode", "core/sealing"]),
+    ("metrics", ["prometheus_client"]),
+]
+REST = "event loop and the rest"
+
+
+def py_spy() -> str:
+    """The py-spy command next to this Python, or on PATH."""
+    found = Path(sys.executable).with_name("py-spy")
+    if found.exists():
+        return str(found)
+    on_path = shutil.which("py-spy")
+    if on_path is None:
+        raise SystemExit("py-spy is needed: .venv/bin/pip install py-spy (make bench does)")
+    return on_path
+
+
+def shares(samples: Path, steps: list[tuple[str, list[str]]]) -> dict[str, float]:
+    """Each step's share of the samples."""
+    counted: collections.Counter[str] = collections.Counter()
+    for line in samples.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        step = next((name for name, keys in steps if any(k in stack for k in keys)), REST)
+        counted[step] += int(count)
+    total = sum(counted.values()) or 1
+    return {name: counted[name] / total for name in [*(s for s, _ in steps), REST]}
+
+
+def recorded(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    command = [py_spy(), "record", "--pid", str(pid), "--format", "raw", "-o", str(out)]
+    return subprocess.Popen(
+        [*command, "--rate", "250", "--nonblocking"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def sender(endpoint: str, sink: tuple[int, int], wire: str, emails: int, out: Path) -> float:
+    """The sender's CPU-µs per email; its samples in ``out``."""
+    config = asyncio.run(_pool(endpoint, "s"))
+    asyncio.run(_fill(config, emails))
+    smtp_port, count_port = sink
+    env = mailpool_env(
+        endpoint,
+        config.prefix,
+        4,
+        MAILPOOL_AWS_WIRE=wire,
+        MAILPOOL_SMTP_PORT=str(smtp_port),
+        MAILPOOL_METRICS_PORT="0",
+        MAILPOOL_CONCURRENCY="128",
+        MAILPOOL_WAIT_TIME="1",
+        **_state_on(config),
+    )
+    base = delivered(count_port)
+    with child("mailpool", "sender", env=env) as process:
+        cpu = cpu_seconds(process.pid)
+        spy = recorded(process.pid, out)
+        while delivered(count_port) < base + emails:
+            time.sleep(0.02)
+        spent = cpu_seconds(process.pid) - cpu
+        spy.send_signal(2)
+        spy.wait()
+    return spent / emails * 1e6
+
+
+def intake(endpoint: str, wire: str, requests: int, out: Path) -> float:
+    """Keyed intake's CPU-µs per accepted email; its samples in ``out``."""
+    config = asyncio.run(_pool(endpoint, "i"))
+    port = free_port()
+    env = mailpool_env(
+        endpoint, config.prefix, 4, MAILPOOL_AWS_WIRE=wire, MAILPOOL_HTTP_PORT=str(port)
+    )
+    env.update(_state_on(config))
+    with child("mailpool", "intake", env=env) as process:
+        asyncio.run(_post_all(f"http://127.0.0.1:{port}", 200, True))
+        cpu = cpu_seconds(process.pid)
+        spy = recorded(process.pid, out)
+        asyncio.run(_post_all(f"http://127.0.0.1:{port}", requests, True))
+        spent = cpu_seconds(process.pid) - cpu
+        spy.send_signal(2)
+        spy.wait()
+    return spent / requests * 1e6
+
+
+def table(
+    title: str,
+    steps: list[tuple[str, list[str]]],
+    cost: dict[str, float],
+    split: dict[str, dict[str, float]],
+) -> None:
+    print(f"\n{title}: CPU-µs per email by step")
+    print(f"{'step':<34}{'botocore':>10}{'lean':>10}")
+    for name in [*(s for s, _ in steps), REST]:
+        b, lean = (cost[w] * split[w][name] for w in ("botocore", "lean"))
+        print(f"{name:<34}{b:>10.0f}{lean:>10.0f}")
+    b, lean = cost["botocore"], cost["lean"]
+    print(f"{'total':<34}{b:>10.0f}{lean:>10.0f}   lean/botocore {lean / b:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--emails", type=int, default=6000, help="emails the sender delivers")
+    parser.add_argument("--requests", type=int, default=4000, help="keyed POSTs to intake")
+    args = parser.parse_args()
+    local_credentials()
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    folder = Path(tempfile.mkdtemp(prefix="steps-"))
+    costs: dict[str, dict[str, float]] = {"sender": {}, "intake": {}}
+    splits: dict[str, dict[str, dict[str, float]]] = {"sender": {}, "intake": {}}
+    smtp_port, count_port = free_port(), free_port()
+    with (
+        engine_process("localsqs", None) as (endpoint, _),
+        child("benchmarks.sink", "--port", str(smtp_port), "--count-port", str(count_port)),
+    ):
+        for wire in WIRES:
+            out = folder / f"sender-{wire}.txt"
+            costs["sender"][wire] = sender(
+                endpoint, (smtp_port, count_port), wire, args.emails, out
+            )
+            splits["sender"][wire] = shares(out, SENDER_STEPS)
+            out = folder / f"intake-{wire}.txt"
+            costs["intake"][wire] = intake(endpoint, wire, args.requests, out)
+            splits["intake"][wire] = shares(out, INTAKE_STEPS)
+    table("intake (keyed, state on)", INTAKE_STEPS, costs["intake"], splits["intake"])
+    table("sender (state and events on, SMTP)", SENDER_STEPS, costs["sender"], splits["sender"])
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
