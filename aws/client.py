@@ -13,11 +13,13 @@ deployment template to exactly what its process was seen to call (``mailpool.iam
 
 import contextlib
 import contextvars
+import logging
 import os
 import types
 from collections.abc import Iterator
 from importlib.metadata import version
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
@@ -30,6 +32,7 @@ from botocore.exceptions import (
     NoRegionError,
     ParamValidationError,
 )
+from botocore.utils import get_environ_proxies
 
 from aws.calls import call_of
 from aws.errors import Misconfigured
@@ -41,6 +44,7 @@ USER_AGENT = (
     f"mailpool/{version('mailpool')} aiobotocore/{version('aiobotocore')} "
     f"botocore/{version('botocore')}"
 )
+log = logging.getLogger(__name__)
 #: What a call may fail with below the service: botocore's errors and socket errors.
 CALL_ERRORS = (ClientError, BotoCoreError, OSError)
 
@@ -178,9 +182,17 @@ class AwsClient:
         return self
 
     async def _open_lean(self, session: Any) -> None:
-        """The lean wire on the endpoint, region and credentials botocore resolved."""
+        """The lean wire on the endpoint, region and credentials botocore resolved (not
+        through an HTTP proxy: those calls stay on botocore, which knows proxies)."""
         credentials = await session.get_credentials()
         if credentials is None:  # the hot calls go through botocore, which says so
+            return
+        endpoint = self._client.meta.endpoint_url
+        scheme = urlsplit(endpoint).scheme
+        if (self._client.meta.config.proxies or {}).get(scheme) or get_environ_proxies(
+            endpoint
+        ).get(scheme):
+            log.info("%s goes through a proxy: its hot calls stay on botocore", self.service)
             return
         connect_s, read_s, connections = self._timeouts
         self._lean = LeanWire(

@@ -25,7 +25,7 @@ from benchmarks.processes import child, local_credentials, mailpool_env
 from benchmarks.sink import delivered
 from benchmarks.wire import WIRES, _fill, _pool, _post_all, _state_on
 
-#: (step, frames that put a sample in it), first match wins: the order is the email's path.
+#: (step, the frames that are in it), in the order of the email's path.
 INTAKE_STEPS = [
     ("HTTP (aiohttp server)", ["aiohttp/web_protocol", "aiohttp/web_response", "http_parser"]),
     ("validation", ["parse_email", "intake/schemas", "core/addresses", "core/attachments"]),
@@ -60,6 +60,16 @@ def py_spy() -> str:
     return on_path
 
 
+def step_of(frames: list[str], steps: list[tuple[str, list[str]]]) -> str:
+    """The step of the innermost frame any step names (the request handler's frames sit
+    under the HTTP server's, an SMTP send's under the delivery's)."""
+    for frame in reversed(frames):
+        for name, keys in steps:
+            if any(key in frame for key in keys):
+                return name
+    return REST
+
+
 def shares(samples: Path, steps: list[tuple[str, list[str]]]) -> dict[str, float]:
     """Each step's share of the samples."""
     counted: collections.Counter[str] = collections.Counter()
@@ -67,8 +77,7 @@ def shares(samples: Path, steps: list[tuple[str, list[str]]]) -> dict[str, float
         stack, _, count = line.rpartition(" ")
         if not stack:
             continue
-        step = next((name for name, keys in steps if any(k in stack for k in keys)), REST)
-        counted[step] += int(count)
+        counted[step_of(stack.split(";"), steps)] += int(count)
     total = sum(counted.values()) or 1
     return {name: counted[name] / total for name in [*(s for s, _ in steps), REST]}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.load import run
-from benchmarks.steps import REST, SENDER_STEPS, shares
+from benchmarks.steps import INTAKE_STEPS, REST, SENDER_STEPS, shares, step_of
 from intake.config import IntakeConfig
 from intake.service import IntakeService
 from pool.config import PoolConfig
@@ -158,3 +158,5 @@ def test_steps_put_each_sample_down_to_the_first_step_on_its_stack(tmp_path: Pat
     assert split["SMTP"] == 0.3
     assert split[REST] == 0.1
     assert sum(split.values()) == pytest.approx(1.0)
+    handler = "_handle (aiohttp/web_protocol.py:1);post_email (x:1);parse_email (core/envelope:2)"
+    assert step_of(handler.split(";"), INTAKE_STEPS) == "validation"

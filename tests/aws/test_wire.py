@@ -300,3 +300,14 @@ async def test_altered_digests_and_checksums_fail_the_call(localsqs_url: str) ->
             proxy.corrupt = "ReceiveMessage"
             with pytest.raises(NoAnswer):
                 await client.receive(queue, 0, max_messages=1, wait_s=0, visibility_s=1)
+
+
+async def test_behind_an_http_proxy_the_hot_calls_stay_on_botocore(
+    monkeypatch: pytest.MonkeyPatch, sqs_endpoint: str
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # never used: nothing is called
+    async with SqsClient(region="us-east-1", endpoint_url=sqs_endpoint) as sqs:
+        assert sqs._lean is None
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    async with SqsClient(region="us-east-1", endpoint_url=sqs_endpoint) as sqs:
+        assert sqs._lean is not None
