@@ -2,7 +2,7 @@
 (keyed requests, state on, events on) and a ``mailpool sender`` (state and events on, an
 SMTP sink), and each sample is put down to the step of the email's path its stack is in.
 
-    python -m benchmarks.steps --emails 6000 --requests 4000
+    python -m benchmarks.steps --emails 6000 --requests 4000 --runs 3
 
 Needs py-spy (``make bench`` installs it). The process's CPU per email (/proc) is split in
 the proportions of the samples; "event loop and the rest" is what no step's frames are
@@ -14,6 +14,7 @@ import asyncio
 import collections
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -139,18 +140,21 @@ def intake(endpoint: str, wire: str, requests: int, out: Path) -> float:
 
 
 def table(
-    title: str,
-    steps: list[tuple[str, list[str]]],
-    cost: dict[str, float],
-    split: dict[str, dict[str, float]],
+    title: str, steps: list[tuple[str, list[str]]], runs: dict[str, list[dict[str, float]]]
 ) -> None:
-    print(f"\n{title}: CPU-µs per email by step")
+    """Medians over the runs of each step's CPU-µs per email, on each wire."""
+    med = statistics.median
+    print(f"\n{title}: CPU-µs per email by step, medians of {len(runs['lean'])} runs")
     print(f"{'step':<34}{'botocore':>10}{'lean':>10}")
-    for name in [*(s for s, _ in steps), REST]:
-        b, lean = (cost[w] * split[w][name] for w in ("botocore", "lean"))
-        print(f"{name:<34}{b:>10.0f}{lean:>10.0f}")
-    b, lean = cost["botocore"], cost["lean"]
-    print(f"{'total':<34}{b:>10.0f}{lean:>10.0f}   lean/botocore {lean / b:.2f}")
+    for name in [*(s for s, _ in steps), REST, "total"]:
+        b, lean = (med(run[name] for run in runs[w]) for w in ("botocore", "lean"))
+        print(
+            f"{name:<34}{b:>10.0f}{lean:>10.0f}" + (f"   {lean / b:.2f}" if name == "total" else "")
+        )
+
+
+def by_step(cost_us: float, split: dict[str, float]) -> dict[str, float]:
+    return {**{name: cost_us * share for name, share in split.items()}, "total": cost_us}
 
 
 def main() -> None:
@@ -159,28 +163,29 @@ def main() -> None:
     )
     parser.add_argument("--emails", type=int, default=6000, help="emails the sender delivers")
     parser.add_argument("--requests", type=int, default=4000, help="keyed POSTs to intake")
+    parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     local_credentials()
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     folder = Path(tempfile.mkdtemp(prefix="steps-"))
-    costs: dict[str, dict[str, float]] = {"sender": {}, "intake": {}}
-    splits: dict[str, dict[str, dict[str, float]]] = {"sender": {}, "intake": {}}
+    runs: dict[str, dict[str, list[dict[str, float]]]] = {
+        kind: {w: [] for w in WIRES} for kind in ("sender", "intake")
+    }
     smtp_port, count_port = free_port(), free_port()
     with (
         engine_process("localsqs", None) as (endpoint, _),
         child("benchmarks.sink", "--port", str(smtp_port), "--count-port", str(count_port)),
     ):
-        for wire in WIRES:
-            out = folder / f"sender-{wire}.txt"
-            costs["sender"][wire] = sender(
-                endpoint, (smtp_port, count_port), wire, args.emails, out
-            )
-            splits["sender"][wire] = shares(out, SENDER_STEPS)
-            out = folder / f"intake-{wire}.txt"
-            costs["intake"][wire] = intake(endpoint, wire, args.requests, out)
-            splits["intake"][wire] = shares(out, INTAKE_STEPS)
-    table("intake (keyed, state on)", INTAKE_STEPS, costs["intake"], splits["intake"])
-    table("sender (state and events on, SMTP)", SENDER_STEPS, costs["sender"], splits["sender"])
+        for run in range(args.runs):
+            for wire in WIRES if run % 2 == 0 else WIRES[::-1]:
+                out = folder / f"sender-{wire}-{run}.txt"
+                cost = sender(endpoint, (smtp_port, count_port), wire, args.emails, out)
+                runs["sender"][wire].append(by_step(cost, shares(out, SENDER_STEPS)))
+                out = folder / f"intake-{wire}-{run}.txt"
+                cost = intake(endpoint, wire, args.requests, out)
+                runs["intake"][wire].append(by_step(cost, shares(out, INTAKE_STEPS)))
+    table("intake (keyed, state on)", INTAKE_STEPS, runs["intake"])
+    table("sender (state and events on, SMTP)", SENDER_STEPS, runs["sender"])
     shutil.rmtree(folder, ignore_errors=True)
 
 
