@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 #: Admit an entry while the backlog's expected wait is within this share of its deadline.
 SHED_SHARE = 0.5
+#: Before a queue has answered, a call is assumed to take this long (a slow SQS call).
+ASSUMED_CALL_S = 0.05
 
 E = TypeVar("E")
 R = TypeVar("R")
@@ -179,19 +181,18 @@ class Coalescer(Generic[E, R]):
         """Refuse (``Overloaded``) an entry that would wait past ``SHED_SHARE`` of ``budget``.
 
         Its expected wait is the backlog ahead of it over the rate the queue takes entries
-        when busy. Before the first answer there is no rate to judge by: up to one round of
-        full calls is admitted.
+        when busy. Before the first answer there is no rate to judge by: full calls of
+        ``ASSUMED_CALL_S`` each are assumed (a fresh intake takes a 500-email batch whole;
+        it used to take one round of calls, 40 emails a shard, and refuse the rest).
         """
         backlog = self.backlog
         if backlog >= self._limits.max_backlog:
             raise Overloaded(f"{self.action}: the backlog is full")
         if backlog == 0:
             return
-        rate = self._rate.per_second
-        if rate is None:
-            if backlog < self._limits.max_entries * self._limits.max_calls:
-                return
-        elif (backlog + 1) / rate <= budget * SHED_SHARE:
+        limits = self._limits
+        rate = self._rate.per_second or limits.max_entries * limits.max_calls / ASSUMED_CALL_S
+        if (backlog + 1) / rate <= budget * SHED_SHARE:
             return
         raise Overloaded(f"{self.action}: the backlog would outlast the deadline")
 

@@ -396,3 +396,22 @@ async def test_the_backlog_is_bounded_whatever_the_rate() -> None:
         coalescer.close()
         await asyncio.gather(*waiting, return_exceptions=True)
         await runner
+
+
+async def test_a_fresh_queue_takes_a_whole_batch_request_before_it_has_a_rate() -> None:
+    async def quick(entries: Sequence[str]) -> list[str | AwsError]:
+        await asyncio.sleep(0.005)
+        return [f"ok:{e}" for e in entries]
+
+    limits = CoalescerLimits(max_entries=10, max_calls=4, deadline_s=3.0, shed=True)
+    coalescer: Coalescer[str, str] = Coalescer(quick, limits)
+    runner = asyncio.create_task(coalescer.run())
+    try:
+        # A 500-email batch over two shards, the first work this process does.
+        results = await asyncio.gather(
+            *(coalescer.submit(f"m{i}") for i in range(250)), return_exceptions=True
+        )
+    finally:
+        coalescer.close()
+        await runner
+    assert [r for r in results if isinstance(r, BaseException)] == []
