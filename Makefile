@@ -19,8 +19,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	@touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+$(VENV)/.installed-dev: pyproject.toml clients/python/pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -e clients/python
 	@touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed
@@ -65,7 +65,7 @@ test: $(VENV)/.installed-dev $(VENV)/awscli/bin/aws $(VENV)/checkov/bin/checkov 
 	MAILPOOL_AWS_RECORD=$(CURDIR)/var/aws-calls.tsv $(BIN)/pytest -m privilege
 
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]' -e clients/python
 	@touch $@ $(VENV)/.installed-dev $(VENV)/.installed
 
 # The standard benchmark set; figures and plots are recorded in benchmarks/RESULTS.md.
@@ -87,7 +87,8 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python -m benchmarks.contention --rate 200 --seconds 10 --runs 3
 	$(BIN)/python -m benchmarks.attachments --emails 2000 --runs 3
 	$(BIN)/python -m benchmarks.wire --calls 300 --emails 3000 --requests 3000 --runs 3
-	$(BIN)/python -m benchmarks.steps --emails 6000 --requests 4000
+	$(BIN)/python -m benchmarks.steps --emails 6000 --requests 4000 --runs 3
+	$(BIN)/python -m benchmarks.client --requests 5000 --runs 3
 
 clean:
 	rm -rf $(VENV) var

@@ -160,3 +160,10 @@ def test_steps_put_each_sample_down_to_the_first_step_on_its_stack(tmp_path: Pat
     assert sum(split.values()) == pytest.approx(1.0)
     handler = "_handle (aiohttp/web_protocol.py:1);post_email (x:1);parse_email (core/envelope:2)"
     assert step_of(handler.split(";"), INTAKE_STEPS) == "validation"
+
+
+def test_client_benchmark_runs() -> None:
+    out = bench("client --requests 50 --concurrency 4 --runs 1", timeout=120)
+    ratio = re.search(r"ratio (\d+\.\d+) \(target <= 1.5\)", out)
+    assert ratio is not None
+    assert float(ratio.group(1)) > 0
