@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml clients/python/pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]' -e clients/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -e 'clients/python[loadtest]'
 	@touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed
@@ -65,7 +65,7 @@ test: $(VENV)/.installed-dev $(VENV)/awscli/bin/aws $(VENV)/checkov/bin/checkov 
 	MAILPOOL_AWS_RECORD=$(CURDIR)/var/aws-calls.tsv $(BIN)/pytest -m privilege
 
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]' -e clients/python
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]' -e 'clients/python[loadtest]'
 	@touch $@ $(VENV)/.installed-dev $(VENV)/.installed
 
 # The standard benchmark set; figures and plots are recorded in benchmarks/RESULTS.md.

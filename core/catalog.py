@@ -137,6 +137,6 @@ MAILPOOL_WEBHOOK_METRICS_PORT | int | 9102 | webhooks | the dispatcher's `/metri
 MAILPOOL_WEBHOOK_SCHEDULE | str | '' | webhooks | seconds before each retry of a failed endpoint (about a day); then the events DLQ | 5,300,1800,7200,18000,36000,36000
 MAILPOOL_WEBHOOK_SECRET | str secret | - | webhooks | that endpoint's Standard Webhooks secret (`whsec_…`); several, space-separated and the current one first, while it is rotated (each signs)
 MAILPOOL_WEBHOOK_TIMEOUT | float | 10.0 | webhooks | seconds one webhook attempt may take
-MAILPOOL_WEBHOOK_URL | str | - | webhooks | one endpoint for every event, from the environment alone
+MAILPOOL_WEBHOOK_URL | str | - | webhooks | one endpoint for every event, from the environment alone (`mailpool dev` adds it beside its own receiver)
 """)
 DECLARED = {setting.name: setting for setting in SETTINGS}

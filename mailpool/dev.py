@@ -9,7 +9,7 @@ import os
 import pathlib
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from intake.config import IntakeConfig
@@ -28,7 +28,7 @@ from state.config import StateConfig, decode_secret
 from state.config import new_secret as new_state_secret
 from state.table import StateTable
 from webhooks.config import WebhooksConfig
-from webhooks.endpoints import Endpoint
+from webhooks.endpoints import Endpoint, from_env
 from webhooks.receiver import Receiver
 from webhooks.service import WebhooksService
 from webhooks.signing import new_secret, secret_key
@@ -108,6 +108,11 @@ def _banner(
             f"  SMTP     127.0.0.1:{smtp.port} -> Maildir {smtp.handler.path}/",
             f"  webhooks {receiver.url} (signed, verified) -> {receiver.path}; dispatcher "
             f"metrics at http://127.0.0.1:{hooks.metrics_port}/metrics",
+            *(
+                f"           and {e.url} ({e.name}, from MAILPOOL_WEBHOOK_URL)"
+                for e in hooks.endpoints
+                if e.name != "local"
+            ),
             "Send one:",
             f"  curl -sS -X POST {intake.url}/v1/emails -H 'Content-Type: application/json' \\",
             f"       -d '{example}'",
@@ -116,6 +121,13 @@ def _banner(
             "Ctrl-C stops intake, lets the sender deliver what was accepted, then exits.",
         ]
     )
+
+
+def extra_endpoints(environ: Mapping[str, str] = os.environ) -> list[Endpoint]:
+    """Endpoints beside the local receiver, as ``mailpool webhooks`` reads them
+    (``MAILPOOL_WEBHOOK_URL``/``_SECRET``, ``MAILPOOL_WEBHOOKS_FILE``): a load tester's, say.
+    On the local stack they may be plain HTTP on loopback."""
+    return from_env({**environ, "MAILPOOL_WEBHOOK_ALLOW_PRIVATE": "true"})
 
 
 async def run_dev(
@@ -158,8 +170,9 @@ async def run_dev(
             name="local", url=receiver.url, key=secret_key(secret), allow_http=True, internal=True
         )
         hooks_config = WebhooksConfig(wait_time_s=2, metrics_port=dev.webhooks_metrics_port)
+        extra = extra_endpoints()
         hooks = await stack.enter_async_context(
-            WebhooksService(pool_config, hooks_config, [local], state=state)
+            WebhooksService(pool_config, hooks_config, [local, *extra], state=state)
         )
         provider = SmtpProvider(SmtpConfig(host="127.0.0.1", port=smtp.port))
         async with SenderService(

@@ -206,7 +206,10 @@ def test_webhooks_are_verified_and_the_usual_mistakes_named() -> None:
     secret = "whsec_" + base64.b64encode(b"k" * 24).decode()
     old = "whsec_" + base64.b64encode(b"o" * 24).decode()
     event = {
-        "event": {"type": "email.sent", "email_id": "abc", "created_at": "2026-12-02T00:00:00Z"}
+        "type": "email.sent",
+        "id": "evt_1",
+        "created_at": "2026-12-02T00:00:00.000Z",
+        "data": {"email_id": "abc", "recipients": [], "attempt": 1},
     }
     body, headers = signed(secret, event)
     got = verify(body, headers, secret)

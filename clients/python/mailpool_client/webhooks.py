@@ -19,7 +19,8 @@ class InvalidWebhook(Exception):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Event:
-    """One event: ``type`` (``email.sent``, …), ``email_id``, when, and the rest as sent."""
+    """One event: ``type`` (``email.sent``, …), the ``email_id`` it is about, when it
+    happened (ISO 8601), and its ``data`` as sent."""
 
     webhook_id: str
     type: str
@@ -51,13 +52,15 @@ def verify(body: bytes | str, headers: Mapping[str, str], secret: str) -> Event:
     else:
         raise InvalidWebhook(_why(raw, failures))
     doc = json.loads(raw)
-    event = doc.get("event", doc) if isinstance(doc, dict) else {}
+    event: dict[str, Any] = doc if isinstance(doc, dict) else {}
+    found = event.get("data")
+    data: dict[str, Any] = found if isinstance(found, dict) else {}
     return Event(
         webhook_id=lowered["webhook-id"],
         type=str(event.get("type", "")),
-        email_id=event.get("email_id") or event.get("id"),
+        email_id=data.get("email_id"),
         created_at=event.get("created_at"),
-        data=event,
+        data=data,
     )
 
 
