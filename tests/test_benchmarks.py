@@ -167,3 +167,9 @@ def test_client_benchmark_runs() -> None:
     ratio = re.search(r"ratio (\d+\.\d+) \(target <= 1.5\)", out)
     assert ratio is not None
     assert float(ratio.group(1)) > 0
+
+
+def test_generators_benchmark_runs() -> None:
+    out = bench("generators --rate 200 --seconds 1 --runs 1 --capacity 500", timeout=120)
+    assert re.search(r"mailpool-loadtest: \d+/s; accept latency ms p50", out)
+    assert re.search(r"one mailpool-loadtest process drove \d+/s", out)

@@ -1,0 +1,122 @@
+"""mailpool-loadtest held to a generator nobody here wrote: ``hey``, at the same fixed rate
+against the same bare endpoint (``benchmarks.bare_http``), alternating, same run; then how
+many requests/s one mailpool-loadtest process drives.
+
+    python -m benchmarks.generators --rate 1000 --seconds 10 --runs 3 --capacity 5000
+
+Targets: rates within 10 % of hey's; accept-latency percentiles within the spread of the
+target's own runs (hey's p50/p90/p99, min..max over the runs); one process (one core)
+drives >= 4,000 requests/s.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from benchmarks.engines import free_port
+from benchmarks.processes import child
+
+BODY = json.dumps({"from": "a@example.test", "to": "b@example.test", "subject": "s", "text": "x"})
+
+
+def hey(url: str, rate: float, seconds: float, workers: int) -> dict[str, float]:
+    """hey at ``rate`` requests/s (``workers`` each at rate/workers): rate and percentiles."""
+    out = subprocess.run(
+        ["hey", "-z", f"{seconds}s", "-q", f"{rate / workers:g}", "-c", str(workers),
+         "-m", "POST", "-T", "application/json", "-d", BODY, f"{url}/v1/emails"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    figures = {"rate": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}  # type: ignore[union-attr]
+    for name in ("50", "90", "99"):
+        found = re.search(rf"{name}%+ in ([\d.]+) secs", out)
+        figures[f"p{name}"] = float(found.group(1)) * 1000 if found else float("nan")
+    return figures
+
+
+def loadtest(url: str, rate: float, seconds: float, in_flight: int) -> dict[str, float]:
+    """mailpool-loadtest at ``rate``: accepted/s, percentiles, and its CPU in cores."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as result:
+        started = time.monotonic()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mailpool_client.loadtest", url, "--rate", str(rate),
+             "--seconds", str(seconds), "--max-in-flight", str(in_flight), "--quiet",
+             "--json", result.name],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.monotonic() - started
+        assert status == 0, "mailpool-loadtest failed"
+        with open(result.name) as written:
+            doc = json.load(written)
+    latency = doc["accept_latency_ms"]
+    return {
+        "rate": doc["accepted_per_s"],
+        "p50": latency["p50"],
+        "p90": latency["p90"],
+        "p99": latency["p99"],
+        "cores": (usage.ru_utime + usage.ru_stime) / wall,
+        "refused": float(sum(doc["refusals"].values())),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--rate", type=float, default=1000)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=8, help="hey's workers (-c)")
+    parser.add_argument("--capacity", type=float, default=5000, help="rate of the capacity run")
+    args = parser.parse_args()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    runs: dict[str, list[dict[str, float]]] = {"hey": [], "mailpool-loadtest": []}
+    with child("benchmarks.bare_http", "--port", str(port)):
+        have_hey = shutil.which("hey") is not None
+        for run in range(args.runs):
+            order = ["hey", "mailpool-loadtest"] if run % 2 == 0 else ["mailpool-loadtest", "hey"]
+            for name in order:
+                if name == "hey" and not have_hey:
+                    continue
+                if name == "hey":
+                    runs[name].append(hey(url, args.rate, args.seconds, args.workers))
+                else:
+                    runs[name].append(loadtest(url, args.rate, args.seconds, 1000))
+        capacity = loadtest(url, args.capacity, min(args.seconds, 5), 256)
+    med = statistics.median
+    print(f"at {args.rate:g} requests/s for {args.seconds:g} s, medians of {args.runs} runs")
+    for name, results in runs.items():
+        if not results:
+            print(f"  {name}: not installed (apt-get install hey); skipped")
+            continue
+        spread = {k: (min(r[k] for r in results), max(r[k] for r in results)) for k in
+                  ("p50", "p90", "p99")}  # fmt: skip
+        print(
+            f"  {name}: {med(r['rate'] for r in results):.0f}/s; accept latency ms "
+            + ", ".join(
+                f"{k} {med(r[k] for r in results):.2f} ({lo:.2f}..{hi:.2f})"
+                for k, (lo, hi) in spread.items()
+            )
+        )
+    if runs["hey"]:
+        ratio = med(r["rate"] for r in runs["mailpool-loadtest"]) / med(
+            r["rate"] for r in runs["hey"]
+        )
+        print(f"  rate mailpool-loadtest / hey: {ratio:.3f} (target within 0.90..1.10)")
+    print(
+        f"capacity: asked {args.capacity:g}/s, one mailpool-loadtest process drove "
+        f"{capacity['rate']:.0f}/s at {capacity['cores']:.2f} of a core "
+        f"(p99 {capacity['p99']:.1f} ms; target >= 4000/s)"
+    )
+
+
+if __name__ == "__main__":
+    main()
