@@ -1,8 +1,12 @@
 """mailpool-loadtest held to a generator nobody here wrote: ``hey``, at the same fixed rate
-against the same bare endpoint (``benchmarks.bare_http``), alternating, same run; then how
-many requests/s one mailpool-loadtest process drives.
+against the same target, alternating, same run; then how many requests/s one
+mailpool-loadtest process drives against a bare endpoint.
 
     python -m benchmarks.generators --rate 1000 --seconds 10 --runs 3 --capacity 5000
+    python -m benchmarks.generators --target intake --rate 500 --seconds 10 --runs 3
+
+The target: ``bare`` (``benchmarks.bare_http``: sub-millisecond answers, so the generators'
+own client stacks show) or ``intake`` (one ``mailpool intake`` on the embedded engine).
 
 Targets: rates within 10 % of hey's; accept-latency percentiles within the spread of the
 target's own runs (hey's p50/p90/p99, min..max over the runs); one process (one core)
@@ -10,6 +14,8 @@ drives >= 4,000 requests/s.
 """
 
 import argparse
+import asyncio
+import contextlib
 import json
 import os
 import re
@@ -19,9 +25,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 
-from benchmarks.engines import free_port
-from benchmarks.processes import child
+from benchmarks.engines import engine_process, free_port
+from benchmarks.intake import provision_pool
+from benchmarks.processes import child, local_credentials, mailpool_env
 
 BODY = json.dumps({"from": "a@example.test", "to": "b@example.test", "subject": "s", "text": "x"})
 
@@ -75,11 +83,22 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=8, help="hey's workers (-c)")
     parser.add_argument("--capacity", type=float, default=5000, help="rate of the capacity run")
+    parser.add_argument("--target", choices=("bare", "intake"), default="bare")
     args = parser.parse_args()
-    port = free_port()
+    port, bare_port = free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
     runs: dict[str, list[dict[str, float]]] = {"hey": [], "mailpool-loadtest": []}
-    with child("benchmarks.bare_http", "--port", str(port)):
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(child("benchmarks.bare_http", "--port", str(bare_port)))
+        if args.target == "intake":
+            local_credentials()
+            endpoint, _ = stack.enter_context(engine_process("localsqs", None))
+            prefix = f"g{uuid.uuid4().hex[:6]}"
+            asyncio.run(provision_pool(endpoint, prefix))
+            env = mailpool_env(endpoint, prefix, 4, MAILPOOL_HTTP_PORT=str(port))
+            stack.enter_context(child("mailpool", "intake", env=env))
+        else:
+            url = f"http://127.0.0.1:{bare_port}"
         have_hey = shutil.which("hey") is not None
         for run in range(args.runs):
             order = ["hey", "mailpool-loadtest"] if run % 2 == 0 else ["mailpool-loadtest", "hey"]
@@ -90,9 +109,13 @@ def main() -> None:
                     runs[name].append(hey(url, args.rate, args.seconds, args.workers))
                 else:
                     runs[name].append(loadtest(url, args.rate, args.seconds, 1000))
-        capacity = loadtest(url, args.capacity, min(args.seconds, 5), 256)
+        bare = f"http://127.0.0.1:{bare_port}"
+        capacity = loadtest(bare, args.capacity, min(args.seconds, 5), 256)
     med = statistics.median
-    print(f"at {args.rate:g} requests/s for {args.seconds:g} s, medians of {args.runs} runs")
+    print(
+        f"{args.target}: at {args.rate:g} requests/s for {args.seconds:g} s, "
+        f"medians of {args.runs} runs"
+    )
     for name, results in runs.items():
         if not results:
             print(f"  {name}: not installed (apt-get install hey); skipped")
