@@ -1,8 +1,13 @@
 """Each benchmark runs at a tiny size (the figures live in benchmarks/RESULTS.md)."""
 
+import contextlib
+import os
+import pathlib
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,12 +18,51 @@ from intake.config import IntakeConfig
 from intake.service import IntakeService
 from pool.config import PoolConfig
 
+#: The process group of the last benchmark started (tests of the cleanup read it).
+started: list[int] = []
+
 
 def bench(command: str, timeout: float) -> str:
-    """Run ``python -m benchmarks.<command>`` (words split on spaces); its standard output."""
+    """Run ``python -m benchmarks.<command>`` (words split on spaces); its standard output.
+
+    It runs in a process group of its own, killed whole if the run fails or is cut short (a
+    timeout, the suite's per-test limit): a benchmark's engines, intakes and senders never
+    outlive it."""
     module, *args = command.split()
     argv = [sys.executable, "-m", f"benchmarks.{module}", *args]
-    return subprocess.run(argv, capture_output=True, text=True, check=True, timeout=timeout).stdout
+    with subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    ) as process:
+        started.append(process.pid)
+        try:
+            out, err = process.communicate(timeout=timeout)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+    if process.returncode:
+        raise subprocess.CalledProcessError(process.returncode, argv, out, err)
+    return out
+
+
+def test_a_benchmark_cut_short_leaves_no_process_behind() -> None:
+    with pytest.raises(subprocess.TimeoutExpired):
+        bench("e2e --messages 40 --seconds 0.5 --runs 1 --shards 2", timeout=4)
+    group = started[-1]
+    time.sleep(0.5)
+    assert living(group) == [], "a benchmark's process outlived it"
+
+
+def living(group: int) -> list[int]:
+    """The processes of ``group`` still running (killed ones awaiting a reaper aside)."""
+    found = []
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
 
 
 def test_engines_benchmark_runs() -> None:
