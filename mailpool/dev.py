@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+from core.runtime import settle_gc
 from intake.config import IntakeConfig
 from intake.service import IntakeService
 from localsqs.server import LocalSqs, LocalSqsConfig
@@ -180,6 +181,7 @@ async def run_dev(
         ) as sender:
             intake = IntakeService(pool_config, intake_config, blobs=BlobStore(bodies), state=state)
             async with intake:
+                settle_gc()
                 print(_banner(intake, sender, sqs, smtp, hooks, receiver), flush=True)
                 await stop.wait()
                 print("stopping intake ...", file=sys.stderr, flush=True)
