@@ -184,9 +184,6 @@ class AwsClient:
     async def _open_lean(self, session: Any) -> None:
         """The lean wire on the endpoint, region and credentials botocore resolved (not
         through an HTTP proxy: those calls stay on botocore, which knows proxies)."""
-        credentials = await session.get_credentials()
-        if credentials is None:  # the hot calls go through botocore, which says so
-            return
         endpoint = self._client.meta.endpoint_url
         scheme = urlsplit(endpoint).scheme
         if (self._client.meta.config.proxies or {}).get(scheme) or get_environ_proxies(
@@ -195,19 +192,16 @@ class AwsClient:
             log.info("%s goes through a proxy: its hot calls stay on botocore", self.service)
             return
         connect_s, read_s, connections = self._timeouts
-        self._lean = LeanWire(
-            self.service,
-            endpoint_url=self._client.meta.endpoint_url,
-            region=self._client.meta.region_name,
-            credentials=credentials,
+        self._lean = await LeanWire.beside(
+            self._client,
+            session,
             user_agent=USER_AGENT,
             connect_timeout_s=connect_s,
             read_timeout_s=read_s,
             max_connections=connections,
-            model=self._client.meta.service_model,
-            ca_bundle=session.get_config_variable("ca_bundle"),
         )
-        self._stack.push_async_callback(self._lean.close)
+        if self._lean is not None:
+            self._stack.push_async_callback(self._lean.close)
 
     async def __aexit__(
         self,

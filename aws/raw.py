@@ -46,17 +46,17 @@ async def raw_client(
         if wire == "botocore" or service not in HOT:
             yield client
             return
-        lean = LeanWire(
-            service,
-            endpoint_url=client.meta.endpoint_url,
-            region=client.meta.region_name,
-            credentials=await session.get_credentials(),
+        lean = await LeanWire.beside(
+            client,
+            session,
             user_agent=USER_AGENT,
             connect_timeout_s=10,
             read_timeout_s=30,
             max_connections=10,
-            model=client.meta.service_model,
         )
+        if lean is None:
+            yield client
+            return
         try:
             yield LeanClient(client, lean)
         finally:

@@ -22,8 +22,6 @@ and botocore does not).
 """
 
 import base64
-import hashlib
-import struct
 import time
 import zlib
 from collections.abc import Callable, Mapping
@@ -42,6 +40,7 @@ from botocore.exceptions import (
 )
 from botocore.parsers import ResponseParserError
 
+from aws.checksums import md5_of_attributes, md5_of_body
 from aws.http import ConnectFailed, ConnectTimedOut, Dropped, HttpPool, ReadTimedOut
 from aws.sigv4 import Signer, amz_date
 
@@ -154,27 +153,10 @@ class CachedCredentials:
         return self._frozen
 
 
-def _field(data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + data
-
-
-def md5_of_attributes(attributes: Mapping[str, Mapping[str, Any]]) -> str:
-    """SQS's MD5OfMessageAttributes: names sorted, each field length-prefixed."""
-    digest = hashlib.md5(usedforsecurity=False)
-    for name in sorted(attributes):
-        value = attributes[name]
-        digest.update(_field(name.encode()) + _field(str(value["DataType"]).encode()))
-        if "StringValue" in value:
-            digest.update(b"\x01" + _field(str(value["StringValue"]).encode()))
-        else:
-            binary = value["BinaryValue"]
-            data = base64.b64decode(binary) if isinstance(binary, str) else bytes(binary)
-            digest.update(b"\x02" + _field(data))
-    return digest.hexdigest()
-
-
-def _md5(text: str) -> str:
-    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+def _checked(expected: object, actual: str, what: str) -> None:
+    """ChecksumError unless SQS's digest of ``what`` (when it sent one) is ``actual``."""
+    if expected is not None and expected != actual:
+        raise ChecksumError(checksum_type="MD5", expected_checksum=what, actual_checksum="other")
 
 
 def _check_sent(params: Mapping[str, Any], answer: Mapping[str, Any]) -> None:
@@ -183,34 +165,20 @@ def _check_sent(params: Mapping[str, Any], answer: Mapping[str, Any]) -> None:
         entry = sent.get(ok.get("Id"))
         if entry is None:
             continue
-        if "MD5OfMessageBody" in ok and ok["MD5OfMessageBody"] != _md5(entry["MessageBody"]):
-            raise ChecksumError(
-                checksum_type="MD5", expected_checksum="the body's", actual_checksum="other"
-            )
+        _checked(ok.get("MD5OfMessageBody"), md5_of_body(entry["MessageBody"]), "the body's")
         attributes = entry.get("MessageAttributes")
-        if attributes and ok.get("MD5OfMessageAttributes") not in (
-            None,
-            md5_of_attributes(attributes),
-        ):
-            raise ChecksumError(
-                checksum_type="MD5", expected_checksum="the attributes'", actual_checksum="other"
-            )
+        if attributes:
+            digest = md5_of_attributes(attributes)
+            _checked(ok.get("MD5OfMessageAttributes"), digest, "the attributes'")
 
 
 def _check_received(params: Mapping[str, Any], answer: Mapping[str, Any]) -> None:
     for message in answer.get("Messages", []):
-        if "MD5OfBody" in message and message["MD5OfBody"] != _md5(message.get("Body", "")):
-            raise ChecksumError(
-                checksum_type="MD5", expected_checksum="the body's", actual_checksum="other"
-            )
+        _checked(message.get("MD5OfBody"), md5_of_body(message.get("Body", "")), "the body's")
         attributes = message.get("MessageAttributes")
-        if attributes and message.get("MD5OfMessageAttributes") not in (
-            None,
-            md5_of_attributes(attributes),
-        ):
-            raise ChecksumError(
-                checksum_type="MD5", expected_checksum="the attributes'", actual_checksum="other"
-            )
+        if attributes:
+            digest = md5_of_attributes(attributes)
+            _checked(message.get("MD5OfMessageAttributes"), digest, "the attributes'")
 
 
 _CHECKS: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any]], None]] = {
@@ -304,6 +272,38 @@ class LeanWire:
         self._targets = {
             m: (self._endpoint + o.path, base + o.path) for m, o in HOT[service].items()
         }
+
+    @classmethod
+    async def beside(
+        cls,
+        client: Any,
+        session: Any,
+        *,
+        user_agent: str,
+        connect_timeout_s: float,
+        read_timeout_s: float,
+        max_connections: int,
+    ) -> "LeanWire | None":
+        """The lean wire for the hot calls of aiobotocore ``client`` (opened from
+        ``session``): its endpoint, region, service model, credentials and CA bundle, as
+        botocore resolved them; None without credentials (botocore then says what is
+        missing)."""
+        credentials = await session.get_credentials()
+        if credentials is None:
+            return None
+        meta = client.meta
+        return cls(
+            meta.service_model.service_name,
+            endpoint_url=meta.endpoint_url,
+            region=meta.region_name,
+            credentials=credentials,
+            user_agent=user_agent,
+            connect_timeout_s=connect_timeout_s,
+            read_timeout_s=read_timeout_s,
+            max_connections=max_connections,
+            model=meta.service_model,
+            ca_bundle=session.get_config_variable("ca_bundle"),
+        )
 
     async def close(self) -> None:
         """Close the connections."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from localsqs.checksums import md5_of_attributes
+from aws.checksums import md5_of_attributes
 from localsqs.errors import SqsError, invalid, missing
 
 # Characters an SQS message may hold (XML 1.0's Char production).

@@ -13,9 +13,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from aws.checksums import md5_of_attributes, md5_of_body
 from localsqs import dynamo, metrics, s3
 from localsqs import params as p
-from localsqs.checksums import md5_of_attributes, md5_of_body
 from localsqs.engine import Engine, SendEntry
 from localsqs.errors import DynamoError, SqsError, invalid
 from localsqs.messages import Row, Stored

@@ -1,5 +1,7 @@
-"""MD5 digests SQS returns with messages (SDKs other than botocore verify them)."""
+"""The MD5 digests SQS returns with messages: the embedded engine computes them, the lean
+wire verifies them (as the SDKs other than botocore do)."""
 
+import base64
 import hashlib
 import struct
 from collections.abc import Mapping
@@ -28,6 +30,7 @@ def md5_of_attributes(attributes: Mapping[str, Mapping[str, Any]]) -> str:
             digest.update(_field(str(value["StringValue"]).encode()))
         else:
             digest.update(b"\x02")
-            binary = value["BinaryValue"]
-            digest.update(_field(binary if isinstance(binary, bytes) else bytes(binary)))
+            binary = value["BinaryValue"]  # bytes, or base64 as the JSON wire carries it
+            data = base64.b64decode(binary) if isinstance(binary, str) else bytes(binary)
+            digest.update(_field(data))
     return digest.hexdigest()
