@@ -10,21 +10,22 @@ on: the loop itself, socket writes and reads it makes for every step, task switc
 """
 
 import argparse
-import asyncio
 import collections
+import contextlib
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from benchmarks.engines import cpu_seconds, engine_process, free_port
-from benchmarks.processes import child, local_credentials, mailpool_env
-from benchmarks.sink import delivered
-from benchmarks.wire import WIRES, _fill, _pool, _post_all, _state_on
+from aws.wire import WIRES
+from benchmarks.engines import engine_process, free_port
+from benchmarks.processes import child, local_credentials
+from benchmarks.wire import Watch, intake_cost, sender_cost
 
 #: (step, the frames that are in it), in the order of the email's path.
 INTAKE_STEPS = [
@@ -83,60 +84,34 @@ def shares(samples: Path, steps: list[tuple[str, list[str]]]) -> dict[str, float
     return {name: counted[name] / total for name in [*(s for s, _ in steps), REST]}
 
 
-def recorded(pid: int, out: Path) -> subprocess.Popen[bytes]:
-    command = [py_spy(), "record", "--pid", str(pid), "--format", "raw", "-o", str(out)]
-    return subprocess.Popen(
-        [*command, "--rate", "250", "--nonblocking"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def sampled(out: Path) -> Watch:
+    """A watch that has py-spy sample the watched process into ``out`` while it runs."""
+
+    @contextlib.contextmanager
+    def watch(pid: int) -> Iterator[None]:
+        command = [py_spy(), "record", "--pid", str(pid), "--format", "raw", "-o", str(out)]
+        spy = subprocess.Popen(
+            [*command, "--rate", "250", "--nonblocking"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            yield
+        finally:
+            spy.send_signal(signal.SIGINT)
+            spy.wait()
+
+    return watch
 
 
 def sender(endpoint: str, sink: tuple[int, int], wire: str, emails: int, out: Path) -> float:
-    """The sender's CPU-µs per email; its samples in ``out``."""
-    config = asyncio.run(_pool(endpoint, "s"))
-    asyncio.run(_fill(config, emails))
-    smtp_port, count_port = sink
-    env = mailpool_env(
-        endpoint,
-        config.prefix,
-        4,
-        MAILPOOL_AWS_WIRE=wire,
-        MAILPOOL_SMTP_PORT=str(smtp_port),
-        MAILPOOL_METRICS_PORT="0",
-        MAILPOOL_CONCURRENCY="128",
-        MAILPOOL_WAIT_TIME="1",
-        **_state_on(config),
-    )
-    base = delivered(count_port)
-    with child("mailpool", "sender", env=env) as process:
-        cpu = cpu_seconds(process.pid)
-        spy = recorded(process.pid, out)
-        while delivered(count_port) < base + emails:
-            time.sleep(0.02)
-        spent = cpu_seconds(process.pid) - cpu
-        spy.send_signal(2)
-        spy.wait()
-    return spent / emails * 1e6
+    """The sender's CPU-µs per email (state and events on, SMTP); its samples in ``out``."""
+    return sender_cost(endpoint, None, sink, wire, emails, "smtp", watch=sampled(out))
 
 
 def intake(endpoint: str, wire: str, requests: int, out: Path) -> float:
     """Keyed intake's CPU-µs per accepted email; its samples in ``out``."""
-    config = asyncio.run(_pool(endpoint, "i"))
-    port = free_port()
-    env = mailpool_env(
-        endpoint, config.prefix, 4, MAILPOOL_AWS_WIRE=wire, MAILPOOL_HTTP_PORT=str(port)
-    )
-    env.update(_state_on(config))
-    with child("mailpool", "intake", env=env) as process:
-        asyncio.run(_post_all(f"http://127.0.0.1:{port}", 200, True))
-        cpu = cpu_seconds(process.pid)
-        spy = recorded(process.pid, out)
-        asyncio.run(_post_all(f"http://127.0.0.1:{port}", requests, True))
-        spent = cpu_seconds(process.pid) - cpu
-        spy.send_signal(2)
-        spy.wait()
-    return spent / requests * 1e6
+    return intake_cost(endpoint, wire, requests, True, watch=sampled(out))[0]
 
 
 def table(

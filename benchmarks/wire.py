@@ -20,6 +20,7 @@ Medians of ``--runs``; the wires alternate which goes first.
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import time
@@ -30,6 +31,7 @@ from typing import Any
 import aiohttp
 
 from aws.raw import raw_client
+from aws.wire import WIRES
 from benchmarks.e2e import envelope, wait_empty
 from benchmarks.engines import cpu_seconds, engine_process, free_port
 from benchmarks.processes import child, local_credentials, mailpool_env
@@ -44,7 +46,6 @@ from pool.sqs import SqsClient
 from state.config import StateConfig, new_secret
 from state.table import StateTable
 
-WIRES = ("lean", "botocore")
 BODY = "x" * 500
 IN_FLIGHT = 4
 SENDER = "bench@example.test"
@@ -235,8 +236,22 @@ def _state_on(config: PoolConfig) -> dict[str, str]:
     }
 
 
+def _unwatched(pid: int) -> contextlib.AbstractContextManager[None]:
+    return contextlib.nullcontext()
+
+
+#: Wraps the measured part of a run, given the measured process's pid (py-spy, say).
+Watch = Callable[[int], contextlib.AbstractContextManager[None]]
+
+
 def sender_cost(
-    endpoint: str, moto: str, sink: tuple[int, int], wire: str, emails: int, provider: str
+    endpoint: str,
+    moto: str | None,
+    sink: tuple[int, int],
+    wire: str,
+    emails: int,
+    provider: str,
+    watch: Watch = _unwatched,
 ) -> float:
     """CPU-µs per email of one sender emptying a pool of ``emails`` (events, state on)."""
     config = asyncio.run(_pool(endpoint, "s"))
@@ -252,18 +267,19 @@ def sender_cost(
         MAILPOOL_METRICS_PORT="0",
         MAILPOOL_CONCURRENCY="128",
         MAILPOOL_WAIT_TIME="1",
-        AWS_ENDPOINT_URL_SESV2=moto,
+        **({"AWS_ENDPOINT_URL_SESV2": moto} if moto else {}),
         **_state_on(config),
     )
     base = delivered(count_port)
     with child("mailpool", "sender", env=env) as sender:
         cpu = cpu_seconds(sender.pid)
-        if provider == "smtp":
-            while delivered(count_port) < base + emails:
-                time.sleep(0.02)
-        else:
-            asyncio.run(wait_empty(config))
-        spent = cpu_seconds(sender.pid) - cpu
+        with watch(sender.pid):
+            if provider == "smtp":
+                while delivered(count_port) < base + emails:
+                    time.sleep(0.02)
+            else:
+                asyncio.run(wait_empty(config))
+            spent = cpu_seconds(sender.pid) - cpu
     return spent / emails * 1e6
 
 
@@ -282,7 +298,9 @@ async def _post_all(url: str, count: int, keyed: bool) -> float:
         return count / (time.monotonic() - started)
 
 
-def intake_cost(endpoint: str, wire: str, requests: int, keyed: bool) -> tuple[float, float]:
+def intake_cost(
+    endpoint: str, wire: str, requests: int, keyed: bool, watch: Watch = _unwatched
+) -> tuple[float, float]:
     """(CPU-µs per accepted email, requests/s) of one intake; keyed: state on."""
     config = asyncio.run(_pool(endpoint, "i"))
     port = free_port()
@@ -297,8 +315,9 @@ def intake_cost(endpoint: str, wire: str, requests: int, keyed: bool) -> tuple[f
     with child("mailpool", "intake", env=env) as intake:
         asyncio.run(_post_all(f"http://127.0.0.1:{port}", 200, keyed))  # warm up
         cpu = cpu_seconds(intake.pid)
-        rate = asyncio.run(_post_all(f"http://127.0.0.1:{port}", requests, keyed))
-        spent = cpu_seconds(intake.pid) - cpu
+        with watch(intake.pid):
+            rate = asyncio.run(_post_all(f"http://127.0.0.1:{port}", requests, keyed))
+            spent = cpu_seconds(intake.pid) - cpu
     return spent / requests * 1e6, rate
 
 

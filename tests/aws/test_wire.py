@@ -18,7 +18,7 @@ from aws.errors import Misconfigured, NoAnswer
 from aws.raw import raw_client
 from pool.sqs import SqsClient
 from state.config import StateConfig
-from state.table import StateTable
+from state.table import ATTRIBUTE_DEFINITIONS, KEY_SCHEMA, StateTable
 from tests.support.engines import ThreadedLocalSqs
 
 #: What differs between two calls by nature: ids, receipts, request ids.
@@ -151,14 +151,8 @@ async def test_dynamodb_hot_calls_answer_and_fail_alike(endpoint: str) -> None:
         table = f"w{uuid.uuid4().hex[:10]}"
         await botocore.create_table(
             TableName=table,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
+            KeySchema=KEY_SCHEMA,
+            AttributeDefinitions=ATTRIBUTE_DEFINITIONS,
             BillingMode="PAY_PER_REQUEST",
         )
 
