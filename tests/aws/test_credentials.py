@@ -34,6 +34,7 @@ from pool.pool import QueuePool
 from pool.provision import provision
 from pool.sqs import SqsClient
 from tests.support.engines import ThreadedLocalSqs
+from tests.support.serving import served
 
 LIFETIME_S = float(os.environ.get("MAILPOOL_TEST_CREDENTIALS_LIFETIME", "10"))
 SECONDS = float(os.environ.get("MAILPOOL_TEST_CREDENTIALS_SECONDS", "30"))
@@ -116,14 +117,10 @@ async def gate(issuer: Issuer, engine: str) -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_get("/credentials", issuer.credentials)
     app.router.add_post("/{tail:.*}", forward)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
     try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+        async with served(app) as url:
+            yield url
     finally:
-        await runner.cleanup()
         await http.close()
 
 

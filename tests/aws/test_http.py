@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from aws.errors import NoAnswer, Unavailable
 from aws.http import ConnectFailed, Dropped, HttpPool, ReadTimedOut, _Parser
 from pool.sqs import SqsClient
+from tests.support.serving import served
 
 _TOKEN = st.text("abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=10).filter(
     lambda n: n not in ("content-length", "transfer-encoding", "connection")
@@ -250,12 +251,7 @@ async def test_tls_is_verified_against_the_ca_bundle(tmp_path: pathlib.Path) -> 
 
     app = web.Application()
     app.router.add_post("/", answer)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
-    await site.start()
-    url = f"https://127.0.0.1:{runner.addresses[0][1]}"
-    try:
+    async with served(app, tls=context) as url:
         trusting = HttpPool(
             url, limit=2, connect_timeout_s=2, read_timeout_s=2, ca_bundle=str(cert_file)
         )
@@ -263,5 +259,3 @@ async def test_tls_is_verified_against_the_ca_bundle(tmp_path: pathlib.Path) -> 
         trusting.close()
         with pytest.raises(ConnectFailed):  # an unknown issuer: never sent
             await pool(url).request("POST", "/", {}, b"secret")
-    finally:
-        await runner.cleanup()

@@ -20,6 +20,7 @@ from pool.sqs import SqsClient
 from state.config import StateConfig
 from state.table import ATTRIBUTE_DEFINITIONS, KEY_SCHEMA, StateTable
 from tests.support.engines import ThreadedLocalSqs
+from tests.support.serving import served
 
 #: What differs between two calls by nature: ids, receipts, request ids.
 _VARYING = frozenset({"MessageId", "ReceiptHandle", "SequenceNumber", "RequestId", "MD5OfBody"})
@@ -260,14 +261,8 @@ async def corrupting(target: str) -> AsyncIterator[tuple[str, Corrupting]]:
     proxy = Corrupting(target)
     app = web.Application()
     app.router.add_route("POST", "/{tail:.*}", proxy.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}", proxy
-    finally:
-        await runner.cleanup()
+    async with served(app) as url:
+        yield url, proxy
 
 
 async def test_altered_digests_and_checksums_fail_the_call(localsqs_url: str) -> None:

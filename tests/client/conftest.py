@@ -19,6 +19,7 @@ from pool.sqs import SqsClient
 from state.config import StateConfig
 from state.table import StateTable
 from tests.support.engines import ThreadedLocalSqs
+from tests.support.serving import served
 
 
 @pytest.fixture(scope="module")
@@ -112,13 +113,9 @@ async def fault_proxy(target: str) -> AsyncIterator[tuple[str, Faults]]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
     try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}", faults
+        async with served(app) as url:
+            yield url, faults
     finally:
-        await runner.cleanup()
         await http.close()
         await asyncio.sleep(0)

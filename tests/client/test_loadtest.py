@@ -19,6 +19,8 @@ from aiohttp import web
 from mailpool_client import loadtest
 from mailpool_client.loadtest import Plan
 
+from tests.support.serving import served
+
 
 def test_a_rate_and_a_ramp_are_scheduled_ahead() -> None:
     steady = Plan(url="http://x", rate=200, seconds=3).schedule()
@@ -56,12 +58,8 @@ async def stalling() -> AsyncIterator[tuple[str, dict[str, float]]]:
 
     app = web.Application()
     app.router.add_post("/v1/emails", accept)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield f"http://127.0.0.1:{runner.addresses[0][1]}", clock
-    await runner.cleanup()
+    async with served(app) as url:
+        yield url, clock
 
 
 async def test_a_stall_shows_in_the_latency_because_it_runs_from_the_schedule(
