@@ -76,6 +76,11 @@ MAILPOOL_GRACE | float | 30.0 | sender | on SIGTERM, seconds in-flight sends may
 MAILPOOL_HTTP_HOST | str | 127.0.0.1 | intake | intake's listen address
 MAILPOOL_HTTP_PORT | int | 8080 | intake | intake's port
 MAILPOOL_IDEMPOTENCY_HOURS | float | 24.0 | intake sender webhooks | how long an Idempotency-Key is remembered
+MAILPOOL_LAMBDA_BATCH_SIZE | int | 10 | sender deploy | Lambda worker: records per invocation (1-10), in the event source mappings and the local event source
+MAILPOOL_LAMBDA_CONCURRENCY | int | 16 | sender deploy | Lambda worker: invocations at once (the mappings' MaximumConcurrency, split across shards; at least 2 each)
+MAILPOOL_LAMBDA_MARGIN | float | 10.0 | sender | Lambda worker: seconds of an invocation left below which no send starts (those messages go back as failures)
+MAILPOOL_LAMBDA_TIMEOUT | float | 60.0 | sender deploy | Lambda worker: the function timeout (queues' visibility timeout should be 6 times it)
+MAILPOOL_LAMBDA_WINDOW | float | 0.0 | sender deploy | Lambda worker: seconds a batch may wait to fill (MaximumBatchingWindowInSeconds)
 MAILPOOL_LOCALSQS_DATA | str | var/localsqs | localaws | the embedded engine's data directory | var/localsqs
 MAILPOOL_LOCALSQS_DURABILITY | str | fsync | localaws | `fsync`: on disk before each answer; `os`: handed to the OS (survives kill -9)
 MAILPOOL_LOCALSQS_ENTRY_FAULTS | float | 0.0 | localaws | fault injection: the fraction of SendMessageBatch entries the engine fails (tests)

@@ -53,6 +53,32 @@ async def _sender(args: argparse.Namespace) -> int:
     )
 
 
+async def _lambda_source(args: argparse.Namespace) -> int:
+    from serverless.config import LambdaConfig
+    from serverless.service import LocalLambdaService
+    from serverless.worker import LambdaWorker
+
+    sender = override(SenderConfig.from_env(), metrics_port=args.metrics_port)
+    pool = pool_config(args)
+    worker = LambdaWorker(
+        pool,
+        sender,
+        LambdaConfig.from_env(),
+        make_provider(args.providers),
+        Keyring.from_env(),
+        blob_store(),
+        state_config(pool),
+    )
+    service = LocalLambdaService(
+        worker, pool, sender.metrics_host, sender.metrics_port, sender.wait_time_s
+    )
+    return await runtime.run_service(
+        service,
+        service.health,
+        lambda: f"Lambda worker under a local event source; metrics on port {service.metrics_port}",
+    )
+
+
 async def _dev(args: argparse.Namespace) -> int:
     from mailpool.dev import DevConfig, run_dev
 
@@ -64,6 +90,7 @@ async def _dev(args: argparse.Namespace) -> int:
         webhooks_metrics_port=args.webhooks_metrics_port,
         events=None if args.events is None else pathlib.Path(args.events),
         sqs_data=None if args.sqs_data is None else pathlib.Path(args.sqs_data),
+        worker=args.worker,
     )
     intake = override(IntakeConfig.from_env(), host="127.0.0.1", port=args.port)
     # Short long polls keep Ctrl-C quick; the local engine does not bill per call.
@@ -262,6 +289,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sender.set_defaults(handler=_sender)
 
+    source = commands.add_parser(
+        "lambda-source",
+        help="run the Lambda worker under a local SQS event source (as Lambda would invoke it)",
+    )
+    _pool_flags(source)
+    source.add_argument("--metrics-port", type=int, help="metrics port (MAILPOOL_METRICS_PORT)")
+    source.add_argument("--providers", help="ordered providers (MAILPOOL_PROVIDERS)")
+    source.set_defaults(handler=_lambda_source)
+
     hooks = commands.add_parser("webhooks", help="deliver events to webhook endpoints")
     _pool_flags(hooks)
     hooks.add_argument("--metrics-port", type=int, help="metrics port (default 9102)")
@@ -336,6 +372,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--webhooks-metrics-port", type=int, help="webhooks dispatcher metrics port (default 9102)"
     )
     dev.add_argument("--sqs-data", help="localsqs data directory (default var/localsqs)")
+    dev.add_argument(
+        "--worker",
+        choices=("sender", "lambda"),
+        help="sender (default), or the Lambda worker under a local SQS event source",
+    )
     dev.set_defaults(handler=_dev)
     return parser
 

@@ -5,7 +5,7 @@ import argparse
 import dataclasses
 from typing import Any
 
-from pool.blobs import BlobConfig, BlobStore
+from pool.blobs import BlobStore
 from pool.config import PoolConfig
 from state.config import StateConfig
 
@@ -27,16 +27,10 @@ def pool_config(args: argparse.Namespace) -> PoolConfig:
 
 def blob_store() -> BlobStore | None:
     """The S3 store for large bodies, when MAILPOOL_S3_BUCKET names one."""
-    config = BlobConfig.from_env()
-    if not config.bucket:
-        return None
-    return BlobStore(config)  # S3 endpoint: botocore's (AWS_ENDPOINT_URL_S3, ...)
+    return BlobStore.from_env()
 
 
 def state_config(pool: PoolConfig) -> StateConfig:
     """The state store's settings (table ``<prefix>-state`` unless MAILPOOL_STATE_TABLE);
     ``--endpoint-url`` (one engine serving SQS and DynamoDB) applies to it too."""
-    config = StateConfig.from_env(prefix=pool.prefix)
-    if pool.endpoint_url:
-        config = dataclasses.replace(config, endpoint_url=pool.endpoint_url)
-    return config
+    return StateConfig.from_env(prefix=pool.prefix, endpoint_url=pool.endpoint_url)

@@ -25,6 +25,9 @@ from pool.sqs import SqsClient
 from sender.config import SenderConfig
 from sender.providers.smtp import SmtpConfig, SmtpProvider
 from sender.service import SenderService
+from serverless.config import LambdaConfig
+from serverless.service import LocalLambdaService
+from serverless.worker import LambdaWorker
 from state.config import StateConfig, decode_secret
 from state.config import new_secret as new_state_secret
 from state.table import StateTable
@@ -58,6 +61,9 @@ class DevConfig:
     drain_s: float = 15.0
     #: The state secret (signed ids, unsubscribe links), made on first start and kept.
     state_secret: pathlib.Path = pathlib.Path("var/state.secret")
+    #: ``sender`` (``mailpool sender``) or ``lambda`` (the Lambda worker, invoked by a
+    #: local event source as Lambda's SQS event source mappings would).
+    worker: str = "sender"
 
 
 def _local_secret(path: pathlib.Path) -> bytes | None:
@@ -85,7 +91,7 @@ async def _queued(pool: QueuePool) -> int:
 
 def _banner(
     intake: IntakeService,
-    sender: SenderService,
+    sender: SenderService | LocalLambdaService,
     sqs: LocalSqs,
     smtp: CaptureServer,
     hooks: WebhooksService,
@@ -101,7 +107,7 @@ def _banner(
             "mailpool local stack is up",
             f"  intake   {intake.url}  (POST /v1/emails, /v1/emails/batch; GET "
             "/v1/emails/{id}, /v1/suppressions, /openapi.json, /readyz, /metrics)",
-            f"  sender   metrics at http://127.0.0.1:{sender.metrics_port}/metrics",
+            f"  sender   {_face(sender)}metrics at http://127.0.0.1:{sender.metrics_port}/metrics",
             f"  SQS      {sqs.url}  (localsqs, data in {sqs.config.data_dir}/; queues "
             f"{pool.queue_name(0)} .. {pool.queue_name(pool.shards - 1)}, each with a DLQ; "
             f"DynamoDB table {pool.prefix}-state and S3 bucket {BODY_BUCKET} for large emails "
@@ -122,6 +128,31 @@ def _banner(
             "Ctrl-C stops intake, lets the sender deliver what was accepted, then exits.",
         ]
     )
+
+
+def _face(sender: SenderService | LocalLambdaService) -> str:
+    if isinstance(sender, LocalLambdaService):
+        return "the Lambda worker, invoked by a local SQS event source; "
+    return ""
+
+
+def _worker(
+    dev: DevConfig,
+    pool: PoolConfig,
+    config: SenderConfig,
+    provider: SmtpProvider,
+    blobs: BlobStore,
+    state: StateConfig,
+) -> SenderService | LocalLambdaService:
+    """The stack's sender: ``mailpool sender``'s, or the Lambda worker's face."""
+    if dev.worker == "lambda":
+        worker = LambdaWorker(
+            pool, config, LambdaConfig.from_env(), provider, blobs=blobs, state=state
+        )
+        return LocalLambdaService(
+            worker, pool, metrics_port=config.metrics_port, wait_s=config.wait_time_s
+        )
+    return SenderService(pool, config, provider, blobs=blobs, state=state)
 
 
 def extra_endpoints(environ: Mapping[str, str] = os.environ) -> list[Endpoint]:
@@ -176,9 +207,8 @@ async def run_dev(
             WebhooksService(pool_config, hooks_config, [local, *extra], state=state)
         )
         provider = SmtpProvider(SmtpConfig(host="127.0.0.1", port=smtp.port))
-        async with SenderService(
-            pool_config, sender_config, provider, blobs=BlobStore(bodies), state=state
-        ) as sender:
+        worker = _worker(dev, pool_config, sender_config, provider, BlobStore(bodies), state)
+        async with worker as sender:
             intake = IntakeService(pool_config, intake_config, blobs=BlobStore(bodies), state=state)
             async with intake:
                 settle_gc()

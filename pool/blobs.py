@@ -99,6 +99,13 @@ class BlobStore(AwsClient):
         self.config = config
         self.bucket: str = config.bucket
 
+    @classmethod
+    def from_env(cls) -> "BlobStore | None":
+        """The store MAILPOOL_S3_BUCKET names, if it names one (S3's endpoint: botocore's,
+        ``AWS_ENDPOINT_URL_S3`` and the rest)."""
+        config = BlobConfig.from_env()
+        return cls(config) if config.bucket else None
+
     def failure(self, action: str, exc: Exception) -> AwsError:
         """Map a failed call onto the pool's errors (a missing object is BlobMissing)."""
         code, status = error_code(exc)

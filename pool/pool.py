@@ -378,10 +378,15 @@ class QueuePool:
         await self._shard(message.shard).visibility.submit((message.receipt, seconds))
 
     async def dead_letter(
-        self, message: Received, reason: str, attributes: Mapping[str, str] | None = None
+        self,
+        message: Received,
+        reason: str,
+        attributes: Mapping[str, str] | None = None,
+        *,
+        delete: bool = True,
     ) -> None:
         """Move ``message`` to its shard's DLQ at once with ``reason`` (and ``attributes``),
-        then delete it."""
+        then delete it (unless ``delete`` is False: a Lambda event source deletes it)."""
         target = self._shard(message.shard)
         marks = {
             **message.attributes,
@@ -402,7 +407,8 @@ class QueuePool:
         # SQS counts the attributes in the message's size (and the batch's).
         size = len(message.body.encode()) + sum(len(k) + len(v) + 6 for k, v in marks.items())
         await target.dead_letter.submit(copy, size)
-        await target.delete.submit(message.receipt)
+        if delete:
+            await target.delete.submit(message.receipt)
 
     async def check(self, timeout_s: float = 2.0) -> None:
         """Raise ``Unavailable`` unless every queue of the pool answers within ``timeout_s``

@@ -144,34 +144,37 @@ class SqsClient(AwsClient):
         self, url: str, shard: int, *, max_messages: int, wait_s: int, visibility_s: int
     ) -> list[Received]:
         """ReceiveMessage with long polling; system attributes decoded."""
+        raw = await self.receive_raw(
+            url,
+            max_messages=max_messages,
+            wait_s=wait_s,
+            visibility_s=visibility_s,
+            system=_SYSTEM_ATTRIBUTES,
+        )
+        return [received_of(message, shard) for message in raw]
+
+    async def receive_raw(
+        self,
+        url: str,
+        *,
+        max_messages: int,
+        wait_s: int,
+        visibility_s: int,
+        system: Sequence[str] = ("All",),
+    ) -> list[dict[str, Any]]:
+        """ReceiveMessage with long polling: the messages as SQS answered them (with every
+        system attribute unless told which), for a caller that passes them on whole."""
         result = await self._call(
             "receive_message",
             QueueUrl=url,
             MaxNumberOfMessages=max_messages,
             WaitTimeSeconds=wait_s,
             VisibilityTimeout=visibility_s,
-            MessageSystemAttributeNames=_SYSTEM_ATTRIBUTES,
+            MessageSystemAttributeNames=list(system),
             MessageAttributeNames=["All"],
         )
-        received = []
-        for raw in result.get("Messages", []):
-            system = raw.get("Attributes", {})
-            received.append(
-                Received(
-                    shard=shard,
-                    message_id=raw["MessageId"],
-                    receipt=raw["ReceiptHandle"],
-                    body=raw.get("Body", ""),
-                    group=system.get("MessageGroupId", ""),
-                    receive_count=int(system.get("ApproximateReceiveCount", "1")),
-                    sent_at=int(system.get("SentTimestamp", "0")) / 1000.0,
-                    attributes={
-                        k: v.get("StringValue", "")
-                        for k, v in raw.get("MessageAttributes", {}).items()
-                    },
-                )
-            )
-        return received
+        messages: list[dict[str, Any]] = result.get("Messages", [])
+        return messages
 
     async def delete_batch(self, url: str, receipts: Sequence[str]) -> list[AwsError | None]:
         """DeleteMessageBatch: per receipt, None or the error of its entry."""
@@ -202,3 +205,20 @@ class SqsClient(AwsClient):
                 code, f"{action} entry: {code}", server_fault=not failed.get("SenderFault", False)
             )
         return outcome
+
+
+def received_of(raw: Mapping[str, Any], shard: int) -> Received:
+    """A message of a ReceiveMessage answer as the pool reads it."""
+    system = raw.get("Attributes", {})
+    return Received(
+        shard=shard,
+        message_id=raw["MessageId"],
+        receipt=raw["ReceiptHandle"],
+        body=raw.get("Body", ""),
+        group=system.get("MessageGroupId", ""),
+        receive_count=int(system.get("ApproximateReceiveCount", "1")),
+        sent_at=int(system.get("SentTimestamp", "0")) / 1000.0,
+        attributes={
+            k: v.get("StringValue", "") for k, v in raw.get("MessageAttributes", {}).items()
+        },
+    )

@@ -34,12 +34,13 @@ from core.sealing import Keyring
 from metrics.sender import SenderMetrics
 from pool.capacity import Capacity
 from pool.consumer import Receiving, consume, pause
-from pool.messages import Outgoing, Received
+from pool.messages import Received
 from pool.pool import QueuePool
 from sender.config import SenderConfig
 from sender.delivery import Delivery, Outcome, Settle
 from sender.depth import DepthPoller
 from sender.providers.base import Provider
+from sender.publisher import Publisher
 from sender.tracker import Tracker
 from state.store import State
 
@@ -71,7 +72,6 @@ class Sender:
         state: State | None = None,
     ) -> None:
         self._config = config
-        self._keyring = keyring
         self._state = state
         self._pool = pool
         self._metrics = metrics
@@ -86,6 +86,7 @@ class Sender:
             body=pool.body,
             suppressions=None if state is None else state.suppressions,
         )
+        self._publisher = Publisher(pool, metrics, keyring, state)
         self._capacity = Capacity(config.concurrency)
         self._tracker = Tracker(pool, pool.config.visibility_timeout_s)
         self._stopping = asyncio.Event()
@@ -271,17 +272,7 @@ class Sender:
         await item.settle()
 
     async def _publish(self, events: tuple[Event, ...]) -> None:
-        """Record ``events`` in the state store (status, suppressions), then put them on the
-        events queue; returns once both have them all."""
-        if not events:
-            return
-        # The state first: by the time a webhook tells of an event, its status is readable.
-        if self._state is not None:
-            await self._state.record(events)
-        if self._pool.events:
-            await self._pool.publish([Outgoing(body=e.encode(self._keyring)) for e in events])
-            for event in events:
-                self._metrics.published(event.type)
+        await self._publisher.publish(events)
 
     async def _pause(self, seconds: float) -> None:
         await pause(self._stopping, seconds)

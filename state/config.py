@@ -60,11 +60,15 @@ class StateConfig:
 
     @classmethod
     def from_env(
-        cls, environ: Mapping[str, str] = os.environ, prefix: str = "mailpool"
+        cls,
+        environ: Mapping[str, str] = os.environ,
+        prefix: str = "mailpool",
+        endpoint_url: str | None = None,
     ) -> "StateConfig":
         """Read MAILPOOL_STATE, MAILPOOL_STATE_TABLE, MAILPOOL_STATUS_DAYS,
         MAILPOOL_IDEMPOTENCY_HOURS, MAILPOOL_SUPPRESSION_CACHE_S, MAILPOOL_PUBLIC_URL,
-        MAILPOOL_UNSUBSCRIBE_MAILTO and MAILPOOL_STATE_SECRET."""
+        MAILPOOL_UNSUBSCRIBE_MAILTO and MAILPOOL_STATE_SECRET (the table ``<prefix>-state``
+        unless named; ``endpoint_url``, the pool's engine, serves it too when given)."""
         d = cls()
         secrets = decode_secrets(env_opt(environ, "MAILPOOL_STATE_SECRET"))
         return cls(
@@ -80,6 +84,7 @@ class StateConfig:
             unsubscribe_mailto=env_opt(environ, "MAILPOOL_UNSUBSCRIBE_MAILTO"),
             secret=secrets[0] if secrets else None,
             previous_secrets=secrets[1:],
+            **({"endpoint_url": endpoint_url} if endpoint_url else {}),
         )
 
 

@@ -21,6 +21,7 @@ from sender.config import SenderConfig
 from sender.providers import make_provider
 from sender.providers.ses import SesConfig
 from sender.providers.smtp import SmtpConfig
+from serverless.config import LambdaConfig
 from state.config import StateConfig
 from webhooks import endpoints
 from webhooks.config import WebhooksConfig
@@ -31,7 +32,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 READERS: list[Callable[[Mapping[str, str]], Any]] = [
     PoolConfig.from_env, BlobConfig.from_env, IntakeConfig.from_env, SenderConfig.from_env,
     SmtpConfig.from_env, SesConfig.from_env, WebhooksConfig.from_env, LocalSqsConfig.from_env,
-    StateConfig.from_env, Authenticator.from_env, Keyring.from_env,
+    StateConfig.from_env, Authenticator.from_env, Keyring.from_env, LambdaConfig.from_env,
     lambda environ: make_provider(None, environ),  # MAILPOOL_PROVIDERS
     lambda environ: make_provider("smtp,ses", environ),  # failover, each provider's rate
     # The endpoint's other settings are read once it has a URL (their defaults all the same).

@@ -1,4 +1,5 @@
-"""Each outcome of a delivery, through the real worker and pool, with a scripted provider."""
+"""Each outcome of a delivery, through the real pool with a scripted provider, on both faces
+of the delivery code (the sender, and the Lambda worker under a local event source)."""
 
 import dataclasses
 
@@ -12,11 +13,11 @@ from pool.dlq import list_dead_letters
 from pool.pool import EVENTS, QueuePool
 from pool.sqs import SqsClient
 from sender.config import SenderConfig
-from sender.service import SenderService
 from tests.support.enqueue import enqueue
 from tests.support.fake_provider import FakeProvider
 from tests.support.queues import count
 from tests.support.waiting import until
+from tests.support.workers import delivering
 
 FAST = SenderConfig(wait_time_s=1, backoff_s=1, max_backoff_s=1, grace_s=5.0, concurrency=8,
                     metrics_port=0)  # fmt: skip
@@ -55,6 +56,7 @@ async def test_each_outcome_settles_its_message_and_publishes_its_events(
     times: dict[str, int],
     expected: list[tuple[str, bool, list[int]]],
     dead: bool,
+    worker: str,
 ) -> None:
     config = dataclasses.replace(provisioned, max_receive_count=2)
     await enqueue(config, [TWO])
@@ -65,7 +67,7 @@ async def test_each_outcome_settles_its_message_and_publishes_its_events(
             letters = await list_dead_letters(client, config)
             return len(letters) == int(dead) and await count(config) == 0
 
-        async with SenderService(config, FAST, provider):
+        async with delivering(worker, config, FAST, provider):
             await until(done, 20)
     assert await events_of(config) == expected
     assert len(provider.sent) == (0 if dead else 1)  # handed to the provider once at most

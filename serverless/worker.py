@@ -1,0 +1,159 @@
+"""LambdaWorker: the sender's delivery code behind a Lambda face.
+
+Opened once per execution environment (its clients, connections and the suppression cache
+survive between warm invocations), it answers one SQS event at a time under Lambda, or
+several at once under the local event source. Each invocation: the records become the
+messages the sender reads, a ``Batch`` decides and settles them, and the answer names the
+ones that go back (``ReportBatchItemFailures``).
+"""
+
+import contextlib
+import dataclasses
+import logging
+import types
+from collections.abc import Mapping
+from typing import Any, Protocol, Self
+
+from aws.client import acting_as
+from core.health import Health
+from core.sealing import Keyring
+from metrics.exposition import process_registry
+from metrics.pool import PoolMetrics
+from metrics.sender import SenderMetrics
+from metrics.state import StateMetrics
+from pool.blobs import BlobStore
+from pool.config import PoolConfig
+from pool.messages import Received
+from pool.pool import QueuePool
+from sender.config import SenderConfig
+from sender.delivery import Delivery
+from sender.providers.base import Provider
+from sender.publisher import Publisher
+from serverless.batch import Batch, Tally
+from serverless.config import LambdaConfig
+from serverless.records import NotOurs, Shards
+from state.config import StateConfig
+from state.store import State
+
+log = logging.getLogger(__name__)
+
+
+class Context(Protocol):
+    """What the handler reads of Lambda's context object."""
+
+    def get_remaining_time_in_millis(self) -> int: ...
+
+
+class WorkerDied(RuntimeError):
+    """A background task of the worker (a flusher of its pool) died: it must be reopened."""
+
+
+class LambdaWorker:
+    """Answers SQS events from the pool's shards with partial batch responses."""
+
+    def __init__(
+        self,
+        pool_config: PoolConfig,
+        sender_config: SenderConfig,
+        config: LambdaConfig,
+        provider: Provider,
+        keyring: Keyring | None = None,
+        blobs: BlobStore | None = None,
+        state: StateConfig | None = None,
+        *,
+        metrics_line: bool = False,
+    ) -> None:
+        self.config = config
+        self.health = Health()
+        self.registry = process_registry()
+        own = dataclasses.replace(pool_config, ses_feedback=False)
+        self.pool = QueuePool(own, PoolMetrics(self.registry), self.health, blobs)
+        self.provider = provider
+        in_flight = config.max_concurrency * config.batch_size
+        self.metrics = SenderMetrics(self.registry, concurrency=in_flight)
+        self.metrics.prepare(own.shards, [provider.name])
+        self.state = None
+        if state is not None and state.enabled:
+            self.state = State(state, self.health, StateMetrics(self.registry))
+        self._publisher = Publisher(self.pool, self.metrics, keyring, self.state)
+        # A throttled provider is waited out only while the invocation lasts.
+        budget = min(sender_config.delay_budget_s, config.timeout_s - config.margin_s)
+        self._delivery = Delivery(
+            dataclasses.replace(sender_config, delay_budget_s=budget),
+            provider,
+            self.metrics,
+            max_receives=own.max_receive_count,
+            stopping=lambda: False,
+            keyring=keyring,
+            body=self.pool.body,
+            suppressions=None if self.state is None else self.state.suppressions,
+        )
+        self._shards = Shards(own)
+        self._metrics_line = metrics_line
+        self._stack = contextlib.AsyncExitStack()
+
+    async def __aenter__(self) -> Self:
+        with acting_as("sender"):
+            async with contextlib.AsyncExitStack() as stack:
+                stack.push_async_callback(self.provider.aclose)
+                await stack.enter_async_context(self.pool)
+                if self.state is not None:
+                    await stack.enter_async_context(self.state)
+                self._stack = stack.pop_all()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        await self._stack.aclose()
+
+    async def invoke(self, event: Mapping[str, Any], context: Context) -> dict[str, Any]:
+        """Answer one SQS event: ``{"batchItemFailures": [{"itemIdentifier": id}, …]}``."""
+        if not self.health.ok:
+            raise WorkerDied(f"{self.health.failure} died")
+        messages: list[Received] = []
+        foreign: list[str] = []
+        for record in event.get("Records", []):
+            try:
+                messages.append(self._shards.received(record))
+            except NotOurs as exc:  # it goes back, and on to its own queue's DLQ
+                log.error(
+                    "a record not from this pool",
+                    extra={"sqs_id": record.get("messageId"), "error": str(exc)[:80]},
+                )
+                foreign.append(str(record.get("messageId", "")))
+        for message in messages:
+            self.metrics.received(message.shard, 1)
+        batch = Batch(
+            self.config,
+            self.pool,
+            self._delivery,
+            self._publisher,
+            self.metrics,
+            lambda: context.get_remaining_time_in_millis() / 1000,
+        )
+        with acting_as("sender"):
+            failed = await batch.run(messages)
+        if self._metrics_line:
+            metrics_line(batch.tally)
+        return {"batchItemFailures": [{"itemIdentifier": i} for i in foreign + failed]}
+
+
+def metrics_line(tally: Tally) -> None:
+    """Print the invocation's outcomes as one CloudWatch Embedded Metric Format line
+    (Powertools' ``Metrics``): CloudWatch turns it into metrics, no API call made."""
+    from aws_lambda_powertools import Metrics
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    metrics = Metrics(namespace="mailpool", service="sender")
+    for outcome, count in sorted(tally.outcomes.items()):
+        metrics.add_metric(name=f"emails_{outcome}", unit=MetricUnit.Count, value=count)
+    for seconds in tally.latencies:
+        metrics.add_metric(
+            name="accepted_to_sent", unit=MetricUnit.Milliseconds, value=round(seconds * 1000, 1)
+        )
+    if tally.outcomes:
+        metrics.flush_metrics()
