@@ -5,7 +5,7 @@ vocabulary of the call recorder (``aws.client.record_calls``) and of the policie
 Resource kinds: ``shard`` and ``shard-dlq`` (the pool's FIFO queues), ``events``,
 ``events-dlq``, ``ses-events``, ``ses-events-dlq`` (standard queues), ``table`` (the state
 table), ``bucket`` and ``objects`` (the body bucket and the objects under its prefix), and
-``identity`` (SES sending identities).
+``identity`` (SES sending identities), ``secret`` (the state secret in Secrets Manager).
 """
 
 from typing import Any
@@ -50,6 +50,8 @@ def call_of(service: str, operation: str, params: dict[str, Any]) -> tuple[str, 
         return action, "table"
     if "Bucket" in params:
         return action, "objects" if "Key" in params else "bucket"
+    if "SecretId" in params:
+        return action, "secret"
     if service in ("ses", "sesv2"):
         return action, "identity"
     return action, "*"

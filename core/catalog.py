@@ -127,6 +127,7 @@ MAILPOOL_SMTP_USERNAME | str | - | sender | SMTP AUTH user
 MAILPOOL_SMTP_VALIDATE_CERTS | bool | true | sender | verify the relay's certificate
 MAILPOOL_STATE | bool | false | intake sender webhooks | `on`: the state store (status, suppressions, unsubscribe, 24-hour idempotency; see Status) | off (mailpool dev: on)
 MAILPOOL_STATE_SECRET | str secret | - | intake sender webhooks | base64, ≥ 32 bytes, the same on every intake: signs ids and unsubscribe links (`mailpool state secret`); comma-separated to rotate: the first signs, every one verifies | unset (mailpool dev: var/state.secret)
+MAILPOOL_STATE_SECRET_ARN | str | - | sender | Lambda worker: the Secrets Manager secret holding MAILPOOL_STATE_SECRET, read at cold start (the template sets it)
 MAILPOOL_STATE_TABLE | str | mailpool-state | intake sender webhooks | the DynamoDB table (`queues create` makes it; endpoint: `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL`) | <prefix>-state
 MAILPOOL_STATUS_DAYS | float | 30.0 | intake sender webhooks | status records expire after this many days
 MAILPOOL_SUPPRESSION_CACHE_S | float | 5.0 | intake sender webhooks | seconds a sender trusts a suppression lookup

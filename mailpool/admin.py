@@ -23,6 +23,7 @@ from pool.dlq import list_dead_letters, purge_dead_letters, redrive
 from pool.pool import QueuePool
 from pool.provision import provision
 from pool.sqs import SqsClient
+from serverless.config import LambdaConfig
 from state.config import new_secret as new_state_secret
 from state.suppressions import Suppression, Suppressions, normalise
 from state.table import StateTable
@@ -39,6 +40,8 @@ async def deploy_template(args: argparse.Namespace) -> int:
         scheme=args.scheme,
         certificate_arn=args.certificate_arn or "",
         kms=args.kms,
+        worker=args.worker,
+        lambda_worker=LambdaConfig.from_env(),
     )
     doc = template(config)
     text = template_yaml(doc)
@@ -47,6 +50,18 @@ async def deploy_template(args: argparse.Namespace) -> int:
     else:
         await asyncio.to_thread(pathlib.Path(args.output).write_text, text)
         print(f"wrote {args.output}: {len(doc['Resources'])} resources")
+    return 0
+
+
+async def deploy_package(args: argparse.Namespace) -> int:
+    from mailpool.package import build
+
+    built = await asyncio.to_thread(build, pathlib.Path(args.output))
+    print(
+        f"wrote {built.path}: {built.files} files, {built.zipped / 1e6:.1f} MB zipped, "
+        f"{built.unzipped / 1e6:.1f} MB unpacked; handler serverless.handler.handler, "
+        "runtime python3.11 (x86_64)"
+    )
     return 0
 
 

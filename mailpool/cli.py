@@ -225,8 +225,21 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="a customer-managed KMS key for queues, table, bodies, secrets and logs",
     )
+    template.add_argument(
+        "--worker",
+        choices=("ecs", "lambda"),
+        default="ecs",
+        help="where senders run: ecs (default) or lambda (the Lambda worker on the queues)",
+    )
     template.add_argument("--output", "-o", default="-", help="a file (default: stdout)")
     template.set_defaults(handler=admin.deploy_template)
+    package = deploy_actions.add_parser(
+        "package", help="build the Lambda worker's deployment zip (python3.11, x86_64) from wheels"
+    )
+    package.add_argument(
+        "--output", "-o", default="dist/mailpool-lambda.zip", help="the zip (default %(default)s)"
+    )
+    package.set_defaults(handler=admin.deploy_package)
 
     dlq = commands.add_parser("dlq", help="list, redrive or purge dead-lettered messages")
     dlq_actions = dlq.add_subparsers(dest="action", required=True)

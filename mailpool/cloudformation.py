@@ -24,6 +24,7 @@ Outputs: queue URLs, the table and bucket names, the role ARNs, and ``Environmen
 ``KEY=value`` pairs (space-separated) a mailpool process needs to use these resources.
 """
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,14 +32,16 @@ import orjson
 import yaml
 
 from core.settings import SettingError
-from mailpool import ecs, hardening, iam
+from mailpool import ecs, functions, hardening, iam
 from mailpool.parameters import RULES, parameters
 from pool.blobs import BlobConfig, lifecycle_rule
 from pool.config import PoolConfig
 from pool.provision import dlq_attributes, events_attributes, queue_attributes
+from serverless.config import LambdaConfig
 from state import table as state_table
 
 ROLES = ("intake", "sender", "webhooks")
+WORKERS = ("ecs", "lambda")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -58,8 +61,15 @@ class DeployConfig:
     #: One customer-managed KMS key, made by the stack, for queues, table, bodies, secrets
     #: and logs (else each service's own encryption at rest).
     kms: bool = False
+    #: Where senders run: ``ecs`` (the ``mailpool sender`` task, with an ``ImageUri``) or
+    #: ``lambda`` (the Lambda worker on event source mappings, ``mailpool.functions``).
+    worker: str = "ecs"
+    #: The Lambda worker's timeout, margin, batching and concurrency.
+    lambda_worker: LambdaConfig = field(default_factory=LambdaConfig)
 
     def __post_init__(self) -> None:
+        if self.worker not in WORKERS:
+            raise SettingError(f"the worker is ecs or lambda, not {self.worker!r}")
         if self.scheme not in ("internal", "internet-facing"):
             raise SettingError(
                 f"the load balancer's scheme is internal or internet-facing, not {self.scheme!r}"
@@ -228,6 +238,7 @@ def _arns(config: DeployConfig) -> dict[str, list[Any]]:
         if "ses" in config.providers
         else [],
     }
+    arns["secret"] = [{"Ref": "StateSecret"}]
     if pool.events:
         arns["events"] = queue_arns(["EventsQueue"])
         arns["events-dlq"] = queue_arns(["EventsDlq"])
@@ -235,6 +246,11 @@ def _arns(config: DeployConfig) -> dict[str, list[Any]]:
         arns["ses-events"] = queue_arns(["SesEventsQueue"])
         arns["ses-events-dlq"] = queue_arns(["SesEventsDlq"])
     return arns
+
+
+def roles(config: DeployConfig) -> tuple[str, ...]:
+    """The process kinds with a task role: the sender's is the function's with Lambda."""
+    return tuple(r for r in ROLES if config.worker == "ecs" or r != "sender")
 
 
 def _role(role: str, config: DeployConfig) -> dict[str, Any]:
@@ -341,10 +357,12 @@ def _outputs(config: DeployConfig) -> dict[str, Any]:
         "Description": "MAILPOOL_STATE_SECRET: aws secretsmanager get-secret-value --secret-id",
         "Value": {"Fn::Sub": hardening.SECRET_NAMES["StateSecret"]},
     }
-    for role in ROLES:
+    for role in roles(config):
         outputs[f"{role.capitalize()}RoleArn"] = {
             "Value": {"Fn::GetAtt": [f"{role.capitalize()}Role", "Arn"]}
         }
+    if config.worker == "lambda":
+        outputs["SenderFunctionRoleArn"] = {"Value": {"Fn::GetAtt": ["SenderFunctionRole", "Arn"]}}
     pairs = " ".join(f"{name}={value}" for name, value in environment(config).items())
     outputs["Environment"] = {
         "Description": "KEY=value pairs (space-separated) a mailpool process needs",
@@ -353,8 +371,31 @@ def _outputs(config: DeployConfig) -> dict[str, Any]:
     return outputs
 
 
+def deployed(config: DeployConfig) -> DeployConfig:
+    """``config`` as deployed: with the Lambda worker, queues hidden for 6 function timeouts."""
+    if config.worker != "lambda":
+        return config
+    visibility = max(
+        config.pool.visibility_timeout_s, functions.visibility_for(config.lambda_worker)
+    )
+    return dataclasses.replace(
+        config, pool=dataclasses.replace(config.pool, visibility_timeout_s=visibility)
+    )
+
+
+def _worker(config: DeployConfig) -> dict[str, dict[str, Any]]:
+    """The Lambda worker's resources (none with ECS senders)."""
+    if config.worker != "lambda":
+        return {}
+    statements = iam.statements("lambda", _arns(config)) + hardening.kms_use(config.kms)
+    return functions.resources(
+        config.pool, config.lambda_worker, environment(config), statements, config.kms
+    )
+
+
 def template(config: DeployConfig) -> dict[str, Any]:
     """The CloudFormation template (a JSON-able dict) of ``config``'s deployment."""
+    config = deployed(config)
     pool = config.pool
     queue_resources = queues(pool, config.kms)
     resources: dict[str, Any] = {
@@ -369,28 +410,33 @@ def template(config: DeployConfig) -> dict[str, Any]:
         "BodyBucketPolicy": hardening.bucket_policy("BodyBucket"),
         **hardening.log_bucket(),
         **hardening.secrets(config.kms),
-        **{f"{role.capitalize()}Role": _role(role, config) for role in ROLES},
+        **{f"{role.capitalize()}Role": _role(role, config) for role in roles(config)},
         **alarms(pool),
+        **_worker(config),
     }
+    conditions: dict[str, Any] = {
+        "Services": {"Fn::Not": [{"Fn::Equals": [{"Ref": "ImageUri"}, ""]}]},
+        "Webhooks": {
+            "Fn::And": [
+                {"Condition": "Services"},
+                {"Fn::Not": [{"Fn::Equals": [{"Ref": "WebhookUrl"}, ""]}]},
+            ]
+        },
+        "LegacyElbRegion": hardening.legacy_elb_region(),
+    }
+    if config.worker == "lambda":
+        conditions["LambdaWorker"] = {"Fn::Not": [{"Fn::Equals": [{"Ref": "LambdaCodeKey"}, ""]}]}
+    worker = ", the Lambda worker" if config.worker == "lambda" else ""
     doc: dict[str, Any] = {
         "AWSTemplateFormatVersion": "2010-09-09",
         # The ECS part's network parameters default to empty (no ECS without an ImageUri):
         # cfn-lint would check those empty defaults as VPC and subnet IDs.
         "Metadata": {"cfn-lint": {"config": {"ignore_checks": ["W1030"]}}},
         "Description": f"mailpool {pool.prefix}: {pool.shards} FIFO shards, state, bodies, "
-        "roles, alarms (and with ImageUri, its processes on ECS Fargate)",
-        "Parameters": parameters(config.scheme, config.certificate_arn),
+        f"roles, alarms{worker} (and with ImageUri, its processes on ECS Fargate)",
+        "Parameters": parameters(config.scheme, config.certificate_arn, config.worker),
         "Mappings": {"ElbLogAccounts": hardening.elb_mapping()},
-        "Conditions": {
-            "Services": {"Fn::Not": [{"Fn::Equals": [{"Ref": "ImageUri"}, ""]}]},
-            "Webhooks": {
-                "Fn::And": [
-                    {"Condition": "Services"},
-                    {"Fn::Not": [{"Fn::Equals": [{"Ref": "WebhookUrl"}, ""]}]},
-                ]
-            },
-            "LegacyElbRegion": hardening.legacy_elb_region(),
-        },
+        "Conditions": conditions,
         "Rules": RULES,
         "Resources": {**resources, **services(config)},
         "Outputs": _outputs(config),
@@ -408,9 +454,11 @@ def services(config: DeployConfig) -> dict[str, dict[str, Any]]:
         kms=config.kms,
     )
     # The webhooks task needs an endpoint to deliver to (WebhookUrl): without one, none.
+    # With the Lambda worker, no sender task, service or scaling.
     return {
         name: {**resource, "Condition": "Webhooks" if name.startswith("Webhooks") else "Services"}
         for name, resource in made.items()
+        if config.worker == "ecs" or not name.startswith("Sender")
     }
 
 

@@ -9,7 +9,7 @@ so nothing the code does is missing and nothing it never does is granted.
 Resource kinds: ``shard`` and ``shard-dlq`` (the pool's FIFO queues), ``events``,
 ``events-dlq``, ``ses-events``, ``ses-events-dlq`` (standard queues), ``table`` (the state
 table), ``bucket`` and ``objects`` (the body bucket and the objects under its prefix), and
-``identity`` (SES sending identities).
+``identity`` (SES sending identities), ``secret`` (the state secret).
 """
 
 from typing import Any
@@ -37,6 +37,21 @@ PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
         ("ses:SendEmail", "identity"),
         ("sqs:ChangeMessageVisibility", "shard"), ("sqs:DeleteMessage", "shard"),
         ("sqs:GetQueueAttributes", "shard"), ("sqs:GetQueueAttributes", "shard-dlq"),
+        ("sqs:GetQueueUrl", "events"), ("sqs:GetQueueUrl", "events-dlq"),
+        ("sqs:GetQueueUrl", "shard"), ("sqs:GetQueueUrl", "shard-dlq"),
+        ("sqs:ReceiveMessage", "shard"),
+        ("sqs:SendMessage", "events"), ("sqs:SendMessage", "shard-dlq"),
+    }),
+    # The Lambda worker and its event source mappings (which call as the function's role:
+    # ReceiveMessage, DeleteMessage, GetQueueAttributes); the mappings delete what it sent.
+    "lambda": frozenset({
+        ("dynamodb:BatchGetItem", "table"), ("dynamodb:BatchWriteItem", "table"),
+        ("dynamodb:DescribeTable", "table"),
+        ("s3:GetObject", "objects"),
+        ("secretsmanager:GetSecretValue", "secret"),
+        ("ses:SendEmail", "identity"),
+        ("sqs:ChangeMessageVisibility", "shard"), ("sqs:DeleteMessage", "shard"),
+        ("sqs:GetQueueAttributes", "shard"),
         ("sqs:GetQueueUrl", "events"), ("sqs:GetQueueUrl", "events-dlq"),
         ("sqs:GetQueueUrl", "shard"), ("sqs:GetQueueUrl", "shard-dlq"),
         ("sqs:ReceiveMessage", "shard"),

@@ -21,11 +21,13 @@ RULES: dict[str, Any] = {
 }
 
 
-def parameters(scheme: str, certificate_arn: str) -> dict[str, Any]:
+def parameters(scheme: str, certificate_arn: str, worker: str = "ecs") -> dict[str, Any]:
     """The template's parameters; the load balancer's ``scheme`` and the certificate the
-    template was rendered with set the defaults of ``ClientCidr`` and ``CertificateArn``."""
+    template was rendered with set the defaults of ``ClientCidr`` and ``CertificateArn``;
+    the Lambda worker adds where its code is and its reserved concurrency."""
     public = scheme == "internet-facing"
-    return {
+    found = {
+        **(_LAMBDA if worker == "lambda" else {}),
         "ImageUri": {
             "Type": "String",
             "Default": "",
@@ -82,3 +84,26 @@ def parameters(scheme: str, certificate_arn: str) -> dict[str, Any]:
         "MinIntakes": {"Type": "Number", "Default": 2, "MinValue": 1},
         "MaxIntakes": {"Type": "Number", "Default": 10, "MinValue": 1},
     }
+    if worker == "lambda":  # no sender tasks to scale
+        del found["MinSenders"], found["MaxSenders"]
+    return found
+
+
+_LAMBDA: dict[str, Any] = {
+    "LambdaCodeBucket": {
+        "Type": "String",
+        "Default": "",
+        "Description": "The bucket holding the Lambda worker's package (mailpool deploy package)",
+    },
+    "LambdaCodeKey": {
+        "Type": "String",
+        "Default": "",
+        "Description": "The package's key in LambdaCodeBucket; empty: no function (yet)",
+    },
+    "LambdaReservedConcurrency": {
+        "Type": "Number",
+        "Default": 100,
+        "MinValue": 1,
+        "Description": "Concurrent executions reserved for (and capping) the Lambda worker",
+    },
+}

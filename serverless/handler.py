@@ -12,14 +12,17 @@ import logging
 import os
 from typing import Any
 
+from aws import client as aws
+from aws.client import acting_as
 from core import logs
 from core.sealing import Keyring
-from core.settings import env_str
+from core.settings import env_opt, env_str
 from pool.blobs import BlobStore
 from pool.config import PoolConfig
 from sender.config import SenderConfig
 from sender.providers import make_provider
 from serverless.config import LambdaConfig
+from serverless.secrets import read_secrets
 from serverless.worker import Context, LambdaWorker, WorkerDied
 from state.config import StateConfig
 
@@ -54,6 +57,7 @@ class Runtime:
 
     def __init__(self) -> None:
         logs.setup(env_str(os.environ, "MAILPOOL_LOG_LEVEL", "INFO"))
+        aws.record_calls(env_opt(os.environ, "MAILPOOL_AWS_RECORD"))  # the tests' record
         self.loop = _new_loop()
         self.worker: LambdaWorker | None = None
 
@@ -63,6 +67,8 @@ class Runtime:
 
     async def _invoke(self, event: dict[str, Any], context: Context) -> dict[str, Any]:
         if self.worker is None:
+            with acting_as("lambda"):
+                await read_secrets()
             worker = worker_from_env()
             await worker.__aenter__()
             self.worker = worker

@@ -3,6 +3,7 @@
 
 import contextlib
 
+from aws.client import acting_as
 from core.runtime import serve
 from core.service import BackgroundService
 from metrics.exposition import metrics_app
@@ -32,6 +33,10 @@ class LocalLambdaService(BackgroundService):
         self.metrics_port = metrics_port
         self._wait_s = wait_s
         self.source: LocalEventSource | None = None
+
+    async def __aenter__(self) -> "LocalLambdaService":
+        with acting_as("lambda"):  # the event source's calls are the function role's
+            return await super().__aenter__()
 
     async def open(self, stack: contextlib.AsyncExitStack) -> None:
         await stack.enter_async_context(self.worker)

@@ -93,7 +93,7 @@ class LambdaWorker:
         self._stack = contextlib.AsyncExitStack()
 
     async def __aenter__(self) -> Self:
-        with acting_as("sender"):
+        with acting_as("lambda"):
             async with contextlib.AsyncExitStack() as stack:
                 stack.push_async_callback(self.provider.aclose)
                 await stack.enter_async_context(self.pool)
@@ -135,7 +135,7 @@ class LambdaWorker:
             self.metrics,
             lambda: context.get_remaining_time_in_millis() / 1000,
         )
-        with acting_as("sender"):
+        with acting_as("lambda"):
             failed = await batch.run(messages)
         if self._metrics_line:
             metrics_line(batch.tally)

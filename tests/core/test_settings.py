@@ -1,6 +1,7 @@
 """Settings: declared once (core/catalog.py), read in one place (core/settings.py), and the
 configuration page generated from the declaration."""
 
+import asyncio
 import pathlib
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -22,6 +23,7 @@ from sender.providers import make_provider
 from sender.providers.ses import SesConfig
 from sender.providers.smtp import SmtpConfig
 from serverless.config import LambdaConfig
+from serverless.secrets import read_secrets
 from state.config import StateConfig
 from webhooks import endpoints
 from webhooks.config import WebhooksConfig
@@ -33,6 +35,7 @@ READERS: list[Callable[[Mapping[str, str]], Any]] = [
     PoolConfig.from_env, BlobConfig.from_env, IntakeConfig.from_env, SenderConfig.from_env,
     SmtpConfig.from_env, SesConfig.from_env, WebhooksConfig.from_env, LocalSqsConfig.from_env,
     StateConfig.from_env, Authenticator.from_env, Keyring.from_env, LambdaConfig.from_env,
+    lambda environ: asyncio.run(read_secrets(dict(environ))),  # MAILPOOL_STATE_SECRET_ARN
     lambda environ: make_provider(None, environ),  # MAILPOOL_PROVIDERS
     lambda environ: make_provider("smtp,ses", environ),  # failover, each provider's rate
     # The endpoint's other settings are read once it has a URL (their defaults all the same).

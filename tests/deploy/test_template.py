@@ -40,6 +40,8 @@ VARIANTS = {
     "internet-facing": DeployConfig(scheme="internet-facing", certificate_arn=CERTIFICATE),
     "kms": DeployConfig(kms=True),
     "no-events": DeployConfig(pool=PoolConfig(prefix="lean", shards=1, events=False)),
+    "lambda": DeployConfig(worker="lambda"),
+    "lambda-kms-smtp": DeployConfig(worker="lambda", kms=True, providers=("smtp",)),
 }
 
 
@@ -87,6 +89,11 @@ def test_each_role_is_allowed_exactly_its_proven_actions_on_its_resources() -> N
         expected = {(action, yaml.safe_dump(arn)) for action, kind in iam.PERMISSIONS[role]
                     for arn in arns[kind]}  # fmt: skip
         assert granted == expected, role
+    lambda_config = DeployConfig(worker="lambda", pool=PoolConfig(ses_feedback=True))
+    [policy] = template(lambda_config)["Resources"]["SenderFunctionRole"]["Properties"]["Policies"]
+    *granted_statements, logs = policy["PolicyDocument"]["Statement"]
+    assert granted_statements == iam.statements("lambda", _arns(lambda_config))
+    assert logs["Action"] == ["logs:CreateLogStream", "logs:PutLogEvents"]
     # No wildcard beyond SES identities and the body prefix.
     assert "*" not in yaml.safe_dump(resources["IntakeRole"]).replace("/*", "")
 
@@ -375,3 +382,36 @@ def test_with_a_kms_key_everything_at_rest_uses_it_and_the_roles_may() -> None:
     plain = yaml.safe_dump(template(DeployConfig())["Resources"])
     assert "StackKey" not in plain
     assert "kms:" not in plain
+
+
+def test_the_lambda_worker_has_a_mapping_per_shard_answering_partial_batches() -> None:
+    config = DeployConfig(worker="lambda", pool=PoolConfig(shards=3))
+    doc = template(config)
+    resources = doc["Resources"]
+    mappings = [resources[f"Shard{k}EventSource"]["Properties"] for k in range(3)]
+    assert [m["EventSourceArn"] for m in mappings] == [
+        {"Fn::GetAtt": [f"Shard{k}Queue", "Arn"]} for k in range(3)
+    ]
+    for mapping in mappings:
+        assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert mapping["BatchSize"] == 10
+        assert mapping["ScalingConfig"]["MaximumConcurrency"] >= 2  # Lambda's floor
+    function = resources["SenderFunction"]["Properties"]
+    assert (function["Handler"], function["Runtime"]) == ("serverless.handler.handler",
+                                                          "python3.11")  # fmt: skip
+    # Queues hide a message for six function timeouts, as Lambda asks.
+    visibility = resources["Shard0Queue"]["Properties"]["VisibilityTimeout"]
+    assert int(visibility) == 6 * function["Timeout"]
+    variables = function["Environment"]["Variables"]
+    assert not set(variables) & SECRET_VARIABLES
+    assert variables["MAILPOOL_STATE_SECRET_ARN"] == {"Fn::Sub": "${StateSecret}"}
+    assert variables["MAILPOOL_VISIBILITY_TIMEOUT"] == str(int(visibility))
+    assert resources["SenderFunctionLogs"]["Properties"]["RetentionInDays"] == 30
+    alarms = {resources[n]["Properties"]["MetricName"] for n in resources if n.startswith(
+        "SenderFunction") and n.endswith("Alarm")}  # fmt: skip
+    assert alarms == {"Errors", "Throttles"}
+    # No sender task, service or scaling on ECS; nothing of it without the code's key.
+    assert not [n for n in resources if n.startswith("Sender") and not n.startswith(
+        "SenderFunction")]  # fmt: skip
+    assert resources["SenderFunction"]["Condition"] == "LambdaWorker"
+    assert "LambdaCodeKey" in doc["Parameters"]
