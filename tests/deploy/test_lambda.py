@@ -134,16 +134,39 @@ async def test_the_lambda_stack_on_moto_runs_the_packaged_handler_from_its_envir
     pool_config = PoolConfig(prefix=f"lf{uuid.uuid4().hex[:6]}", shards=1)
     config = DeployConfig(worker="lambda", pool=pool_config)
     bucket, key = await _upload(sqs_endpoint, package)
+    # moto runs functions in Docker unless told otherwise; this test runs the packaged
+    # handler itself (in an isolated interpreter), so moto's simple Lambda backend will do.
+    async with aiohttp.ClientSession() as http, http.post(f"{sqs_endpoint}/moto-api/config",
+                         json={"lambda": {"use_docker": False}}) as answer:  # fmt: skip
+        assert answer.status == 201
     outputs = await _stack(sqs_endpoint, template_yaml(template(config)),
                            {"LambdaCodeBucket": bucket, "LambdaCodeKey": key})  # fmt: skip
+    name = f"{outputs['StackName']}-sender"
+    try:
+        await _run_the_stack(sqs_endpoint, package, tmp_path, monkeypatch, config, outputs, name)
+    finally:  # moto cannot dump its models (data.json, other tests read it) with a function
+        async with get_session().create_client(
+            "cloudformation", region_name="us-east-1", endpoint_url=sqs_endpoint
+        ) as cloudformation:
+            await cloudformation.delete_stack(StackName=outputs["StackName"])
+
+
+async def _run_the_stack(
+    sqs_endpoint: str,
+    package: pathlib.Path,
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+    config: DeployConfig,
+    outputs: dict[str, str],
+    name: str,
+) -> None:
     async with get_session().create_client(
         "lambda", region_name="us-east-1", endpoint_url=sqs_endpoint
     ) as lam:
-        name = f"{outputs['StackName']}-sender"
         function = await lam.get_function_configuration(FunctionName=name)
         mappings = (await lam.list_event_source_mappings(FunctionName=name))["EventSourceMappings"]
-        # moto would invoke the function itself on each send, in a Docker container: this
-        # test invokes it (and as Lambda builds the event) with the packaged code instead.
+        # moto would invoke the function itself on each send (and delete what it was given):
+        # this test invokes it, with the event built as Lambda builds it, instead.
         for mapping in mappings:
             await lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
     assert function["Handler"] == functions.HANDLER

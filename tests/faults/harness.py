@@ -189,7 +189,7 @@ class Stack:
                  engine_dir: pathlib.Path | None = None,
                  answers: bool = False,
                  hooks_env: Mapping[str, str] | None = None,
-                 state: bool = False) -> None:  # fmt: skip
+                 state: bool = False, worker: str = "sender") -> None:  # fmt: skip
         self.root = root
         self.sink = sink
         self.engine_port = free_port()
@@ -221,9 +221,11 @@ class Stack:
         )  # fmt: skip
         self.intake = Child("intake", ["intake"], self._via_proxy(MAILPOOL_HTTP_PORT=str(
             self.intake_port), **(intake_env or {})), root / "intake.log")  # fmt: skip
+        #: ``mailpool sender``, or with ``worker="lambda"`` the Lambda worker under a local
+        #: event source (``mailpool lambda-source``): the same knobs break either.
         self.sender = Child(
             "sender",
-            ["sender"],
+            ["sender" if worker == "sender" else "lambda-source"],
             self._via_proxy(
                 MAILPOOL_METRICS_PORT="0", MAILPOOL_SMTP_PORT=str(sink.port),
                 MAILPOOL_WAIT_TIME="1", MAILPOOL_BACKOFF="1", MAILPOOL_MAX_BACKOFF="2",

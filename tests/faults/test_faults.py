@@ -96,12 +96,15 @@ def pool_of(stack: Stack) -> PoolConfig:
     )  # fmt: skip
 
 
+@pytest.mark.parametrize("worker", ["sender", "lambda"])
 async def test_1_sender_killed_with_hundreds_in_flight(
-    tmp_path: pathlib.Path, smtp_sink: SmtpSink, hooks: WebhookSink
+    tmp_path: pathlib.Path, smtp_sink: SmtpSink, hooks: WebhookSink, worker: str
 ) -> None:
     smtp_sink.handler.delay_s = 0.02
-    async with Stack(tmp_path, smtp_sink, sender_env={"MAILPOOL_CONCURRENCY": "300"},
-                     hooks_env=hooks_env(hooks), state=True) as stack:  # fmt: skip
+    # The Lambda worker: 30 invocations of 10 at once hold as many as the sender's 300.
+    concurrency = {"MAILPOOL_CONCURRENCY": "300", "MAILPOOL_LAMBDA_CONCURRENCY": "30"}
+    async with Stack(tmp_path, smtp_sink, sender_env=concurrency, hooks_env=hooks_env(hooks),
+                     state=True, worker=worker) as stack:  # fmt: skip
         ledger = Ledger()
         stack.sender.pause()  # let a backlog build, so the sender takes hundreds at once
         await Producers(stack.url, ledger).run(groups=30, per_group=10)
@@ -113,7 +116,7 @@ async def test_1_sender_killed_with_hundreds_in_flight(
         await all_delivered(ledger, smtp_sink, hooks=hooks)
         # Each status record agrees with the email's terminal event.
         assert await status_mismatches(stack.url, ledger, hooks.events()) == []
-    assert settle(ledger, smtp_sink, "1 sender kill -9", hooks=hooks).accepted == 300
+    assert settle(ledger, smtp_sink, f"1 {worker} kill -9", hooks=hooks).accepted == 300
 
 
 async def test_2_intake_killed_under_load(tmp_path: pathlib.Path, smtp_sink: SmtpSink) -> None:
