@@ -8,6 +8,7 @@ table), ``bucket`` and ``objects`` (the body bucket and the objects under its pr
 ``identity`` (SES sending identities), ``secret`` (the state secret in Secrets Manager).
 """
 
+import re
 from typing import Any
 
 #: IAM prefixes of the services mailpool calls (SES v2's API is authorised as ``ses:``).
@@ -36,6 +37,11 @@ def queue_kind(name: str) -> str:
     ):
         if name.endswith(suffix):
             return kind
+    # A standard pool's shards: <prefix>-<k> and <prefix>-<k>-dlq.
+    if re.search(r"-\d+-dlq$", name):
+        return "shard-dlq"
+    if re.search(r"-\d+$", name):
+        return "shard"
     return "queue"
 
 

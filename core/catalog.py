@@ -82,6 +82,7 @@ MAILPOOL_LAMBDA_MARGIN | float | 10.0 | sender | Lambda worker: seconds of an in
 MAILPOOL_LAMBDA_TIMEOUT | float | 60.0 | sender deploy | Lambda worker: the function timeout (queues' visibility timeout should be 6 times it)
 MAILPOOL_LAMBDA_WINDOW | float | 0.0 | sender deploy | Lambda worker: seconds a batch may wait to fill (MaximumBatchingWindowInSeconds)
 MAILPOOL_LOCALSQS_DATA | str | var/localsqs | localaws | the embedded engine's data directory | var/localsqs
+MAILPOOL_LOCALSQS_DUPLICATES | float | 0.0 | localaws | fault injection: the fraction of messages sent to a standard queue stored twice (one message ID, two receipts), as SQS's at-least-once delivery may (tests)
 MAILPOOL_LOCALSQS_DURABILITY | str | fsync | localaws | `fsync`: on disk before each answer; `os`: handed to the OS (survives kill -9)
 MAILPOOL_LOCALSQS_ENTRY_FAULTS | float | 0.0 | localaws | fault injection: the fraction of SendMessageBatch entries the engine fails (tests)
 MAILPOOL_LOCALSQS_EXPOSE_UNAUTHENTICATED | str | '' | localaws | `true`: listen on a non-loopback host although the engine checks no credentials (unsafe)
@@ -102,6 +103,7 @@ MAILPOOL_METRICS_PORT | int | 9101 | sender | the sender's `/metrics` port
 MAILPOOL_PROVIDERS | str | smtp | sender deploy | ordered delivery providers: `smtp`, `ses`, `smtp,ses`, … (see Providers); the deploy template's default is `ses`
 MAILPOOL_PUBLIC_URL | str | - | intake sender webhooks | base URL of the unsubscribe links (`<url>/unsubscribe/<token>`) | unset (mailpool dev: the intake's URL)
 MAILPOOL_QUEUE_PREFIX | str | mailpool | intake sender webhooks | queues are `<prefix>-<k>.fifo` and `<prefix>-<k>-dlq.fifo`
+MAILPOOL_QUEUE_TYPE | str | fifo | intake sender webhooks deploy | `standard`: the shards are standard queues `<prefix>-<k>` (the Lambda worker's variant: no order per group, copies possible, each claimed in the state table before it is sent; needs MAILPOOL_STATE)
 MAILPOOL_RATE_BURST | int | 0 | intake | how many at once (default: one second's worth) | one second's worth
 MAILPOOL_RATE_LIMIT | float | 0.0 | intake | emails/s each API key may submit to this intake process (429 past it; 0: no limit; see Quotas) | unset (no limit)
 MAILPOOL_S3_BUCKET | str | - | intake sender | a bucket for emails larger than a queue message (see Attachments)

@@ -2,6 +2,7 @@
 
 import asyncio
 import hashlib
+import random
 import sqlite3
 import time
 from collections.abc import Mapping, Sequence
@@ -42,8 +43,12 @@ class SendEntry:
 class Engine:
     """Queue management and message operations with SQS's semantics."""
 
-    def __init__(self, store: Store, *, region: str, account: str, base_url: str) -> None:
+    def __init__(
+        self, store: Store, *, region: str, account: str, base_url: str, duplicates: float = 0.0
+    ) -> None:
         self.store = store
+        #: Fault injection: the fraction of standard-queue messages stored twice.
+        self.duplicates = duplicates
         self.region = region
         self.account = account
         self.base_url = base_url.rstrip("/")
@@ -242,7 +247,10 @@ class Engine:
             )
         if not queue.fifo:
             delay = queue.delay_ms if entry.delay_s is None else entry.delay_s * 1000
-            return ops.NewMessage(entry.body, entry.attributes, entry.group_id, None, None, delay)
+            copies = 2 if self.duplicates and random.random() < self.duplicates else 1
+            return ops.NewMessage(
+                entry.body, entry.attributes, entry.group_id, None, None, delay, copies
+            )
         if entry.delay_s is not None:
             raise invalid(
                 f"Value {entry.delay_s} for parameter DelaySeconds is invalid. Reason: The "

@@ -76,6 +76,8 @@ class NewMessage:
     dedup_key: str | None
     dedup_id: str | None
     delay_ms: int
+    #: Rows stored (2: a duplicate, one message ID with two receipts; fault injection).
+    copies: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,22 +132,24 @@ def send(
                 stored.append(Stored(earlier[0], earlier[1]))
                 continue
         message_id = new_message_id()
-        seq = ledger.next_seq()
-        conn.execute(
-            "INSERT INTO messages (queue, seq, message_id, body, attributes, group_id, dedup_id,"
-            " sent_at, visible_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                queue,
-                seq,
-                message_id,
-                m.body,
-                m.attributes,
-                m.group_id,
-                m.dedup_id,
-                now,
-                now + m.delay_ms,
-            ),
-        )
+        for _ in range(m.copies):
+            seq = ledger.next_seq()
+            conn.execute(
+                "INSERT INTO messages (queue, seq, message_id, body, attributes, group_id,"
+                " dedup_id, sent_at, visible_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    queue,
+                    seq,
+                    message_id,
+                    m.body,
+                    m.attributes,
+                    m.group_id,
+                    m.dedup_id,
+                    now,
+                    now + m.delay_ms,
+                ),
+            )
+            added += 1
         if m.dedup_key is not None:
             conn.execute(
                 "INSERT OR REPLACE INTO dedup (queue, key, message_id, seq, expires)"
@@ -153,7 +157,6 @@ def send(
                 (queue, m.dedup_key, message_id, seq, now + dedup_window_ms),
             )
         stored.append(Stored(message_id, seq))
-        added += 1
     ledger.add(queue, added)
     return stored
 

@@ -43,6 +43,9 @@ class LocalSqsConfig:
     throttle: float = 0.0
     #: Fault injection: this fraction of SendMessageBatch entries fails with RequestThrottled.
     entry_faults: float = 0.0
+    #: Fault injection: this fraction of messages sent to a standard queue is stored twice
+    #: (one message ID, two receipts), as SQS's at-least-once delivery may hand one over.
+    duplicates: float = 0.0
     region: str = "us-east-1"
     account: str = "000000000000"
     sweep_interval_s: float = 30.0
@@ -74,6 +77,7 @@ class LocalSqsConfig:
             durability=durability,  # type: ignore[arg-type]
             throttle=env_float(environ, "MAILPOOL_LOCALSQS_THROTTLE", d.throttle),
             entry_faults=env_float(environ, "MAILPOOL_LOCALSQS_ENTRY_FAULTS", d.entry_faults),
+            duplicates=env_float(environ, "MAILPOOL_LOCALSQS_DUPLICATES", d.duplicates),
             exposed=env_str(environ, "MAILPOOL_LOCALSQS_EXPOSE_UNAUTHENTICATED", "") == "true",
         )
 
@@ -118,6 +122,7 @@ class LocalSqs:
             region=self.config.region,
             account=self.config.account,
             base_url="http://pending",
+            duplicates=self.config.duplicates,
         )
         await engine.start()
         tables = Tables(self.store, region=self.config.region, account=self.config.account)

@@ -156,6 +156,7 @@ async def _localsqs(args: argparse.Namespace) -> int:
         durability=args.durability,
         throttle=args.throttle,
         entry_faults=args.entry_faults,
+        duplicates=args.duplicates,
         exposed=args.expose_unauthenticated or None,
     )
     stop = runtime.stop_event()
@@ -355,6 +356,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--entry-faults",
         type=float,
         help="fault injection: fail this fraction of SendMessageBatch entries (RequestThrottled)",
+    )
+    engine.add_argument(
+        "--duplicates",
+        type=float,
+        help="fault injection: store this fraction of standard-queue messages twice",
     )
     engine.set_defaults(handler=_localsqs)
 

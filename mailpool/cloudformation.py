@@ -70,6 +70,11 @@ class DeployConfig:
     def __post_init__(self) -> None:
         if self.worker not in WORKERS:
             raise SettingError(f"the worker is ecs or lambda, not {self.worker!r}")
+        if not self.pool.fifo and self.worker != "lambda":
+            raise SettingError(
+                "standard queues (MAILPOOL_QUEUE_TYPE=standard) are the Lambda worker's "
+                "variant: --worker lambda"
+            )
         if self.scheme not in ("internal", "internet-facing"):
             raise SettingError(
                 f"the load balancer's scheme is internal or internet-facing, not {self.scheme!r}"
@@ -338,6 +343,8 @@ def environment(config: DeployConfig) -> dict[str, Any]:
         "MAILPOOL_S3_EXPIRE_DAYS": str(config.blobs.expire_days),
         "MAILPOOL_PROVIDERS": ",".join(config.providers),
     }
+    if not pool.fifo:
+        env["MAILPOOL_QUEUE_TYPE"] = pool.queue_type
     return env
 
 

@@ -44,9 +44,11 @@ PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
     }),
     # The Lambda worker and its event source mappings (which call as the function's role:
     # ReceiveMessage, DeleteMessage, GetQueueAttributes); the mappings delete what it sent.
+    # On a standard queue it claims each email (PutItem, DeleteItem to release).
     "lambda": frozenset({
         ("dynamodb:BatchGetItem", "table"), ("dynamodb:BatchWriteItem", "table"),
-        ("dynamodb:DescribeTable", "table"),
+        ("dynamodb:DeleteItem", "table"), ("dynamodb:DescribeTable", "table"),
+        ("dynamodb:PutItem", "table"),
         ("s3:GetObject", "objects"),
         ("secretsmanager:GetSecretValue", "secret"),
         ("ses:SendEmail", "identity"),

@@ -52,6 +52,10 @@ class PoolConfig:
     events_max_receive_count: int = 100
     #: SES feedback arrives on ``<prefix>-ses-events`` (standard, with its DLQ).
     ses_feedback: bool = False
+    #: ``fifo`` (order per group, deduplication) or ``standard``: the Lambda worker's
+    #: variant (``<prefix>-<k>`` queues; no order, copies possible, claimed in the state
+    #: table before each send).
+    queue_type: str = "fifo"
 
     def __post_init__(self) -> None:
         if self.shards < 1:
@@ -62,6 +66,13 @@ class PoolConfig:
             raise ValueError("visibility_timeout_s must be within 0..43200")
         if not 1 <= self.max_receive_count <= 1000:
             raise ValueError("max_receive_count must be within 1..1000")
+        if self.queue_type not in ("fifo", "standard"):
+            raise ValueError("queue_type must be fifo or standard")
+
+    @property
+    def fifo(self) -> bool:
+        """Whether the shards are FIFO queues."""
+        return self.queue_type == "fifo"
 
     @property
     def max_inline_bytes(self) -> int:
@@ -70,12 +81,12 @@ class PoolConfig:
         return self.max_message_bytes - self.max_message_bytes // 64
 
     def queue_name(self, shard: int) -> str:
-        """Name of shard ``shard``'s FIFO queue."""
-        return f"{self.prefix}-{shard}.fifo"
+        """Name of shard ``shard``'s queue (FIFO: ``<prefix>-<k>.fifo``)."""
+        return f"{self.prefix}-{shard}.fifo" if self.fifo else f"{self.prefix}-{shard}"
 
     def dlq_name(self, shard: int) -> str:
-        """Name of shard ``shard``'s FIFO dead-letter queue."""
-        return f"{self.prefix}-{shard}-dlq.fifo"
+        """Name of shard ``shard``'s dead-letter queue."""
+        return f"{self.prefix}-{shard}-dlq.fifo" if self.fifo else f"{self.prefix}-{shard}-dlq"
 
     def events_name(self) -> str:
         """Name of the events queue (standard)."""
@@ -112,4 +123,5 @@ class PoolConfig:
             send_deadline_s=env_float(environ, "MAILPOOL_SEND_DEADLINE", d.send_deadline_s),
             events=env_str(environ, "MAILPOOL_EVENTS", "on") != "off",
             ses_feedback=env_str(environ, "MAILPOOL_SES_FEEDBACK", "off") == "on",
+            queue_type=env_str(environ, "MAILPOOL_QUEUE_TYPE", d.queue_type),
         )

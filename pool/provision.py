@@ -23,7 +23,7 @@ class ProvisionedShard:
 def dlq_attributes(config: PoolConfig) -> dict[str, str]:
     """Attributes of a shard's dead-letter queue."""
     return {
-        "FifoQueue": "true",
+        **({"FifoQueue": "true"} if config.fifo else {}),
         "MessageRetentionPeriod": str(config.dlq_retention_s),
         "MaximumMessageSize": str(config.max_message_bytes),
         "SqsManagedSseEnabled": "true",
@@ -32,10 +32,13 @@ def dlq_attributes(config: PoolConfig) -> dict[str, str]:
 
 def queue_attributes(config: PoolConfig, dlq_arn: str) -> dict[str, str]:
     """Attributes of a shard's queue, with the redrive policy to ``dlq_arn``."""
-    return {
+    fifo = {
         "FifoQueue": "true",
         # Deduplication is by explicit ID (the mailpool id / Idempotency-Key), never content.
         "ContentBasedDeduplication": "false",
+    }
+    return {
+        **(fifo if config.fifo else {}),
         "VisibilityTimeout": str(config.visibility_timeout_s),
         "MessageRetentionPeriod": str(config.retention_s),
         "MaximumMessageSize": str(config.max_message_bytes),

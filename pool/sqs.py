@@ -112,9 +112,11 @@ class SqsClient(AwsClient):
     async def send_batch(self, url: str, messages: Sequence[Outgoing]) -> list[str | AwsError]:
         """SendMessageBatch: per message, its SQS message ID or the error of its entry."""
         entries = []
+        # A standard queue (its name has no .fifo) takes neither group nor deduplication ID.
+        fifo = url.endswith(".fifo")
         for index, message in enumerate(messages):
             entry: dict[str, Any] = {"Id": str(index), "MessageBody": message.body}
-            if message.group:
+            if message.group and fifo:
                 entry["MessageGroupId"] = message.group
                 entry["MessageDeduplicationId"] = message.dedup_id
             if message.delay_s:

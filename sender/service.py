@@ -8,6 +8,7 @@ from core.health import Health
 from core.runtime import serve
 from core.sealing import Keyring
 from core.service import BackgroundService
+from core.settings import SettingError
 from metrics.exposition import metrics_app, process_registry
 from metrics.pool import PoolMetrics
 from metrics.sender import SenderMetrics
@@ -34,6 +35,12 @@ class SenderService(BackgroundService):
         blobs: BlobStore | None = None,
         state: StateConfig | None = None,
     ) -> None:
+        if not pool_config.fifo:
+            raise SettingError(
+                "the sender needs FIFO shards (MAILPOOL_QUEUE_TYPE=fifo): standard queues are "
+                "the Lambda worker's variant (mailpool lambda-source, deploy template "
+                "--worker lambda)"
+            )
         super().__init__(Health())
         self.config = config
         self.registry = process_registry()

@@ -25,9 +25,10 @@ from core.ordering import chains, until_failure
 from metrics.sender import SenderMetrics
 from pool.messages import Received
 from pool.pool import QueuePool
-from sender.delivery import Delivery, Settle
+from sender.delivery import Delivery, Outcome, Settle, readable_id
 from sender.publisher import Publisher
 from serverless.config import LambdaConfig
+from state.claims import Claim, Claims
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,10 @@ class Batch:
         publisher: Publisher,
         metrics: SenderMetrics,
         remaining_s: Callable[[], float],
+        claims: Claims | None = None,
     ) -> None:
         self._config = config
+        self._claims = claims
         self._pool = pool
         self._delivery = delivery
         self._publisher = publisher
@@ -104,7 +107,51 @@ class Batch:
         if self.late():
             await self._release([message])
             return False
+        claimed = await self._claim(message)
+        if claimed is not Claim.SEND:
+            return claimed is Claim.DUPLICATE
         outcome = await self._delivery.attempt(message)
+        done = await self._settle(message, outcome)
+        if self._claims is not None and outcome.email_id:
+            await self._end_claim(outcome.email_id, message.receipt, outcome.settle, done)
+        return done
+
+    async def _claim(self, message: Received) -> Claim:
+        """With claims (a standard queue): whether this copy is the one to send."""
+        email_id = readable_id(message.body) if self._claims is not None else None
+        if self._claims is None or email_id is None:
+            return Claim.SEND
+        try:
+            claim = await self._claims.take(email_id, message.receipt)
+        except AwsError as exc:  # it comes back, and claims again
+            extra = {"id": email_id, "error": type(exc).__name__}
+            log.warning("could not claim an email", extra=extra)
+            self._fail(message, "failed")
+            return Claim.WAIT
+        if claim is Claim.DUPLICATE:  # sent (or settled) already: the mapping deletes this copy
+            log.info("a copy of a settled email; not sent again", extra={"id": email_id})
+            self._metrics.outcome(message.shard, "duplicate")
+            self.tally.count("duplicate")
+            self._succeeded.add(message.message_id)
+        elif claim is Claim.WAIT:  # another copy is being sent: this one comes back later
+            self._fail(message, "waiting")
+        return claim
+
+    async def _end_claim(self, email_id: str, holder: str, settle: Settle, done: bool) -> None:
+        """Settle the claim once the outcome is recorded; release it after a transient
+        failure. Best effort: a claim left behind expires after its hold."""
+        assert self._claims is not None
+        try:
+            if settle is Settle.RETRY:
+                await self._claims.release(email_id)
+            elif done:
+                await self._claims.settle(email_id, holder)
+        except AwsError as exc:
+            extra = {"id": email_id, "error": type(exc).__name__}
+            log.warning("could not end a claim; it expires", extra=extra)
+
+    async def _settle(self, message: Received, outcome: Outcome) -> bool:
+        """Publish ``outcome``'s events and settle ``message``; whether it is done with."""
         if outcome.settle is Settle.RETRY:
             log.info(
                 "transient failure, retrying later",

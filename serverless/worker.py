@@ -17,6 +17,7 @@ from typing import Any, Protocol, Self
 from aws.client import acting_as
 from core.health import Health
 from core.sealing import Keyring
+from core.settings import SettingError
 from metrics.exposition import process_registry
 from metrics.pool import PoolMetrics
 from metrics.sender import SenderMetrics
@@ -32,6 +33,7 @@ from sender.publisher import Publisher
 from serverless.batch import Batch, Tally
 from serverless.config import LambdaConfig
 from serverless.records import NotOurs, Shards
+from state.claims import Claims
 from state.config import StateConfig
 from state.store import State
 
@@ -62,6 +64,7 @@ class LambdaWorker:
         state: StateConfig | None = None,
         *,
         metrics_line: bool = False,
+        claims: bool | None = None,
     ) -> None:
         self.config = config
         self.health = Health()
@@ -90,6 +93,16 @@ class LambdaWorker:
         )
         self._shards = Shards(own)
         self._metrics_line = metrics_line
+        #: On a standard queue, each email is claimed before it is sent (``claims``: force
+        #: it on or off, as the duplicates benchmark does).
+        self.claims: Claims | None = None
+        if (own.queue_type == "standard") if claims is None else claims:
+            if self.state is None:
+                raise SettingError(
+                    "standard queues need the state store for delivery claims: MAILPOOL_STATE=on"
+                )
+            keep = self.state.config.idempotency_s
+            self.claims = Claims(self.state.table, hold_s=config.timeout_s, keep_s=keep)
         self._stack = contextlib.AsyncExitStack()
 
     async def __aenter__(self) -> Self:
@@ -134,6 +147,7 @@ class LambdaWorker:
             self._publisher,
             self.metrics,
             lambda: context.get_remaining_time_in_millis() / 1000,
+            self.claims,
         )
         with acting_as("lambda"):
             failed = await batch.run(messages)

@@ -231,3 +231,11 @@ def test_generators_benchmark_runs() -> None:
     out = bench("generators --rate 200 --seconds 1 --runs 1 --capacity 500", timeout=120)
     assert re.search(r"mailpool-loadtest: \d+/s; accept latency ms p50", out)
     assert re.search(r"one mailpool-loadtest process drove \d+/s", out)
+
+
+@pytest.mark.timeout(300)
+def test_lambda_worker_benchmark_runs() -> None:
+    out = bench("lambda_worker --messages 30 --duplicates 30 --runs 1", timeout=280)
+    assert "medians of 1 runs" in out
+    assert "0 with it" in out  # no email sent twice with the claim
+    assert "cold start: import" in out

@@ -42,6 +42,7 @@ VARIANTS = {
     "no-events": DeployConfig(pool=PoolConfig(prefix="lean", shards=1, events=False)),
     "lambda": DeployConfig(worker="lambda"),
     "lambda-kms-smtp": DeployConfig(worker="lambda", kms=True, providers=("smtp",)),
+    "lambda-standard": DeployConfig(worker="lambda", pool=PoolConfig(queue_type="standard")),
 }
 
 

@@ -9,8 +9,11 @@ from tests.support.background import Background
 class ThreadedLocalSqs:
     """Runs localsqs on its own event loop in a thread, for synchronous fixtures."""
 
-    def __init__(self, data_dir: pathlib.Path, throttle: float = 0.0) -> None:
-        self.config = LocalSqsConfig(port=0, data_dir=data_dir, durability="os", throttle=throttle)
+    def __init__(
+        self, data_dir: pathlib.Path, throttle: float = 0.0, duplicates: float = 0.0
+    ) -> None:
+        self.config = LocalSqsConfig(port=0, data_dir=data_dir, durability="os", throttle=throttle,
+                                     duplicates=duplicates)  # fmt: skip
         self._background = Background(lambda: LocalSqs(self.config))
         self.url = ""
 

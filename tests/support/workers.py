@@ -33,13 +33,14 @@ async def delivering(
     sender: SenderConfig,
     provider: Provider,
     config: LambdaConfig = QUICK,
+    claims: bool | None = None,
     **kw: Any,
 ) -> AsyncIterator[BackgroundService]:
     """``kind`` ("sender" or "lambda") delivering from ``pool`` while inside; ``kw`` as
-    SenderService takes them (keyring, blobs, state)."""
+    SenderService takes them (keyring, blobs, state); ``claims`` as LambdaWorker does."""
     service: BackgroundService
     if kind == "lambda":
-        worker = LambdaWorker(pool, sender, config, provider, **kw)
+        worker = LambdaWorker(pool, sender, config, provider, claims=claims, **kw)
         service = LocalLambdaService(worker, pool, wait_s=sender.wait_time_s)
     else:
         service = SenderService(pool, sender, provider, **kw)
