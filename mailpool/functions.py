@@ -8,12 +8,15 @@ concurrency per shard that together make the configured one (at least 2 each, La
 floor). Its role may do exactly what the worker and its mappings were seen to call
 (``mailpool.iam``'s ``lambda``), write its own log group (30 days) and read the state secret,
 whose ARN it is given instead of the secret. Alarms: the function's errors and throttles
-(the shards' oldest-message and DLQ alarms are the template's own). The queues' visibility
+(the shards' oldest-message and DLQ alarms are the template's own), and a dashboard of what
+its metrics lines feed (outcomes, accepted-to-sent), the function's errors, throttles and
+concurrency, and each shard's oldest message. The queues' visibility
 timeout is six times the function timeout, as Lambda asks.
 
 The function is made only when ``LambdaCodeKey`` names the package in ``LambdaCodeBucket``.
 """
 
+import json
 import math
 from typing import Any
 
@@ -148,6 +151,60 @@ def _alarm(description: str, metric: str) -> dict[str, Any]:
     }
 
 
+def _dashboard(pool: PoolConfig) -> dict[str, Any]:
+    """The worker's CloudWatch dashboard: what its metrics lines feed, beside Lambda's and
+    the shards' own metrics."""
+
+    def widget(title: str, metrics: list[list[Any]], stat: str, at: int) -> dict[str, Any]:
+        return {
+            "type": "metric",
+            "x": 12 * (at % 2),
+            "y": 6 * (at // 2),
+            "width": 12,
+            "height": 6,
+            "properties": {
+                "title": title,
+                "metrics": metrics,
+                "stat": stat,
+                "period": 60,
+                "region": "${AWS::Region}",
+            },
+        }
+
+    outcomes = [
+        ["mailpool", f"emails_{o}", "service", "sender"]
+        for o in ("delivered", "retried", "dead_lettered", "released", "duplicate")
+    ]
+    latency = [
+        ["mailpool", "accepted_to_sent", "service", "sender", {"stat": stat}]
+        for stat in ("p50", "p99")
+    ]
+    function = [
+        ["AWS/Lambda", metric, "FunctionName", FUNCTION_NAME]
+        for metric in ("Errors", "Throttles", "ConcurrentExecutions")
+    ]
+    ages = [
+        ["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", pool.queue_name(k)]
+        for k in range(pool.shards)
+    ]
+    body = {
+        "widgets": [
+            widget("emails by outcome (per minute)", outcomes, "Sum", 0),
+            widget("accepted to sent (ms)", latency, "p99", 1),
+            widget("the function", function, "Sum", 2),
+            widget("oldest message per shard (s)", ages, "Maximum", 3),
+        ]
+    }
+    return {
+        "Type": "AWS::CloudWatch::Dashboard",
+        "Condition": "LambdaWorker",
+        "Properties": {
+            "DashboardName": {"Fn::Sub": "${AWS::StackName}-lambda-worker"},
+            "DashboardBody": {"Fn::Sub": json.dumps(body)},
+        },
+    }
+
+
 def resources(
     pool: PoolConfig,
     config: LambdaConfig,
@@ -174,4 +231,5 @@ def resources(
         "SenderFunctionThrottlesAlarm": _alarm(
             "the Lambda worker was throttled (reserved or account concurrency)", "Throttles"
         ),
+        "SenderFunctionDashboard": _dashboard(pool),
     }

@@ -411,6 +411,12 @@ def test_the_lambda_worker_has_a_mapping_per_shard_answering_partial_batches() -
     alarms = {resources[n]["Properties"]["MetricName"] for n in resources if n.startswith(
         "SenderFunction") and n.endswith("Alarm")}  # fmt: skip
     assert alarms == {"Errors", "Throttles"}
+    # The dashboard reads the metrics lines the handler prints (namespace mailpool).
+    body = json.loads(
+        resources["SenderFunctionDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    )
+    fed = {m[1] for w in body["widgets"] for m in w["properties"]["metrics"] if m[0] == "mailpool"}
+    assert {"emails_delivered", "emails_retried", "accepted_to_sent"} <= fed
     # No sender task, service or scaling on ECS; nothing of it without the code's key.
     assert not [n for n in resources if n.startswith("Sender") and not n.startswith(
         "SenderFunction")]  # fmt: skip

@@ -10,6 +10,7 @@ from core.events import Event
 from metrics.exposition import process_registry
 from metrics.pool import PoolMetrics
 from pool.config import PoolConfig
+from pool.messages import Outgoing
 from pool.pool import EVENTS, QueuePool
 from pool.sqs import SqsClient
 from sender.config import SenderConfig
@@ -85,9 +86,10 @@ async def test_no_send_starts_when_the_invocation_is_nearly_over(one_shard: Pool
     await enqueue(one_shard, [email("x@example.test"), email("y@example.test")])
     event = await batch_of(one_shard, 2)
     provider = FakeProvider()
-    late = LocalContext(QUICK.margin_s - 0.5, "t")
-    async with LambdaWorker(one_shard, FAST, QUICK, provider) as worker:
-        answer = await worker.invoke(event, late)
+    # 9 s left, under a 10 s margin: time to release both, none to send.
+    config = dataclasses.replace(QUICK, margin_s=10.0)
+    async with LambdaWorker(one_shard, FAST, config, provider) as worker:
+        answer = await worker.invoke(event, LocalContext(9.0, "t"))
     assert len(answer["batchItemFailures"]) == 2
     assert provider.sent == []
     assert await depth(one_shard) == (2, 0)  # back at once, not after the visibility
@@ -173,3 +175,24 @@ def test_the_documented_fifo_record_reads_as_the_sender_reads_a_message() -> Non
     assert message.sent_at == 1573251510.774
     assert message.attributes == {"x-mailpool": "v"}
     assert message.blob is None
+
+
+async def test_an_envelope_that_cannot_be_read_ends_failed_in_the_dlq(
+    one_shard: PoolConfig,
+) -> None:
+    async with QueuePool(one_shard, PoolMetrics(process_registry())) as pool:
+        broken = '{"v": 1, "id": "e-broken", "email": "not an email"}'
+        await pool.send(Outgoing(body=broken, group="g", dedup_id="e-broken"))
+        await pool.send(Outgoing(body="not json at all", group="h", dedup_id="x-1"))
+    event = await batch_of(one_shard, 2)
+    provider = FakeProvider()
+    async with LambdaWorker(one_shard, FAST, QUICK, provider) as worker:
+        answer = await worker.invoke(event, LocalContext(20, "t"))
+    assert answer == {"batchItemFailures": []}  # settled: both copied to the DLQ
+    assert provider.sent == []
+    assert await count(one_shard, dlq=True) == 2
+    async with QueuePool(one_shard, PoolMetrics(process_registry())) as pool:
+        got = await pool.receive(EVENTS, max_messages=10, wait_s=1, visibility_s=0)
+    # The mailpool email ends in email.failed; the stranger has no producer to tell.
+    assert [(e.type, e.email_id, e.terminal) for e in map(Event.decode, (m.body for m in got))
+            ] == [("email.failed", "e-broken", True)]  # fmt: skip

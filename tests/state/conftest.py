@@ -12,6 +12,7 @@ from pool.provision import delete_pool, provision
 from pool.sqs import SqsClient
 from state.config import StateConfig
 from state.table import StateTable
+from tests.support import workers
 from tests.support.engines import ThreadedLocalSqs
 
 SECRET = b"s" * 32
@@ -73,3 +74,7 @@ async def engine_stack(engine_endpoint: str) -> AsyncIterator[tuple[PoolConfig, 
 def with_endpoint(config: StateConfig, endpoint: str) -> StateConfig:
     """``config`` on another endpoint."""
     return dataclasses.replace(config, endpoint_url=endpoint)
+
+
+#: Which face of the delivery code a test runs through (the sender, or the Lambda worker).
+worker = workers.worker
