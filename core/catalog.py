@@ -132,6 +132,7 @@ MAILPOOL_STATE_SECRET | str secret | - | intake sender webhooks | base64, ≥ 32
 MAILPOOL_STATE_SECRET_ARN | str | - | sender | Lambda worker: the Secrets Manager secret holding MAILPOOL_STATE_SECRET, read at cold start (the template sets it)
 MAILPOOL_STATE_TABLE | str | mailpool-state | intake sender webhooks | the DynamoDB table (`queues create` makes it; endpoint: `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL`) | <prefix>-state
 MAILPOOL_STATUS_DAYS | float | 30.0 | intake sender webhooks | status records expire after this many days
+MAILPOOL_STREAMS | str | '' | intake sender webhooks deploy | message streams, `name:shards[:weight[:cap]]` comma-separated (e.g. `transactional:2:8,bulk:2:1:0.75`); the first is the default and keeps the queue names `<prefix>-<k>.fifo`, the others are `<prefix>-<name>-<k>.fifo`; replaces MAILPOOL_SHARDS (see Streams) | one stream, `transactional`, of MAILPOOL_SHARDS shards
 MAILPOOL_SUPPRESSION_CACHE_S | float | 5.0 | intake sender webhooks | seconds a sender trusts a suppression lookup
 MAILPOOL_UNSUBSCRIBE_MAILTO | str | - | intake sender webhooks | a mailto address added to List-Unsubscribe
 MAILPOOL_VISIBILITY_TIMEOUT | int | 30 | intake sender webhooks | seconds a received message stays hidden; extended while a send runs

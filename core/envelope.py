@@ -75,6 +75,7 @@ EMAIL_FIELDS = frozenset(
         "headers",
         "tags",
         "group",
+        "stream",
         "unsubscribe",
         "attachments",
     }
@@ -165,6 +166,8 @@ class Envelope:
     email: Email
     #: The API key (its name) that sent it; its events carry it for webhook filters.
     scope: str | None = None
+    #: The message stream it was sent on (empty in envelopes written before streams).
+    stream: str = ""
 
     def encode(self, keyring: Keyring | None = None) -> bytes:
         """The UTF-8 JSON that becomes the SQS message body; sealed when given a keyring.
@@ -184,6 +187,7 @@ class Envelope:
             "group": self.group,
             "accepted_at": self.accepted_at,
             "scope": self.scope,
+            **({"stream": self.stream} if self.stream else {}),
             "email": {
                 "from": [e.sender.name, e.sender.addr],
                 "to": [[m.name, m.addr] for m in e.to],
@@ -221,6 +225,7 @@ class Envelope:
                 group=str(doc["group"]),
                 accepted_at=float(doc["accepted_at"]),
                 scope=doc.get("scope"),  # absent from envelopes written before events
+                stream=str(doc.get("stream", "")),
                 email=Email(
                     sender=Mailbox(*e["from"]),
                     to=tuple(Mailbox(*m) for m in e["to"]),

@@ -112,6 +112,8 @@ class Event:
     tags: Mapping[str, str] = field(default_factory=dict)
     #: The API key (its name) that sent the email: webhook endpoints may filter on it.
     scope: str | None = None
+    #: The message stream the email was sent on.
+    stream: str | None = None
     created_at: float = field(default_factory=time.time)
     reason: str | None = None
     next_attempt_at: float | None = None
@@ -138,6 +140,8 @@ class Event:
             "provider": self.provider,
             "terminal": self.terminal,
         }
+        if self.stream is not None:
+            data["stream"] = self.stream
         if self.reason is not None:
             data["reason"] = self.reason
         if self.next_attempt_at is not None:
@@ -158,6 +162,7 @@ class Event:
             "provider": self.provider,
             "tags": dict(self.tags),
             "scope": self.scope,
+            "stream": self.stream,
             "created_at": self.created_at,
             "reason": self.reason,
             "next_attempt_at": self.next_attempt_at,
@@ -192,6 +197,7 @@ class Event:
                 provider=doc["provider"],
                 tags=dict(doc["tags"]),
                 scope=doc["scope"],
+                stream=doc.get("stream"),
                 created_at=float(doc["created_at"]),
                 reason=doc["reason"],
                 next_attempt_at=doc["next_attempt_at"],

@@ -43,6 +43,8 @@ class Prepared:
     id: str
     group: str
     body: bytes
+    #: The stream it goes to (its shards).
+    stream: str = ""
 
 
 class Acceptor:
@@ -84,6 +86,7 @@ class Acceptor:
         try:
             email = parse_email(doc, self._limits)
             group = parse_group(doc.get("group"))
+            stream = self._stream(doc.get("stream"))
         except ValidationError as exc:
             self._metrics.refused(exc.code)
             raise ApiError(exc.status, exc.code, exc.message, exc.field) from None
@@ -96,6 +99,7 @@ class Acceptor:
             accepted_at=time.time(),
             email=email,
             scope=scope,
+            stream=stream,
         )
         body = envelope.encode(self._keyring)
         # Asked now, before an Idempotency-Key is claimed or a batch's group is held up by
@@ -104,7 +108,19 @@ class Acceptor:
             self._pool.admit(len(body))
         except TooLarge:
             raise self._too_large(len(body)) from None
-        return Prepared(id=message_id, group=message_group(group, message_id), body=body)
+        return Prepared(
+            id=message_id, group=message_group(group, message_id), body=body, stream=stream
+        )
+
+    def _stream(self, value: Any) -> str:
+        """The stream an email names (default: the pool's first); 422 for another."""
+        lanes = [s.name for s in self._pool.config.lanes]
+        if value is None:
+            return lanes[0]
+        if not isinstance(value, str) or value not in lanes:
+            known = ", ".join(lanes)
+            raise ValidationError("stream", f"must be one of: {known}", "unknown_stream")
+        return value
 
     def _too_large(self, size: int) -> ApiError:
         self._metrics.refused("message_too_large")
@@ -155,7 +171,12 @@ class Acceptor:
         started = time.perf_counter()
         try:
             body = prepared.body
-            message = Outgoing(body=body.decode(), group=prepared.group, dedup_id=prepared.id)
+            message = Outgoing(
+                body=body.decode(),
+                group=prepared.group,
+                dedup_id=prepared.id,
+                stream=prepared.stream,
+            )
             sent = await self._pool.send(message, len(body), deadline_s)
         except Overloaded:  # refused before any work; not logged (it comes in floods)
             self._metrics.refused("overloaded")

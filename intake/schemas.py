@@ -91,6 +91,11 @@ def email_schema(config: IntakeConfig) -> dict[str, Any]:
                 "maxProperties": env.MAX_TAGS,
                 "additionalProperties": {"type": "string", "maxLength": env.MAX_TAG_VALUE},
             },
+            "stream": {
+                "type": "string",
+                "description": "The message stream (its own queues and priority): e.g. "
+                "transactional (the default) or bulk, as the service configures them.",
+            },
             "group": {
                 "type": "string",
                 "minLength": 1,

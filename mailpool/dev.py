@@ -22,6 +22,7 @@ from pool.config import PoolConfig
 from pool.pool import QueuePool, depth_total
 from pool.provision import provision
 from pool.sqs import SqsClient
+from pool.streams import DEFAULT, Stream
 from sender.config import SenderConfig
 from sender.providers.smtp import SmtpConfig, SmtpProvider
 from sender.service import SenderService
@@ -89,6 +90,27 @@ async def _queued(pool: QueuePool) -> int:
     return depth_total(await pool.depth())
 
 
+def with_streams(pool: PoolConfig) -> PoolConfig:
+    """The local stack's pool: unless MAILPOOL_STREAMS says otherwise, two streams out of the
+    box, ``transactional`` (weight 8) and ``bulk`` (weight 1, at most 3/4 of a sender's
+    concurrency), the shards split between them."""
+    if pool.streams or pool.shards < 2:
+        return pool
+    bulk = pool.shards // 2
+    lanes = (Stream(DEFAULT, pool.shards - bulk, 8.0), Stream("bulk", bulk, 1.0, 0.75))
+    return dataclasses.replace(pool, streams=lanes)
+
+
+def _streams(pool: PoolConfig) -> str:
+    """Each stream and its queues, for the banner."""
+    parts = []
+    for stream in pool.lanes:
+        first, shards = pool.span(stream.name)
+        names = f"{pool.queue_name(first)} .. {pool.queue_name(first + shards - 1)}"
+        parts.append(f"{stream.name} ({names}; weight {stream.weight:g}, cap {stream.cap:.0%})")
+    return "; ".join(parts)
+
+
 def _banner(
     intake: IntakeService,
     sender: SenderService | LocalLambdaService,
@@ -108,10 +130,11 @@ def _banner(
             f"  intake   {intake.url}  (POST /v1/emails, /v1/emails/batch; GET "
             "/v1/emails/{id}, /v1/suppressions, /openapi.json, /readyz, /metrics)",
             f"  sender   {_face(sender)}metrics at http://127.0.0.1:{sender.metrics_port}/metrics",
-            f"  SQS      {sqs.url}  (localsqs, data in {sqs.config.data_dir}/; queues "
-            f"{pool.queue_name(0)} .. {pool.queue_name(pool.shards - 1)}, each with a DLQ; "
+            f"  SQS      {sqs.url}  (localsqs, data in {sqs.config.data_dir}/; each queue with "
+            "a DLQ; "
             f"DynamoDB table {pool.prefix}-state and S3 bucket {BODY_BUCKET} for large emails "
             "on the same endpoint)",
+            f'  streams  {_streams(pool)}; an email names one with "stream"',
             f"  SMTP     127.0.0.1:{smtp.port} -> Maildir {smtp.handler.path}/",
             f"  webhooks {receiver.url} (signed, verified) -> {receiver.path}; dispatcher "
             f"metrics at http://127.0.0.1:{hooks.metrics_port}/metrics",
@@ -177,7 +200,9 @@ async def run_dev(
     engine = LocalSqsConfig(port=dev.sqs_port, data_dir=dev.sqs_data, region=REGION)
     async with contextlib.AsyncExitStack() as stack:
         sqs = await stack.enter_async_context(LocalSqs(engine))
-        pool_config = dataclasses.replace(pool_config, endpoint_url=sqs.url, region=REGION)
+        pool_config = dataclasses.replace(
+            with_streams(pool_config), endpoint_url=sqs.url, region=REGION
+        )
         async with SqsClient.from_config(pool_config) as client:
             await provision(client, pool_config)
         state = dataclasses.replace(

@@ -24,8 +24,10 @@ UNZIPPED_LIMIT = 250 * 1024 * 1024
 #: Not needed on Lambda: scripts, caches, and the test suites some wheels carry.
 _LEFT_OUT = ("bin/", "__pycache__/")
 #: What of the source tree the wheel is not built from.
-_NOT_SOURCE = (".*", "build", "dist", "var", "*.egg-info", "__pycache__", "tests", "benchmarks",
-               "clients", "deploy", "docs")  # fmt: skip
+_NOT_SOURCE = (
+    *(".*", "build", "dist", "var", "*.egg-info", "__pycache__"),
+    *("tests", "benchmarks", "clients", "deploy", "docs"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +68,10 @@ def build(
         shutil.copytree(source, tree, ignore=shutil.ignore_patterns(*_NOT_SOURCE))
         _pip("wheel", "--quiet", "--no-deps", "--wheel-dir", str(wheels), str(tree))
         [wheel] = wheels.glob("mailpool-*.whl")
+        binary = ("--platform", platform, "--python-version", python, "--implementation", "cp")
         _pip(
-            "install", "--quiet", "--target", str(site), "--platform", platform,
-            "--python-version", python, "--implementation", "cp", "--only-binary=:all:",
-            str(wheel),
-        )  # fmt: skip
+            "install", "--quiet", "--target", str(site), *binary, "--only-binary=:all:", str(wheel)
+        )
         return _zip(site, output)
 
 

@@ -3,6 +3,16 @@
 import asyncio
 import collections
 from dataclasses import dataclass
+from typing import Protocol
+
+
+class Room(Protocol):
+    """What a receive loop takes room from and gives it back to (a ``Capacity``, or one
+    stream's share of ``pool.shares.Shares``)."""
+
+    async def take(self, most: int, least: int = 1) -> int: ...
+
+    def give(self, count: int) -> None: ...
 
 
 @dataclass(slots=True, eq=False)

@@ -5,6 +5,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from core.settings import env_float, env_int, env_str
+from pool import streams
+from pool.streams import DEFAULT, Stream
 
 #: SQS's per-message limit (1 MiB since 2025-08); queues and DLQs are provisioned and
 #: converged to it unless told otherwise (MAILPOOL_MAX_MESSAGE_BYTES).
@@ -56,6 +58,9 @@ class PoolConfig:
     #: variant (``<prefix>-<k>`` queues; no order, copies possible, claimed in the state
     #: table before each send).
     queue_type: str = "fifo"
+    #: The streams the shards are split into (``pool.streams``); empty: one stream,
+    #: ``transactional``, of every shard.
+    streams: tuple[Stream, ...] = ()
 
     def __post_init__(self) -> None:
         if self.shards < 1:
@@ -68,6 +73,36 @@ class PoolConfig:
             raise ValueError("max_receive_count must be within 1..1000")
         if self.queue_type not in ("fifo", "standard"):
             raise ValueError("queue_type must be fifo or standard")
+        if self.streams and sum(s.shards for s in self.streams) != self.shards:
+            raise ValueError("shards must be the sum of the streams' shards")
+
+    @property
+    def lanes(self) -> tuple[Stream, ...]:
+        """The streams, in order (their shards numbered one after another)."""
+        return self.streams or (Stream(DEFAULT, self.shards),)
+
+    def stream_at(self, shard: int) -> tuple[Stream, int]:
+        """The stream shard ``shard`` belongs to, and its index within that stream."""
+        for stream in self.lanes:
+            if shard < stream.shards:
+                return stream, shard
+            shard -= stream.shards
+        raise IndexError("no such shard")
+
+    def span(self, stream: str) -> tuple[int, int]:
+        """(first shard, shards) of ``stream``; KeyError when there is no such stream."""
+        first = 0
+        for lane in self.lanes:
+            if lane.name == stream:
+                return first, lane.shards
+            first += lane.shards
+        raise KeyError(stream)
+
+    def _base(self, shard: int) -> str:
+        stream, local = self.stream_at(shard)
+        if stream.name == self.lanes[0].name:  # the first keeps the pool's historical names
+            return f"{self.prefix}-{local}"
+        return f"{self.prefix}-{stream.name}-{local}"
 
     @property
     def fifo(self) -> bool:
@@ -82,11 +117,11 @@ class PoolConfig:
 
     def queue_name(self, shard: int) -> str:
         """Name of shard ``shard``'s queue (FIFO: ``<prefix>-<k>.fifo``)."""
-        return f"{self.prefix}-{shard}.fifo" if self.fifo else f"{self.prefix}-{shard}"
+        return f"{self._base(shard)}.fifo" if self.fifo else self._base(shard)
 
     def dlq_name(self, shard: int) -> str:
         """Name of shard ``shard``'s dead-letter queue."""
-        return f"{self.prefix}-{shard}-dlq.fifo" if self.fifo else f"{self.prefix}-{shard}-dlq"
+        return f"{self._base(shard)}-dlq.fifo" if self.fifo else f"{self._base(shard)}-dlq"
 
     def events_name(self) -> str:
         """Name of the events queue (standard)."""
@@ -108,9 +143,13 @@ class PoolConfig:
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "PoolConfig":
         """Read MAILPOOL_* and the region the way the AWS CLI does."""
         d = cls()
+        spec = env_str(environ, "MAILPOOL_STREAMS", "")
+        lanes = streams.parse(spec) if spec else ()
+        shards = env_int(environ, "MAILPOOL_SHARDS", d.shards)
         return cls(
             prefix=env_str(environ, "MAILPOOL_QUEUE_PREFIX", d.prefix),
-            shards=env_int(environ, "MAILPOOL_SHARDS", d.shards),
+            shards=sum(s.shards for s in lanes) if lanes else shards,
+            streams=lanes,
             endpoint_url=None,
             region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or None,
             max_message_bytes=env_int(environ, "MAILPOOL_MAX_MESSAGE_BYTES", d.max_message_bytes),

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from aws.errors import AwsError
 from core.backoff import backoff
-from pool.capacity import Capacity
+from pool.capacity import Room
 from pool.messages import Received
 from pool.pool import QueuePool
 
@@ -47,7 +47,7 @@ async def pause(stopped: asyncio.Event, seconds: float) -> None:
 async def consume(
     pool: QueuePool,
     queue: int,
-    capacity: Capacity,
+    capacity: Room,
     handle: Handler,
     receiving: Receiving,
     *,

@@ -17,6 +17,8 @@ class Outgoing:
     dedup_id: str = ""
     attributes: Mapping[str, str] = field(default_factory=dict)
     delay_s: int = 0
+    #: The stream whose shards it goes to (empty: the first, the default).
+    stream: str = ""
 
 
 @dataclass(frozen=True, slots=True)

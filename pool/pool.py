@@ -94,9 +94,13 @@ class QueuePool:
         """How many shards (FIFO queues) the pool has."""
         return self.config.shards
 
-    def shard_of(self, group: str) -> int:
-        """The shard that owns ``group``."""
-        return shard_for(group, self.config.shards)
+    def shard_of(self, group: str, stream: str = "") -> int:
+        """The shard that owns ``group`` in ``stream`` (empty: the first stream);
+        KeyError when the pool has no such stream."""
+        if not stream and not self.config.streams:
+            return shard_for(group, self.config.shards)
+        first, shards = self.config.span(stream or self.config.lanes[0].name)
+        return first + shard_for(group, shards)
 
     @property
     def max_inline_bytes(self) -> int:
@@ -270,7 +274,7 @@ class QueuePool:
         asked but never answered (the message may be stored: repeat with the same dedup ID).
         A body past ``max_inline_bytes`` goes to S3 first (``TooLarge`` without a bucket).
         """
-        index = self.shard_of(message.group)
+        index = self.shard_of(message.group, message.stream)
         if size is None:
             size = len(message.body.encode())
         if size > self.max_inline_bytes:

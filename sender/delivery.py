@@ -190,6 +190,7 @@ class Delivery:
             provider=self._provider.name,
             tags=envelope.email.tags,
             scope=envelope.scope,
+            stream=envelope.stream or None,
             **fields,  # type: ignore[arg-type]
         )
 

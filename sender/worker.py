@@ -2,7 +2,8 @@
 
 Order: messages of one group in a received batch go one after another; when one fails,
 the later ones of its group are released (visibility 0) unsent, so the group is redelivered
-in order. Different groups run concurrently, bounded by ``Capacity``, which is taken
+in order. Different groups run concurrently, bounded by ``Shares`` (the concurrency, shared
+by the pool's streams by weight, each under its cap), which is taken
 *before* each receive so that no message waits in memory while its visibility runs out.
 
 Every received message is settled exactly once: deleted (delivered), hidden for a backoff
@@ -32,10 +33,10 @@ from core.events import Event
 from core.ordering import chains, until_failure
 from core.sealing import Keyring
 from metrics.sender import SenderMetrics
-from pool.capacity import Capacity
 from pool.consumer import Receiving, consume, pause
 from pool.messages import Received
 from pool.pool import QueuePool
+from pool.shares import Shares
 from sender.config import SenderConfig
 from sender.delivery import Delivery, Outcome, Settle
 from sender.depth import DepthPoller
@@ -87,7 +88,11 @@ class Sender:
             suppressions=None if state is None else state.suppressions,
         )
         self._publisher = Publisher(pool, metrics, keyring, state)
-        self._capacity = Capacity(config.concurrency)
+        self._shares = Shares(config.concurrency, pool.config.lanes)
+        #: Each shard's loop takes room from its stream's share.
+        self._rooms = [
+            self._shares.view(pool.config.stream_at(k)[0].name) for k in range(pool.shards)
+        ]
         self._tracker = Tracker(pool, pool.config.visibility_timeout_s)
         self._stopping = asyncio.Event()
         self._chains: set[asyncio.Task[None]] = set()
@@ -112,7 +117,7 @@ class Sender:
     def stop(self) -> None:
         """Stop receiving; ``run`` then drains within the grace period. Idempotent."""
         self._stopping.set()
-        self._capacity.close()
+        self._shares.close()
 
     async def run(self) -> None:
         """Work until ``stop``; then finish in-flight sends within grace and release the rest."""
@@ -140,7 +145,7 @@ class Sender:
                 # A long poll already under way is allowed to finish: what it brings is
                 # released at once rather than left to time out invisibly.
                 await asyncio.gather(*polls)
-                await self._capacity.drained()
+                await self._shares.drained()
                 # Delivered messages gave their slots back before their deletes landed.
                 while self._chains:
                     await asyncio.wait(set(self._chains))
@@ -153,7 +158,7 @@ class Sender:
         await consume(
             self._pool,
             shard,
-            self._capacity,
+            self._rooms[shard],
             functools.partial(self._received, shard),
             self._receiving,
             stopped=self._stopping,
@@ -173,7 +178,7 @@ class Sender:
             self._metrics.lag(now - message.sent_at)
         self.depth.received(shard, max(m.sent_at for m in messages))
         fresh = await self._drop_repeats(messages)
-        self._capacity.give(len(messages) - len(fresh))
+        self._rooms[shard].give(len(messages) - len(fresh))
         if not fresh:
             return
         self._tracker.hold(fresh, started)
@@ -310,7 +315,7 @@ class Sender:
         # fill its batch), so deletes never hold back receives. The tracker keeps holding
         # the message (heartbeat, shutdown) until the delete lands.
         self._tracker.mark_delivered(message)
-        self._capacity.give(1)
+        self._rooms[message.shard].give(1)
         self._metrics.in_flight(self._tracker.working)
         if await self._decided(message, outcome, lambda: self._pool.delete(message)):
             assert outcome.envelope is not None
@@ -330,7 +335,7 @@ class Sender:
         except AwsError as exc:
             del self._deciding[message.receipt]
             if outcome.settle is not Settle.DELETE:  # held by the mender, not by capacity
-                self._capacity.give(1)
+                self._rooms[message.shard].give(1)
             self._held[message.receipt] = item
             self._owed.set()
             self._metrics.undeleted(len(self._held))
@@ -342,7 +347,7 @@ class Sender:
         del self._deciding[message.receipt]
         self._tracker.drop(message)
         if outcome.settle is not Settle.DELETE:  # a delivered message gave its slot back
-            self._capacity.give(1)
+            self._rooms[message.shard].give(1)
         self._metrics.outcome(message.shard, outcome.settle.value)
         self._metrics.in_flight(self._tracker.working)
         return True
@@ -410,7 +415,7 @@ class Sender:
             outcome = "failed"
         self._tracker.drop(message)
         if slot_held:
-            self._capacity.give(1)
+            self._rooms[message.shard].give(1)
         self._metrics.outcome(message.shard, outcome)
         self._metrics.in_flight(self._tracker.working)
         return outcome != "failed"
