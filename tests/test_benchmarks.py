@@ -239,3 +239,10 @@ def test_lambda_worker_benchmark_runs() -> None:
     assert "medians of 1 runs" in out
     assert "0 with it" in out  # no email sent twice with the claim
     assert "cold start: import" in out
+
+
+@pytest.mark.timeout(200)
+def test_streams_benchmark_runs() -> None:
+    out = bench("streams --bulk 600 --seconds 2 --rate 10 --runs 1", timeout=150)
+    assert "medians of 1 runs" in out
+    assert out.count("lost 0, groups out of order 0") == 4  # each scenario, run and median
