@@ -112,6 +112,7 @@ MAILPOOL_S3_PREFIX | str | mailpool/bodies/ | intake sender | the key prefix of 
 MAILPOOL_SENDER_LARGE_BYTES | int | 67108864 | sender | bytes of S3-carried bodies a sender holds at once; one larger still goes, alone (see Attachments)
 MAILPOOL_SEND_DEADLINE | float | 5.0 | intake sender webhooks | seconds a send (with retries) may take before intake answers 503; every answer comes within it plus 1 s
 MAILPOOL_SEND_LINGER_MS | float | 2.0 | intake sender webhooks | how long a partial send batch waits for company (while calls to its shard are in flight, up to one call's duration, ≤ 20 ms); a full batch goes at once
+MAILPOOL_SENDER_STREAMS | str | '' | sender | the streams this sender serves, comma-separated (a sender dedicated to transactional mail scales and fails on its own) | every stream
 MAILPOOL_SES_CONFIGURATION_SET | str | - | sender | SES configuration set for every send
 MAILPOOL_SES_FEEDBACK | str | off | intake sender webhooks deploy | `on`: read SES event notifications from `<prefix>-ses-events` (see Events and webhooks); the deploy template makes that queue unless told `off`
 MAILPOOL_SES_MAX_CONNECTIONS | int | 32 | sender | HTTP connections to SES per sender process

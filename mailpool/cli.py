@@ -41,7 +41,10 @@ async def _intake(args: argparse.Namespace) -> int:
 
 async def _sender(args: argparse.Namespace) -> int:
     config = override(
-        SenderConfig.from_env(), concurrency=args.concurrency, metrics_port=args.metrics_port
+        SenderConfig.from_env(),
+        concurrency=args.concurrency,
+        metrics_port=args.metrics_port,
+        streams=tuple(args.streams.split(",")) if args.streams else None,
     )
     provider = make_provider(args.providers)
     pool = pool_config(args)
@@ -300,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--providers",
         help=f"ordered providers, e.g. smtp or smtp,ses (MAILPOOL_PROVIDERS; known: "
         f"{', '.join(PROVIDERS)})",
+    )
+    sender.add_argument(
+        "--streams", help="serve only these streams, comma-separated (MAILPOOL_SENDER_STREAMS)"
     )
     sender.set_defaults(handler=_sender)
 

@@ -41,7 +41,8 @@ class SenderMetrics:
         )
         self._end_to_end = Histogram(
             "mailpool_end_to_end_duration_seconds",
-            "From acceptance at intake to delivery by the provider.",
+            "From acceptance at intake to delivery by the provider, by stream.",
+            ["stream"],
             buckets=END_TO_END_BUCKETS,
             registry=registry,
         )
@@ -77,6 +78,13 @@ class SenderMetrics:
             ["shard"],
             registry=registry,
         )
+        self._stream_oldest = Gauge(
+            "mailpool_stream_oldest_message_age_seconds",
+            "Approximate age of the oldest visible message of each stream (the oldest of its "
+            "shards): transactional's pages within a minute, bulk's within hours.",
+            ["stream"],
+            registry=registry,
+        )
         self._lag = Histogram(
             "mailpool_receive_lag_seconds",
             "From SQS's SentTimestamp to the receive, per received message.",
@@ -98,8 +106,11 @@ class SenderMetrics:
             registry=registry,
         )
 
-    def prepare(self, shards: int, providers: Sequence[str]) -> None:
+    def prepare(self, shards: int, providers: Sequence[str], streams: Sequence[str] = ()) -> None:
         """Start every series whose labels are known at 0, so dashboards show 0, not gaps."""
+        for stream in streams:
+            self._end_to_end.labels(stream)
+            self._stream_oldest.labels(stream)
         for shard in map(str, range(shards)):
             self._received.labels(shard)
             self._receive_errors.labels(shard)
@@ -145,9 +156,13 @@ class SenderMetrics:
         """One provider send attempt."""
         self._send_seconds.labels(provider, outcome).observe(seconds)
 
-    def delivered_after(self, seconds: float) -> None:
-        """End-to-end latency of one delivered message."""
-        self._end_to_end.observe(max(0.0, seconds))
+    def delivered_after(self, seconds: float, stream: str) -> None:
+        """End-to-end latency of one delivered message of ``stream``."""
+        self._end_to_end.labels(stream).observe(max(0.0, seconds))
+
+    def stream_oldest(self, stream: str, seconds: float) -> None:
+        """The approximate age of ``stream``'s oldest waiting message."""
+        self._stream_oldest.labels(stream).set(max(0.0, seconds))
 
     def in_flight(self, count: int) -> None:
         """Messages currently being worked on."""

@@ -29,6 +29,9 @@ class SenderConfig:
     depth_interval_s: float = 15.0
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9101
+    #: The streams this sender serves (empty: every stream): a sender dedicated to
+    #: transactional mail scales, and fails, on its own.
+    streams: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -53,4 +56,9 @@ class SenderConfig:
             depth_interval_s=env_float(environ, "MAILPOOL_DEPTH_INTERVAL", d.depth_interval_s),
             metrics_host=env_str(environ, "MAILPOOL_METRICS_HOST", d.metrics_host),
             metrics_port=env_int(environ, "MAILPOOL_METRICS_PORT", d.metrics_port),
+            streams=tuple(
+                s.strip()
+                for s in env_str(environ, "MAILPOOL_SENDER_STREAMS", "").split(",")
+                if s.strip()
+            ),
         )

@@ -54,11 +54,18 @@ class DepthPoller:
     async def poll(self) -> None:
         """Poll every shard once and update the gauges."""
         now = time.time()
+        config = self._pool.config
+        streams = {stream.name: 0.0 for stream in config.lanes}
         for depth in await self._pool.depth():
             shard = depth.shard
             for state in STATES:
                 self._metrics.queue(shard, state, getattr(depth, state))
-            self._metrics.oldest(shard, self.age(shard, depth.visible, now))
+            age = self.age(shard, depth.visible, now)
+            self._metrics.oldest(shard, age)
+            name = config.stream_at(shard)[0].name
+            streams[name] = max(streams[name], age)
+        for name, age in streams.items():
+            self._metrics.stream_oldest(name, age)
 
     def age(self, shard: int, visible: int, now: float) -> float:
         """The age estimate for a shard with ``visible`` waiting messages at ``now``."""

@@ -41,6 +41,10 @@ class SenderService(BackgroundService):
                 "the Lambda worker's variant (mailpool lambda-source, deploy template "
                 "--worker lambda)"
             )
+        unknown = set(config.streams) - {s.name for s in pool_config.lanes}
+        if unknown:
+            names = ", ".join(sorted(unknown))
+            raise SettingError(f"MAILPOOL_SENDER_STREAMS names no stream of this pool: {names}")
         super().__init__(Health())
         self.config = config
         self.registry = process_registry()

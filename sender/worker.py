@@ -76,7 +76,7 @@ class Sender:
         self._state = state
         self._pool = pool
         self._metrics = metrics
-        metrics.prepare(pool.shards, [provider.name])
+        metrics.prepare(pool.shards, [provider.name], [s.name for s in pool.config.lanes])
         self._delivery = Delivery(
             config,
             provider,
@@ -109,6 +109,12 @@ class Sender:
             wait_s=config.wait_time_s, at_least=max(1, min(10, config.concurrency // 8))
         )
 
+    def served(self) -> list[int]:
+        """The shards of the streams this sender serves (every shard by default)."""
+        pool = self._pool.config
+        wanted = self._config.streams
+        return [k for k in range(pool.shards) if not wanted or pool.stream_at(k)[0].name in wanted]
+
     @property
     def stopping(self) -> bool:
         """Whether ``stop`` was called."""
@@ -129,7 +135,7 @@ class Sender:
                 mender = tasks.create_task(self._mend(), name="mender")
                 polls = [
                     tasks.create_task(self._poll(shard), name=f"poll-{shard}")
-                    for shard in range(self._pool.shards)
+                    for shard in self.served()
                 ]
                 await self._stopping.wait()
                 await self._drain(polls)
@@ -319,7 +325,8 @@ class Sender:
         self._metrics.in_flight(self._tracker.working)
         if await self._decided(message, outcome, lambda: self._pool.delete(message)):
             assert outcome.envelope is not None
-            self._metrics.delivered_after(time.time() - outcome.envelope.accepted_at)
+            stream = outcome.envelope.stream or self._pool.config.lanes[0].name
+            self._metrics.delivered_after(time.time() - outcome.envelope.accepted_at, stream)
             log.debug("delivered", extra={"id": outcome.email_id, "shard": message.shard})
         return True
 

@@ -177,7 +177,8 @@ class Batch:
                 return False
         elif outcome.envelope is not None:
             latency = time.time() - outcome.envelope.accepted_at
-            self._metrics.delivered_after(latency)
+            stream = outcome.envelope.stream or self._pool.config.lanes[0].name
+            self._metrics.delivered_after(latency, stream)
             self.tally.latencies.append(latency)
         self._metrics.outcome(message.shard, outcome.settle.value)
         self.tally.count(outcome.settle.value)

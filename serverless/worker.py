@@ -74,7 +74,7 @@ class LambdaWorker:
         self.provider = provider
         in_flight = config.max_concurrency * config.batch_size
         self.metrics = SenderMetrics(self.registry, concurrency=in_flight)
-        self.metrics.prepare(own.shards, [provider.name])
+        self.metrics.prepare(own.shards, [provider.name], [s.name for s in own.lanes])
         self.state = None
         if state is not None and state.enabled:
             self.state = State(state, self.health, StateMetrics(self.registry))

@@ -247,7 +247,7 @@ async def test_a_real_prometheus_scrapes_the_stack_and_answers_the_dashboard(
                 assert empty == []
                 async with http.get(f"{base}/api/v1/rules") as response:
                     rules = (await response.json())["data"]["groups"][0]["rules"]
-                assert len(rules) == 9
+                assert len(rules) == 11
         finally:
             server.terminate()
             await server.wait()

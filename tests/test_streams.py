@@ -1,12 +1,15 @@
 """Message streams: an email names its stream, lands on that stream's shards, and carries
 the stream into its events; a stream that does not exist is refused, naming the field."""
 
+import asyncio
 import dataclasses
 from typing import Any
 
 import aiohttp
+import pytest
 
 from core.events import Event
+from core.settings import SettingError
 from intake.config import IntakeConfig
 from intake.service import IntakeService
 from metrics.exposition import process_registry
@@ -18,6 +21,7 @@ from pool.sqs import SqsClient
 from pool.streams import parse
 from sender.config import SenderConfig
 from sender.service import SenderService
+from tests.support.enqueue import enqueue
 from tests.support.fake_provider import FakeProvider
 from tests.support.queues import count
 from tests.support.waiting import until
@@ -61,3 +65,22 @@ async def test_each_email_goes_to_its_streams_shards_and_its_events_say_which(
     assert streams == {ids[None]: "transactional", ids["transactional"]: "transactional",
                        ids["bulk"]: "bulk"}  # fmt: skip
     assert Event.decode(got[0].body).document()["data"]["stream"] in ("transactional", "bulk")
+
+
+async def test_a_sender_dedicated_to_a_stream_takes_nothing_from_the_others(
+    pool_config: PoolConfig,
+) -> None:
+    pool = dataclasses.replace(pool_config, shards=2, streams=parse("transactional:1,bulk:1"))
+    async with SqsClient.from_config(pool) as client:
+        await provision(client, pool)
+    await enqueue(pool, [email(stream="bulk"), email()], streams=["bulk", ""])
+    provider = FakeProvider()
+    bulk_only = dataclasses.replace(FAST, streams=("bulk",))
+    async with SenderService(pool, bulk_only, provider):
+        await until(lambda: len(provider.sent) == 1, 20)
+        await asyncio.sleep(1.5)  # a long poll's time: the transactional one stays queued
+    assert [e.stream for e in provider.sent] == ["bulk"]
+    first = dataclasses.replace(pool, shards=1, streams=())
+    assert await count(first) == 1
+    with pytest.raises(SettingError, match="news"):
+        SenderService(pool, dataclasses.replace(FAST, streams=("news",)), provider)

@@ -189,7 +189,7 @@ async def test_the_models_are_the_servers(stack: Stack) -> None:
     assert {f.name for f in dataclasses.fields(Attachment)} == set(attachment)
     every = email(
         cc="c@example.test", bcc=["b@example.test"], reply_to="h@example.test", html="<p>x</p>",
-        headers={"X-A": "1"}, tags={"k": "v"}, group="g", unsubscribe=False,
+        headers={"X-A": "1"}, tags={"k": "v"}, group="g", stream="transactional", unsubscribe=False,
         attachments=[Attachment(filename="a.pdf", content=b"%PDF")],
     )  # fmt: skip
     doc = every.to_json()

@@ -65,7 +65,8 @@ async def test_an_enqueued_email_is_delivered_once_with_its_headers(
                       outcome="delivered") + sample(
             service, "mailpool_messages_processed_total", shard="1", outcome="delivered"
         ) == 1  # fmt: skip
-        assert sample(service, "mailpool_end_to_end_duration_seconds_count") == 1
+        assert sample(service, "mailpool_end_to_end_duration_seconds_count",
+                      stream="transactional") == 1  # fmt: skip
     assert len(smtp_sink.deliveries) == 1
     assert delivery.mailpool_id == message_id
     assert delivery.mail_from == "ana@example.test"

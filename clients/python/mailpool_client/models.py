@@ -55,6 +55,8 @@ class Email:
     headers: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     group: str | None = None
+    #: The message stream ("transactional", the default, or "bulk", as the service has them).
+    stream: str | None = None
     unsubscribe: bool | None = None
     attachments: list[Attachment] = field(default_factory=list)
     #: Made for you when absent; kept for every retry of this email.
@@ -72,6 +74,7 @@ class Email:
             "text": self.text,
             "html": self.html,
             "group": self.group,
+            "stream": self.stream,
             "unsubscribe": self.unsubscribe,
         }
         doc.update({k: v for k, v in optional.items() if v is not None})
@@ -87,7 +90,7 @@ class Email:
 #: The API's fields of an email, as ``Email.to_json`` writes them (held to /openapi.json).
 EMAIL_FIELDS = frozenset(
     {"from", "to", "cc", "bcc", "reply_to", "subject", "text", "html", "headers", "tags"}
-    | {"group", "unsubscribe", "attachments"}
+    | {"group", "stream", "unsubscribe", "attachments"}
 )
 
 
