@@ -81,6 +81,7 @@ MAILPOOL_LAMBDA_CONCURRENCY | int | 16 | sender deploy | Lambda worker: invocati
 MAILPOOL_LAMBDA_MARGIN | float | 10.0 | sender | Lambda worker: seconds of an invocation left below which no send starts (those messages go back as failures)
 MAILPOOL_LAMBDA_TIMEOUT | float | 60.0 | sender deploy | Lambda worker: the function timeout (queues' visibility timeout should be 6 times it)
 MAILPOOL_LAMBDA_WINDOW | float | 0.0 | sender deploy | Lambda worker: seconds a batch may wait to fill (MaximumBatchingWindowInSeconds)
+MAILPOOL_KEY_STREAMS | str | '' | intake | API keys limited to streams, `name:stream+stream` comma-separated (`marketing:bulk`: the marketing tool's key cannot send as transactional; 403 naming `stream`) | every key, every stream
 MAILPOOL_LOCALSQS_DATA | str | var/localsqs | localaws | the embedded engine's data directory | var/localsqs
 MAILPOOL_LOCALSQS_DUPLICATES | float | 0.0 | localaws | fault injection: the fraction of messages sent to a standard queue stored twice (one message ID, two receipts), as SQS's at-least-once delivery may (tests)
 MAILPOOL_LOCALSQS_DURABILITY | str | fsync | localaws | `fsync`: on disk before each answer; `os`: handed to the OS (survives kill -9)

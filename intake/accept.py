@@ -4,7 +4,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,8 +60,11 @@ class Acceptor:
         state: State | None = None,
         signer: Signer | None = None,
         limits: EmailLimits | None = None,
+        key_streams: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         self._pool = pool
+        #: API keys (by name) limited to some streams.
+        self._key_streams = dict(key_streams or {})
         self._state = state
         self._signer = signer
         self._idempotency: Idempotency | None = None
@@ -86,7 +89,7 @@ class Acceptor:
         try:
             email = parse_email(doc, self._limits)
             group = parse_group(doc.get("group"))
-            stream = self._stream(doc.get("stream"))
+            stream = self._stream(doc.get("stream"), scope)
         except ValidationError as exc:
             self._metrics.refused(exc.code)
             raise ApiError(exc.status, exc.code, exc.message, exc.field) from None
@@ -112,15 +115,20 @@ class Acceptor:
             id=message_id, group=message_group(group, message_id), body=body, stream=stream
         )
 
-    def _stream(self, value: Any) -> str:
-        """The stream an email names (default: the pool's first); 422 for another."""
+    def _stream(self, value: Any, scope: str) -> str:
+        """The stream an email names (default: the pool's first); 422 for another, 403 for
+        one its API key may not send on."""
         lanes = [s.name for s in self._pool.config.lanes]
-        if value is None:
-            return lanes[0]
-        if not isinstance(value, str) or value not in lanes:
+        stream = lanes[0] if value is None else value
+        if not isinstance(stream, str) or stream not in lanes:
             known = ", ".join(lanes)
             raise ValidationError("stream", f"must be one of: {known}", "unknown_stream")
-        return value
+        allowed = self._key_streams.get(scope)
+        if allowed is not None and stream not in allowed:
+            mine = ", ".join(sorted(allowed))
+            message = f"this API key may send only on: {mine}"
+            raise ValidationError("stream", message, "stream_not_allowed", status=403)
+        return stream
 
     def _too_large(self, size: int) -> ApiError:
         self._metrics.refused("message_too_large")

@@ -219,6 +219,7 @@ def create_app(
         state=state,
         signer=signer,
         limits=config.email_limits,
+        key_streams=config.streams_by_key,
     )
 
     async def open_pool(app: web.Application) -> AsyncIterator[None]:

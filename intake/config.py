@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from core.attachments import DEFAULT_MAX_ATTACHMENTS, DEFAULT_MAX_EMAIL_BYTES, EmailLimits
-from core.settings import env_float, env_int, env_str
+from core.settings import SettingError, env_float, env_int, env_str
 
 #: What a request carries beside an email's content: JSON, addresses, headers, tags.
 REQUEST_OVERHEAD = 1024 * 1024
@@ -35,6 +35,14 @@ class IntakeConfig:
     rate_limit: float = 0.0
     #: Emails a key may submit at once before its rate applies (0: one second's worth).
     rate_burst: int = 0
+    #: API keys limited to streams, (key name, its streams) each; a key not listed may
+    #: send on every stream.
+    key_streams: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @property
+    def streams_by_key(self) -> dict[str, frozenset[str]]:
+        """Each limited key's streams."""
+        return {name: frozenset(streams) for name, streams in self.key_streams}
 
     @property
     def email_limits(self) -> EmailLimits:
@@ -56,4 +64,19 @@ class IntakeConfig:
             max_batch=env_int(environ, "MAILPOOL_MAX_BATCH", d.max_batch),
             rate_limit=env_float(environ, "MAILPOOL_RATE_LIMIT", d.rate_limit),
             rate_burst=env_int(environ, "MAILPOOL_RATE_BURST", d.rate_burst),
+            key_streams=parse_key_streams(env_str(environ, "MAILPOOL_KEY_STREAMS", "")),
         )
+
+
+def parse_key_streams(spec: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``name:stream+stream,...`` (MAILPOOL_KEY_STREAMS)."""
+    found = []
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        name, _, streams = part.partition(":")
+        names = tuple(s.strip() for s in streams.split("+") if s.strip())
+        if not name.strip() or not names:
+            raise SettingError(f"MAILPOOL_KEY_STREAMS entries are name:stream+stream, not {part!r}")
+        found.append((name.strip(), names))
+    return tuple(found)

@@ -10,7 +10,7 @@ import pytest
 
 from core.events import Event
 from core.settings import SettingError
-from intake.config import IntakeConfig
+from intake.config import IntakeConfig, parse_key_streams
 from intake.service import IntakeService
 from metrics.exposition import process_registry
 from metrics.pool import PoolMetrics
@@ -84,3 +84,20 @@ async def test_a_sender_dedicated_to_a_stream_takes_nothing_from_the_others(
     assert await count(first) == 1
     with pytest.raises(SettingError, match="news"):
         SenderService(pool, dataclasses.replace(FAST, streams=("news",)), provider)
+
+
+async def test_an_api_key_limited_to_bulk_cannot_send_as_transactional(
+    pool_config: PoolConfig,
+) -> None:
+    pool = dataclasses.replace(pool_config, shards=2, streams=parse("transactional:1,bulk:1"))
+    async with SqsClient.from_config(pool) as client:
+        await provision(client, pool)
+    config = IntakeConfig(port=0, key_streams=parse_key_streams("default:bulk"))
+    async with IntakeService(pool, config) as intake, aiohttp.ClientSession() as http:
+        async with http.post(f"{intake.url}/v1/emails", json=email(stream="bulk")) as response:
+            assert response.status == 202
+        async with http.post(f"{intake.url}/v1/emails", json=email()) as response:
+            assert response.status == 403
+            error = (await response.json())["error"]
+    assert (error["field"], error["code"]) == ("stream", "stream_not_allowed")
+    assert "bulk" in error["message"]

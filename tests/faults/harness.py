@@ -189,7 +189,8 @@ class Stack:
                  engine_dir: pathlib.Path | None = None,
                  answers: bool = False,
                  hooks_env: Mapping[str, str] | None = None,
-                 state: bool = False, worker: str = "sender") -> None:  # fmt: skip
+                 state: bool = False, worker: str = "sender",
+                 streams: str | None = None) -> None:  # fmt: skip
         self.root = root
         self.sink = sink
         self.engine_port = free_port()
@@ -211,6 +212,9 @@ class Stack:
             # The state store (status, suppressions, 24-hour idempotency) in the engine.
             "MAILPOOL_STATE": "on" if state else "off",
             "MAILPOOL_STATE_SECRET": new_secret(),
+            # With streams: the pool's streams, and a second sender dedicated to "bulk"
+            # (``bulk``) beside the first, which then serves the first stream only.
+            **({"MAILPOOL_STREAMS": streams} if streams else {}),
         }
         self.base_env = base
         self.engine = Child(
@@ -234,6 +238,14 @@ class Stack:
             root / "sender.log",
         )  # fmt: skip
 
+        self.bulk = None
+        if streams:
+            first = streams.split(":", 1)[0]
+            self.sender.env["MAILPOOL_SENDER_STREAMS"] = first
+            self.bulk = Child("sender-bulk", ["sender"],
+                              {**self.sender.env, "MAILPOOL_SENDER_STREAMS": "bulk"},
+                              root / "sender-bulk.log")  # fmt: skip
+
         #: ``mailpool webhooks``, when ``hooks_env`` says where to (MAILPOOL_WEBHOOK_URL …).
         self.webhooks = None if hooks_env is None else Child(
             "webhooks", ["webhooks"],
@@ -246,7 +258,8 @@ class Stack:
     def children(self) -> list[Child]:
         """The mailpool processes of the stack (the engine last)."""
         hooks = [] if self.webhooks is None else [self.webhooks]
-        return [self.intake, self.sender, *hooks, self.engine]
+        bulk = [] if self.bulk is None else [self.bulk]
+        return [self.intake, self.sender, *bulk, *hooks, self.engine]
 
     def _via_proxy(self, **extra: str) -> dict[str, str]:
         return {**self.base_env, "AWS_ENDPOINT_URL": "http://127.0.0.1:0", **extra}
@@ -272,6 +285,8 @@ class Stack:
         assert await create.wait() == 0
         await self.intake.start()
         await self.sender.start()
+        if self.bulk is not None:
+            await self.bulk.start()
         if self.webhooks is not None:
             await self.webhooks.start()
         return self
@@ -297,8 +312,12 @@ class Producers:
         *,
         deadline_s: float = 60.0,
         to: Sequence[str] = ("sink@example.test",),
+        stream: str | None = None,
     ) -> None:
         self.url = url
+        #: The stream the emails name (none: the default), and their groups' prefix.
+        self.stream = stream
+        self.prefix = f"{stream}-group" if stream else "group"
         self.ledger = ledger
         self.deadline_s = deadline_s
         self.to = list(to)
@@ -306,6 +325,8 @@ class Producers:
     async def submit(self, http: aiohttp.ClientSession, group: str, key: str) -> None:
         email = {"from": "producer@example.test", "to": self.to,
                  "subject": "fault test", "text": key, "group": group}  # fmt: skip
+        if self.stream:
+            email["stream"] = self.stream
         until = time.monotonic() + self.deadline_s
         last: tuple[int, str] | None = None
         while time.monotonic() < until:
@@ -335,7 +356,8 @@ class Producers:
 
             async def group_chain(g: int) -> None:
                 for i in range(per_group):
-                    await self.submit(http, f"group-{g}", f"k-{g}-{i}-{uuid.uuid4().hex[:6]}")
+                    key = f"k-{self.prefix}-{g}-{i}-{uuid.uuid4().hex[:6]}"
+                    await self.submit(http, f"{self.prefix}-{g}", key)
                     if pause_s:
                         await asyncio.sleep(pause_s)
 

@@ -119,6 +119,36 @@ async def test_1_sender_killed_with_hundreds_in_flight(
     assert settle(ledger, smtp_sink, f"1 {worker} kill -9", hooks=hooks).accepted == 300
 
 
+async def test_1b_a_bulk_sender_killed_does_not_delay_transactional_mail(
+    tmp_path: pathlib.Path, smtp_sink: SmtpSink
+) -> None:
+    smtp_sink.handler.delay_s = 0.02
+    streams = "transactional:1:8,bulk:1:1:0.75"
+    async with Stack(tmp_path, smtp_sink, streams=streams, state=True) as stack:
+        assert stack.bulk is not None
+        ledger = Ledger()
+        stack.bulk.pause()  # a bulk backlog builds
+        await Producers(stack.url, ledger, stream="bulk").run(groups=10, per_group=15)
+        bulk = set(ledger.accepted)
+        stack.bulk.resume()
+        await until(lambda: len(delivered(smtp_sink) & bulk) >= 10)
+        await stack.bulk.signal(signal.SIGKILL)
+        assert len(delivered(smtp_sink) & bulk) < len(bulk), "the kill came too late"
+        # With the bulk sender dead and its backlog waiting, transactional mail still goes.
+        started = time.monotonic()
+        await Producers(stack.url, ledger, stream="transactional").run(groups=5, per_group=6)
+        urgent = set(ledger.accepted) - bulk
+        await until(lambda: urgent <= delivered(smtp_sink), 15)
+        took = time.monotonic() - started
+        assert stack.bulk.process is not None
+        assert stack.bulk.process.returncode is not None
+        await stack.bulk.start()
+        await all_delivered(ledger, smtp_sink)
+    print(f"[1b bulk sender kill -9] transactional: 30 delivered in {took:.1f} s while bulk "
+          "waited")  # fmt: skip
+    assert settle(ledger, smtp_sink, "1b bulk sender kill -9").accepted == 180
+
+
 async def test_2_intake_killed_under_load(tmp_path: pathlib.Path, smtp_sink: SmtpSink) -> None:
     # With the state store: a key claimed by the killed intake is taken over on retry.
     async with Stack(tmp_path, smtp_sink, state=True) as stack:
