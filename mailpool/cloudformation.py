@@ -297,14 +297,20 @@ def _alarm(description: str, metric: str, queue: str, threshold: int) -> dict[st
 
 
 def alarms(pool: PoolConfig) -> dict[str, dict[str, Any]]:
-    """Per shard: the oldest message's age, and its DLQ's depth; the events DLQs' depth."""
+    """Per shard: the oldest message's age (past 5 minutes; with streams, a minute on the
+    first stream's shards and an hour on the others'), and its DLQ's depth; the events
+    DLQs' depth."""
     resources: dict[str, dict[str, Any]] = {}
     for k in range(pool.shards):
+        stream, _ = pool.stream_at(k)
+        age = ecs.SCALE_OUT_FAST_AGE_S
+        if pool.streams:
+            age = 60 if stream.name == pool.lanes[0].name else 3600
         resources[f"Shard{k}AgeAlarm"] = _alarm(
-            f"shard {k}: the oldest message has waited over {ecs.SCALE_OUT_FAST_AGE_S} s",
+            f"shard {k} ({stream.name}): the oldest message has waited over {age} s",
             "ApproximateAgeOfOldestMessage",
             f"Shard{k}Queue",
-            ecs.SCALE_OUT_FAST_AGE_S,
+            age,
         )
         resources[f"Shard{k}DlqAlarm"] = _alarm(
             f"shard {k}: messages were dead-lettered",

@@ -20,6 +20,9 @@ from pool.config import PoolConfig
 SCALE_OUT_AGE_S = 60
 SCALE_OUT_FAST_AGE_S = 300
 SCALE_IN_AGE_S = 10
+#: With streams, the later streams' (bulk) ages count for this much less: an hour of bulk
+#: backlog scales like a minute of transactional.
+LATER_STREAMS_DISCOUNT = 60
 INTAKE_PORT = 8080
 _TASKS = {"intake": (512, 1024), "sender": (1024, 2048), "webhooks": (256, 512)}
 
@@ -157,11 +160,10 @@ def _oldest(pool: PoolConfig, name: str, policy: str, below: bool) -> dict[str, 
         }
         for k in range(pool.shards)
     ]
-    ids = ",".join(f"m{k}" for k in range(pool.shards))
     metrics.append(
         {
             "Id": "oldest",
-            "Expression": f"MAX([{ids}])",
+            "Expression": age_expression(pool),
             "ReturnData": True,
             "Label": "oldest message across shards (s)",
         }
@@ -179,6 +181,18 @@ def _oldest(pool: PoolConfig, name: str, policy: str, below: bool) -> dict[str, 
             "AlarmActions": [{"Ref": policy}],
         },
     }
+
+
+def age_expression(pool: PoolConfig) -> str:
+    """The scaling signal: the oldest message across the first stream's shards; with
+    streams, the later streams' ages, discounted (``LATER_STREAMS_DISCOUNT``), beside it,
+    so transactional mail's age leads."""
+    first, shards = pool.span(pool.lanes[0].name)
+    ids = ",".join(f"m{k}" for k in range(first, first + shards))
+    later = ",".join(f"m{k}" for k in range(first + shards, pool.shards))
+    if not later:
+        return f"MAX([{ids}])"
+    return f"MAX([MAX([{ids}]), MAX([{later}]) / {LATER_STREAMS_DISCOUNT}])"
 
 
 def _steps(adjustments: list[dict[str, Any]]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from mailpool.cloudformation import DeployConfig, _arns, template, template_yaml
 from pool.blobs import BlobConfig, BlobStore
 from pool.config import PoolConfig
 from pool.provision import queue_attributes
+from pool.streams import parse
 from sender.config import SenderConfig
 from sender.providers import make_provider
 from sender.service import SenderService
@@ -43,6 +44,7 @@ VARIANTS = {
     "lambda": DeployConfig(worker="lambda"),
     "lambda-kms-smtp": DeployConfig(worker="lambda", kms=True, providers=("smtp",)),
     "lambda-standard": DeployConfig(worker="lambda", pool=PoolConfig(queue_type="standard")),
+    "streams": DeployConfig(pool=PoolConfig(shards=3, streams=parse("transactional:1,bulk:2"))),
 }
 
 
@@ -422,3 +424,17 @@ def test_the_lambda_worker_has_a_mapping_per_shard_answering_partial_batches() -
         "SenderFunction")]  # fmt: skip
     assert resources["SenderFunction"]["Condition"] == "LambdaWorker"
     assert "LambdaCodeKey" in doc["Parameters"]
+
+
+def test_with_streams_senders_scale_on_transactional_age_first_and_alarms_differ() -> None:
+    lanes = parse("transactional:2:8,bulk:2:1:0.75")
+    resources = template(DeployConfig(pool=PoolConfig(shards=4, streams=lanes)))["Resources"]
+    backlog = resources["SenderBacklogAlarm"]["Properties"]
+    [expression] = [m["Expression"] for m in backlog["Metrics"] if "Expression" in m]
+    assert expression == "MAX([MAX([m0,m1]), MAX([m2,m3]) / 60])"
+    names = [m["MetricStat"]["Metric"]["Dimensions"][0]["Value"]
+             for m in backlog["Metrics"] if "MetricStat" in m]  # fmt: skip
+    assert names == ["mailpool-0.fifo", "mailpool-1.fifo", "mailpool-bulk-0.fifo",
+                     "mailpool-bulk-1.fifo"]  # fmt: skip
+    thresholds = [resources[f"Shard{k}AgeAlarm"]["Properties"]["Threshold"] for k in range(4)]
+    assert thresholds == [60, 60, 3600, 3600]  # transactional pages in a minute, bulk an hour
