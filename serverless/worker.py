@@ -10,13 +10,13 @@ ones that go back (``ReportBatchItemFailures``).
 import contextlib
 import dataclasses
 import logging
-import types
 from collections.abc import Mapping
 from typing import Any, Protocol, Self
 
 from aws.client import acting_as
 from core.health import Health
 from core.sealing import Keyring
+from core.service import BackgroundService
 from core.settings import SettingError
 from metrics.exposition import process_registry
 from metrics.pool import PoolMetrics
@@ -50,8 +50,10 @@ class WorkerDied(RuntimeError):
     """A background task of the worker (a flusher of its pool) died: it must be reopened."""
 
 
-class LambdaWorker:
-    """Answers SQS events from the pool's shards with partial batch responses."""
+class LambdaWorker(BackgroundService):
+    """Answers SQS events from the pool's shards with partial batch responses. Its parts
+    (provider, pool, state) open and close as a ``BackgroundService``'s; it runs no main
+    task of its own (the pool's flushers are watched by ``health``)."""
 
     def __init__(
         self,
@@ -66,8 +68,8 @@ class LambdaWorker:
         metrics_line: bool = False,
         claims: bool | None = None,
     ) -> None:
+        super().__init__(Health())
         self.config = config
-        self.health = Health()
         self.registry = process_registry()
         own = dataclasses.replace(pool_config, ses_feedback=False)
         self.pool = QueuePool(own, PoolMetrics(self.registry), self.health, blobs)
@@ -103,25 +105,19 @@ class LambdaWorker:
                 )
             keep = self.state.config.idempotency_s
             self.claims = Claims(self.state.table, hold_s=config.timeout_s, keep_s=keep)
-        self._stack = contextlib.AsyncExitStack()
 
     async def __aenter__(self) -> Self:
         with acting_as("lambda"):
-            async with contextlib.AsyncExitStack() as stack:
-                stack.push_async_callback(self.provider.aclose)
-                await stack.enter_async_context(self.pool)
-                if self.state is not None:
-                    await stack.enter_async_context(self.state)
-                self._stack = stack.pop_all()
-        return self
+            return await super().__aenter__()
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: types.TracebackType | None,
-    ) -> None:
-        await self._stack.aclose()
+    async def open(self, stack: contextlib.AsyncExitStack) -> None:
+        stack.push_async_callback(self.provider.aclose)
+        await stack.enter_async_context(self.pool)
+        if self.state is not None:
+            await stack.enter_async_context(self.state)
+
+    def stop(self) -> None:
+        """Nothing runs between invocations."""
 
     async def invoke(self, event: Mapping[str, Any], context: Context) -> dict[str, Any]:
         """Answer one SQS event: ``{"batchItemFailures": [{"itemIdentifier": id}, …]}``."""
