@@ -114,7 +114,8 @@ MAILPOOL_SENDER_LARGE_BYTES | int | 67108864 | sender | bytes of S3-carried bodi
 MAILPOOL_SEND_DEADLINE | float | 5.0 | intake sender webhooks | seconds a send (with retries) may take before intake answers 503; every answer comes within it plus 1 s
 MAILPOOL_SEND_LINGER_MS | float | 2.0 | intake sender webhooks | how long a partial send batch waits for company (while calls to its shard are in flight, up to one call's duration, ≤ 20 ms); a full batch goes at once
 MAILPOOL_SENDER_STREAMS | str | '' | sender | the streams this sender serves, comma-separated (a sender dedicated to transactional mail scales and fails on its own) | every stream
-MAILPOOL_SES_CONFIGURATION_SET | str | - | sender | SES configuration set for every send
+MAILPOOL_SES_CONFIGURATION_SET | str | - | sender | SES configuration set for every send (a stream named in MAILPOOL_SES_CONFIGURATION_SETS uses its own)
+MAILPOOL_SES_CONFIGURATION_SETS | str | '' | sender | each stream's SES configuration set, `stream:set` comma-separated (e.g. `transactional:tx,bulk:news`: its own dedicated IPs, reputation and event destination; see Streams) | MAILPOOL_SES_CONFIGURATION_SET for every stream
 MAILPOOL_SES_FEEDBACK | str | off | intake sender webhooks deploy | `on`: read SES event notifications from `<prefix>-ses-events` (see Events and webhooks); the deploy template makes that queue unless told `off`
 MAILPOOL_SES_MAX_CONNECTIONS | int | 32 | sender | HTTP connections to SES per sender process
 MAILPOOL_SES_RATE | float | 0.0 | sender | messages/s this process may hand to SES (0: no cap)
@@ -134,6 +135,8 @@ MAILPOOL_STATE_SECRET | str secret | - | intake sender webhooks | base64, ≥ 32
 MAILPOOL_STATE_SECRET_ARN | str | - | sender | Lambda worker: the Secrets Manager secret holding MAILPOOL_STATE_SECRET, read at cold start (the template sets it)
 MAILPOOL_STATE_TABLE | str | mailpool-state | intake sender webhooks | the DynamoDB table (`queues create` makes it; endpoint: `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL`) | <prefix>-state
 MAILPOOL_STATUS_DAYS | float | 30.0 | intake sender webhooks | status records expire after this many days
+MAILPOOL_STREAM_RATES | str | '' | sender | messages/s this process hands to the providers per stream, `stream:rate` comma-separated (`bulk:50`: bulk never takes the provider rate transactional needs), ahead of MAILPOOL_SMTP_RATE / MAILPOOL_SES_RATE | no cap per stream
+MAILPOOL_STREAM_RATE_LIMITS | str | '' | intake | emails/s each API key may submit on a stream to this intake process, `stream:rate` comma-separated (429 naming `stream` past it), beside MAILPOOL_RATE_LIMIT | no quota per stream
 MAILPOOL_STREAMS | str | '' | intake sender webhooks deploy | message streams, `name:shards[:weight[:cap]]` comma-separated (e.g. `transactional:2:8,bulk:2:1:0.75`); the first is the default and keeps the queue names `<prefix>-<k>.fifo`, the others are `<prefix>-<name>-<k>.fifo`; replaces MAILPOOL_SHARDS (see Streams) | one stream, `transactional`, of MAILPOOL_SHARDS shards
 MAILPOOL_SUPPRESSION_CACHE_S | float | 5.0 | intake sender webhooks | seconds a sender trusts a suppression lookup
 MAILPOOL_UNSUBSCRIBE_MAILTO | str | - | intake sender webhooks | a mailto address added to List-Unsubscribe

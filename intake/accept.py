@@ -23,6 +23,7 @@ from core.sealing import Keyring
 from intake.auth import ANONYMOUS
 from intake.errors import ApiError
 from intake.ids import idempotent_id, new_id
+from intake.quota import Quotas
 from metrics.intake import IntakeMetrics
 from pool.messages import Outgoing
 from pool.pool import QueuePool
@@ -61,10 +62,13 @@ class Acceptor:
         signer: Signer | None = None,
         limits: EmailLimits | None = None,
         key_streams: Mapping[str, frozenset[str]] | None = None,
+        stream_quotas: Mapping[str, Quotas] | None = None,
     ) -> None:
         self._pool = pool
         #: API keys (by name) limited to some streams.
         self._key_streams = dict(key_streams or {})
+        #: Each key's quota on a stream (by stream), beside its quota over all of them.
+        self._stream_quotas = dict(stream_quotas or {})
         self._state = state
         self._signer = signer
         self._idempotency: Idempotency | None = None
@@ -129,6 +133,31 @@ class Acceptor:
             message = f"this API key may send only on: {mine}"
             raise ValidationError("stream", message, "stream_not_allowed", status=403)
         return stream
+
+    def _admit_stream(self, scope: str, stream: str, spent: dict[str, int] | None = None) -> None:
+        """Take one of the key's emails on ``stream`` from its quota there; 429 naming the
+        field when it is spent. ``spent`` (a batch's): streams already refused, with their
+        Retry-After, so that no later email of the batch on them slips in out of order."""
+        quotas = self._stream_quotas.get(stream)
+        if quotas is None:
+            return
+        if spent is not None and stream in spent:
+            retry_after = spent[stream]
+        else:
+            grant = quotas.take(scope, 1)
+            if grant.admitted:
+                return
+            retry_after = grant.retry_after_s
+            if spent is not None:
+                spent[stream] = retry_after
+        self._metrics.refused("rate_limited")
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"this API key's quota of {stream} emails per second is spent; retry after Retry-After",
+            "stream",
+            retry_after=retry_after,
+        )
 
     def _too_large(self, size: int) -> ApiError:
         self._metrics.refused("message_too_large")
@@ -233,7 +262,9 @@ class Acceptor:
     ) -> str:
         """Validate and enqueue one email; with a key and the state store, at most once per
         key within its lifetime (the same request again answers the same id)."""
-        return await self._enqueue(doc, key, scope, self.prepare(doc, key, scope), deadline_s)
+        prepared = self.prepare(doc, key, scope)
+        self._admit_stream(scope, prepared.stream)
+        return await self._enqueue(doc, key, scope, prepared, deadline_s)
 
     async def _enqueue(
         self, doc: Any, key: str | None, scope: str, prepared: Prepared, deadline_s: float | None
@@ -319,9 +350,12 @@ class Acceptor:
         def item_key(index: int) -> str | None:
             return None if key is None else f"{key}:{index}"
 
+        spent: dict[str, int] = {}
         for index, doc in enumerate(docs):
             try:
-                valid.append((index, self.prepare(doc, item_key(index), scope)))
+                prepared = self.prepare(doc, item_key(index), scope)
+                self._admit_stream(scope, prepared.stream, spent)
+                valid.append((index, prepared))
             except ApiError as exc:
                 exc.field = f"[{index}]" + ("" if exc.field is None else f".{exc.field}")
                 results[index] = exc

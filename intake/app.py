@@ -22,6 +22,7 @@ from intake.quota import Grant, Quotas
 from metrics.exposition import metrics_handler
 from metrics.intake import IntakeMetrics
 from pool.pool import QueuePool
+from pool.streams import check_names
 from state.store import State
 from state.tokens import Signer
 
@@ -48,6 +49,13 @@ async def _read_json(request: web.Request) -> Any:
     except ApiError:
         request.app[METRICS].refused("invalid_json")
         raise
+
+
+def _stream_quotas(config: IntakeConfig, pool: QueuePool) -> dict[str, Quotas]:
+    """Each stream's quota per key (MAILPOOL_STREAM_RATE_LIMITS), its names checked."""
+    limits = config.stream_rate_limits
+    check_names((name for name, _ in limits), pool.config.lanes, "MAILPOOL_STREAM_RATE_LIMITS")
+    return {name: Quotas(rate) for name, rate in limits}
 
 
 def _rate_limited(grant: Grant, field: str | None = None) -> ApiError:
@@ -220,6 +228,7 @@ def create_app(
         signer=signer,
         limits=config.email_limits,
         key_streams=config.streams_by_key,
+        stream_quotas=_stream_quotas(config, pool),
     )
 
     async def open_pool(app: web.Application) -> AsyncIterator[None]:

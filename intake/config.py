@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from core.attachments import DEFAULT_MAX_ATTACHMENTS, DEFAULT_MAX_EMAIL_BYTES, EmailLimits
 from core.settings import SettingError, env_float, env_int, env_str
+from pool.streams import parse_rates
 
 #: What a request carries beside an email's content: JSON, addresses, headers, tags.
 REQUEST_OVERHEAD = 1024 * 1024
@@ -38,6 +39,9 @@ class IntakeConfig:
     #: API keys limited to streams, (key name, its streams) each; a key not listed may
     #: send on every stream.
     key_streams: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: Emails per second each API key may submit on a stream to this process, by stream
+    #: (streams not named: only the key's ``rate_limit``).
+    stream_rate_limits: tuple[tuple[str, float], ...] = ()
 
     @property
     def streams_by_key(self) -> dict[str, frozenset[str]]:
@@ -65,6 +69,9 @@ class IntakeConfig:
             rate_limit=env_float(environ, "MAILPOOL_RATE_LIMIT", d.rate_limit),
             rate_burst=env_int(environ, "MAILPOOL_RATE_BURST", d.rate_burst),
             key_streams=parse_key_streams(env_str(environ, "MAILPOOL_KEY_STREAMS", "")),
+            stream_rate_limits=parse_rates(
+                env_str(environ, "MAILPOOL_STREAM_RATE_LIMITS", ""), "MAILPOOL_STREAM_RATE_LIMITS"
+            ),
         )
 
 

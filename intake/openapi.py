@@ -190,8 +190,10 @@ def _post_batch(max_batch: int) -> dict[str, Any]:
         "summary": "Accept many emails, each on its own",
         "description": "Results are in request order. Emails of one group are enqueued in "
         "request order. The key's quota admits a prefix of the batch; the rest is refused "
-        "(`rate_limited`, status 429). 202 when at least one email was accepted; otherwise 503 "
-        "when SQS was unavailable or overloaded, 429 when the quota refused them, else 422.",
+        "(`rate_limited`, status 429); past the key's quota on a stream, the batch's later "
+        "emails on that stream are refused the same way (field `stream`). 202 when at least "
+        "one email was accepted; otherwise 503 when SQS was unavailable or overloaded, 429 "
+        "when a quota refused them, else 422.",
         "parameters": [IDEMPOTENCY],
         "requestBody": {
             "required": True,

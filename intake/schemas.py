@@ -201,7 +201,10 @@ UNAVAILABLE = (
     "means it may be. Retry after Retry-After with the same Idempotency-Key either way."
 )
 RATE_LIMITED = {
-    **error("This API key's quota (MAILPOOL_RATE_LIMIT) is spent; `rate_limited`."),
+    **error(
+        "This API key's quota (MAILPOOL_RATE_LIMIT) is spent, or its quota on the email's "
+        "stream (MAILPOOL_STREAM_RATE_LIMITS; the error's field is `stream`); `rate_limited`."
+    ),
     "headers": {**RETRY_AFTER, **RATE_LIMIT},
 }
 IDEMPOTENCY = {

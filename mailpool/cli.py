@@ -46,8 +46,8 @@ async def _sender(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         streams=tuple(args.streams.split(",")) if args.streams else None,
     )
-    provider = make_provider(args.providers)
     pool = pool_config(args)
+    provider = make_provider(args.providers, streams=pool.lanes)
     service = SenderService(
         pool, config, provider, Keyring.from_env(), blob_store(), state_config(pool)
     )
@@ -67,7 +67,7 @@ async def _lambda_source(args: argparse.Namespace) -> int:
         pool,
         sender,
         LambdaConfig.from_env(),
-        make_provider(args.providers),
+        make_provider(args.providers, streams=pool.lanes),
         Keyring.from_env(),
         blob_store(),
         state_config(pool),

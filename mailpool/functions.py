@@ -4,9 +4,10 @@ the sender as a function on the pool's queues.
 One function (``serverless.handler.handler``, code from ``mailpool deploy package`` in S3)
 with one SQS event source mapping per shard: batch size and batching window as configured,
 ``ReportBatchItemFailures`` (the handler answers partial batches), and a maximum
-concurrency per shard that together make the configured one (at least 2 each, Lambda's
-floor). Its role may do exactly what the worker and its mappings were seen to call
-(``mailpool.iam``'s ``lambda``), write its own log group (30 days) and read the state secret,
+concurrency per shard: its stream's cap of the configured one, split over the stream's shards
+(at least 2 each, Lambda's floor), so bulk's mappings never take what transactional needs.
+Its role may do exactly what the worker and its mappings were seen to call (``mailpool.iam``'s
+``lambda``), write its own log group (30 days) and read the state secret,
 whose ARN it is given instead of the secret. Alarms: the function's errors and throttles
 (the shards' oldest-message and DLQ alarms are the template's own), and a dashboard of what
 its metrics lines feed (outcomes, accepted-to-sent), the function's errors, throttles and
@@ -221,12 +222,12 @@ def resources(
         logs["Properties"]["KmsKeyId"] = {"Fn::GetAtt": ["StackKey", "Arn"]}
     else:
         hardening.skip(logs, ("CKV_AWS_158", hardening.KMS_SKIP))
-    per_shard = max(2, config.max_concurrency // pool.shards)
+    ceilings = config.shard_concurrency(pool, floor=2)
     return {
         "SenderFunctionRole": _role(statements),
         "SenderFunctionLogs": logs,
         "SenderFunction": _function(config, {**_settable(env), **environment(config)}, kms),
-        **{f"Shard{k}EventSource": _mapping(k, config, per_shard) for k in range(pool.shards)},
+        **{f"Shard{k}EventSource": _mapping(k, config, n) for k, n in enumerate(ceilings)},
         "SenderFunctionErrorsAlarm": _alarm("the Lambda worker's invocations failed", "Errors"),
         "SenderFunctionThrottlesAlarm": _alarm(
             "the Lambda worker was throttled (reserved or account concurrency)", "Throttles"

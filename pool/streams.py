@@ -16,6 +16,7 @@ transactional needs.
 """
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 DEFAULT = "transactional"
@@ -69,3 +70,41 @@ def parse(spec: str) -> tuple[Stream, ...]:
 def spec(streams: tuple[Stream, ...]) -> str:
     """``streams`` as ``MAILPOOL_STREAMS`` writes them."""
     return ",".join(f"{s.name}:{s.shards}:{s.weight:g}:{s.cap:g}" for s in streams)
+
+
+def parse_values(spec: str, variable: str) -> tuple[tuple[str, str], ...]:
+    """``stream:value``, comma-separated (a per-stream setting such as
+    ``MAILPOOL_STREAM_RATES``); the names are checked against a pool by ``check_names``."""
+    found: list[tuple[str, str]] = []
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        name, _, value = part.partition(":")
+        if not name.strip() or not value.strip():
+            raise ValueError(f"{variable} entries are stream:value, not {part!r}")
+        found.append((name.strip(), value.strip()))
+    names = [name for name, _ in found]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{variable} names a stream twice")
+    return tuple(found)
+
+
+def parse_rates(spec: str, variable: str) -> tuple[tuple[str, float], ...]:
+    """``stream:per_second``, comma-separated; each rate positive."""
+    rates = []
+    for name, value in parse_values(spec, variable):
+        try:
+            rate = float(value)
+        except ValueError:
+            rate = 0.0
+        if not rate > 0:
+            raise ValueError(f"{variable}: {name}'s rate must be a positive number, not {value!r}")
+        rates.append((name, rate))
+    return tuple(rates)
+
+
+def check_names(names: Iterable[str], streams: tuple[Stream, ...], variable: str) -> None:
+    """Refuse a per-stream setting that names a stream the pool does not have."""
+    unknown = set(names) - {s.name for s in streams}
+    if unknown:
+        raise ValueError(f"{variable} names no stream of this pool: {', '.join(sorted(unknown))}")

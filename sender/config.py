@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from core.settings import env_float, env_int, env_str
+from pool.streams import parse_rates
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -32,6 +33,9 @@ class SenderConfig:
     #: The streams this sender serves (empty: every stream): a sender dedicated to
     #: transactional mail scales, and fails, on its own.
     streams: tuple[str, ...] = ()
+    #: Messages/s this process may hand to the providers, by stream (streams not named:
+    #: no cap of their own), ahead of each provider's own rate.
+    stream_rates: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -60,5 +64,8 @@ class SenderConfig:
                 s.strip()
                 for s in env_str(environ, "MAILPOOL_SENDER_STREAMS", "").split(",")
                 if s.strip()
+            ),
+            stream_rates=parse_rates(
+                env_str(environ, "MAILPOOL_STREAM_RATES", ""), "MAILPOOL_STREAM_RATES"
             ),
         )

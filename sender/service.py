@@ -18,6 +18,7 @@ from pool.config import PoolConfig
 from pool.pool import QueuePool
 from sender.config import SenderConfig
 from sender.providers.base import Provider
+from sender.providers.ratelimit import stream_rated
 from sender.worker import Sender
 from state.config import StateConfig
 from state.store import State
@@ -51,12 +52,12 @@ class SenderService(BackgroundService):
         # SES feedback is the webhooks process's: a sender neither opens nor may touch it.
         own = dataclasses.replace(pool_config, ses_feedback=False)
         self.pool = QueuePool(own, PoolMetrics(self.registry), self.health, blobs)
-        self.provider = provider
+        self.provider = stream_rated(provider, config.stream_rates, own.lanes)
         self.metrics = SenderMetrics(self.registry, concurrency=config.concurrency)
         self.state = None
         if state is not None and state.enabled:
             self.state = State(state, self.health, StateMetrics(self.registry))
-        self.sender = Sender(config, self.pool, provider, self.metrics, keyring, self.state)
+        self.sender = Sender(config, self.pool, self.provider, self.metrics, keyring, self.state)
         self.metrics_port = config.metrics_port
 
     async def __aenter__(self) -> "SenderService":

@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from core.settings import env_float, env_int
+from pool.config import PoolConfig
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -18,7 +19,8 @@ class LambdaConfig:
     #: invocation (SQS FIFO allows 1..10) and how long a batch may wait to fill.
     batch_size: int = 10
     batching_window_s: float = 0.0
-    #: Invocations at once across the pool (an event source mapping's MaximumConcurrency).
+    #: Invocations at once across the pool, shared by its shards' event source mappings
+    #: (their MaximumConcurrency); a stream's mappings get its cap of it.
     max_concurrency: int = 16
     #: The function timeout the local event source gives each invocation.
     timeout_s: float = 60.0
@@ -32,6 +34,17 @@ class LambdaConfig:
             raise ValueError("max_concurrency must be at least 1")
         if not 0 <= self.margin_s < self.timeout_s:
             raise ValueError("margin_s must be at least 0 and below timeout_s")
+
+    def shard_concurrency(self, pool: PoolConfig, floor: int = 1) -> tuple[int, ...]:
+        """Each shard's MaximumConcurrency, by shard: its stream's cap of
+        ``max_concurrency`` split over the stream's shards, at least ``floor`` each (Lambda's
+        is 2). Lambda's mappings poll on their own, so weights cannot apply; the caps keep
+        bulk's invocations from taking what transactional needs."""
+        found: list[int] = []
+        for stream in pool.lanes:
+            share = int(self.max_concurrency * stream.cap) // stream.shards
+            found.extend([max(floor, share)] * stream.shards)
+        return tuple(found)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "LambdaConfig":

@@ -7,7 +7,8 @@ waits up to the batching window for a batch to fill, builds the documented event
 (``{"Records": [...]}``), invokes with the function timeout, and then deletes the messages
 the answer does not name in ``batchItemFailures``. A failed invocation (an exception, the
 timeout) or an answer naming an id not in the batch deletes nothing: the whole batch comes
-back when its visibility runs out. Invocations at once are capped (MaximumConcurrency).
+back when its visibility runs out. Invocations at once are capped: each shard's pollers by
+its MaximumConcurrency (its stream's cap of the total), all of them by the total.
 """
 
 import asyncio
@@ -77,11 +78,12 @@ class LocalEventSource:
             url = await self._client.queue_url(self._pool.queue_name(shard))
             arn = (await self._client.attributes(url, ["QueueArn"]))["QueueArn"]
             queues.append((url, arn))
-        # Several pollers per queue, as the mapping scales: FIFO hands each a different group.
-        per_queue = max(1, self._config.max_concurrency // self._pool.shards)
+        # Several pollers per queue, as the mapping scales (FIFO hands each a different
+        # group), as many as the shard's MaximumConcurrency: its stream's cap of the total.
+        ceilings = self._config.shard_concurrency(self._pool)
         async with asyncio.TaskGroup() as tasks:
-            for url, arn in queues:
-                for _ in range(per_queue):
+            for (url, arn), ceiling in zip(queues, ceilings, strict=True):
+                for _ in range(ceiling):
                     tasks.create_task(self._poll(url, arn))
 
     async def _poll(self, url: str, arn: str) -> None:

@@ -29,6 +29,7 @@ from pool.pool import QueuePool
 from sender.config import SenderConfig
 from sender.delivery import Delivery
 from sender.providers.base import Provider
+from sender.providers.ratelimit import stream_rated
 from sender.publisher import Publisher
 from serverless.batch import Batch, Tally
 from serverless.config import LambdaConfig
@@ -73,7 +74,7 @@ class LambdaWorker(BackgroundService):
         self.registry = process_registry()
         own = dataclasses.replace(pool_config, ses_feedback=False)
         self.pool = QueuePool(own, PoolMetrics(self.registry), self.health, blobs)
-        self.provider = provider
+        self.provider = provider = stream_rated(provider, sender_config.stream_rates, own.lanes)
         in_flight = config.max_concurrency * config.batch_size
         self.metrics = SenderMetrics(self.registry, concurrency=in_flight)
         self.metrics.prepare(own.shards, [provider.name], [s.name for s in own.lanes])

@@ -8,9 +8,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from core.envelope import Envelope, parse_email
 from core.events import Event
 from core.settings import SettingError
 from intake.config import IntakeConfig, parse_key_streams
+from intake.ids import new_id
 from intake.service import IntakeService
 from metrics.exposition import process_registry
 from metrics.pool import PoolMetrics
@@ -20,6 +22,9 @@ from pool.provision import provision
 from pool.sqs import SqsClient
 from pool.streams import parse
 from sender.config import SenderConfig
+from sender.providers import make_provider
+from sender.providers.ratelimit import StreamRated
+from sender.providers.ses import SesConfig, SesProvider
 from sender.service import SenderService
 from tests.support.enqueue import enqueue
 from tests.support.fake_provider import FakeProvider
@@ -101,3 +106,81 @@ async def test_an_api_key_limited_to_bulk_cannot_send_as_transactional(
             error = (await response.json())["error"]
     assert (error["field"], error["code"]) == ("stream", "stream_not_allowed")
     assert "bulk" in error["message"]
+
+
+async def test_a_keys_quota_on_a_stream_refuses_past_it_and_leaves_the_other_stream_alone(
+    pool_config: PoolConfig,
+) -> None:
+    pool = dataclasses.replace(pool_config, shards=2, streams=parse("transactional:1,bulk:1"))
+    async with SqsClient.from_config(pool) as client:
+        await provision(client, pool)
+    config = IntakeConfig(port=0, stream_rate_limits=(("bulk", 2.0),))  # a burst of 2
+    batch = [email(stream="bulk", group="news")] * 4 + [email(group="reset")]
+    async with IntakeService(pool, config) as intake, aiohttp.ClientSession() as http:
+        async with http.post(f"{intake.url}/v1/emails/batch", json=batch) as response:
+            assert response.status == 202
+            results = (await response.json())["results"]
+        async with http.post(f"{intake.url}/v1/emails", json=email(stream="bulk")) as response:
+            assert response.status == 429
+            assert int(response.headers["Retry-After"]) >= 1
+            error = (await response.json())["error"]
+    assert ["id" in r for r in results] == [True, True, False, False, True]
+    refused = [r["error"] for r in results[2:4]]
+    assert [(e["status"], e["code"], e["field"]) for e in refused] == [
+        (429, "rate_limited", "[2].stream"), (429, "rate_limited", "[3].stream")
+    ]  # fmt: skip
+    assert (error["code"], error["field"]) == ("rate_limited", "stream")
+    assert "bulk" in error["message"]
+    first = dataclasses.replace(pool, shards=1, streams=())
+    assert (await count(first), await count(pool)) == (1, 3)  # two bulk, one transactional
+
+
+async def test_a_bulk_stream_at_its_own_rate_never_holds_up_transactional_sends() -> None:
+    provider = FakeProvider()
+    rated = StreamRated(provider, {"bulk": 5.0}, "transactional")  # a burst of 5, then 5/s
+    bulk = [envelope(stream="bulk") for _ in range(10)]
+    transactional = [envelope(stream="transactional") for _ in range(5)]
+    await asyncio.gather(*(rated.send(e) for e in bulk + transactional))
+    order = [e.stream for e in provider.sent]
+    # The transactional sends went while bulk's last five waited for bulk's rate.
+    assert order == ["bulk"] * 5 + ["transactional"] * 5 + ["bulk"] * 5
+
+
+async def test_each_stream_sends_through_its_own_ses_configuration_set() -> None:
+    config = SesConfig(region="us-east-1", configuration_set="default-set",
+                       configuration_sets=(("bulk", "news-set"),))  # fmt: skip
+    provider = SesProvider(config)
+    provider._client = object()  # type: ignore[assignment]  # nothing is sent: the request is read
+    requests: list[dict[str, Any]] = []
+
+    async def call(action: str, **request: Any) -> dict[str, Any]:
+        requests.append(request)
+        return {}
+
+    provider._call = call  # type: ignore[method-assign]
+    for stream in ("bulk", "transactional", ""):
+        await provider.send(envelope(stream=stream))
+    assert [r["ConfigurationSetName"] for r in requests] == ["news-set", "default-set",
+                                                             "default-set"]  # fmt: skip
+
+
+def test_per_stream_settings_must_name_streams_of_the_pool(pool_config: PoolConfig) -> None:
+    pool = dataclasses.replace(pool_config, shards=2, streams=parse("transactional:1,bulk:1"))
+    rates = dataclasses.replace(FAST, stream_rates=(("news", 5.0),))
+    with pytest.raises(ValueError, match=r"MAILPOOL_STREAM_RATES names no stream.*news"):
+        SenderService(pool, rates, FakeProvider())
+    sets = {"MAILPOOL_SES_CONFIGURATION_SETS": "bulk:news-set,news:x"}
+    with pytest.raises(ValueError, match=r"MAILPOOL_SES_CONFIGURATION_SETS names no stream.*news"):
+        make_provider("ses", sets, streams=pool.lanes)
+    limits = IntakeConfig(port=0, stream_rate_limits=(("news", 5.0),))
+    with pytest.raises(ValueError, match=r"MAILPOOL_STREAM_RATE_LIMITS names no stream.*news"):
+        IntakeService(pool, limits)
+    with pytest.raises(ValueError, match="rate must be a positive number"):
+        SenderConfig.from_env({"MAILPOOL_STREAM_RATES": "bulk:fast"})
+    with pytest.raises(ValueError, match="stream:value"):
+        IntakeConfig.from_env({"MAILPOOL_STREAM_RATE_LIMITS": "bulk"})
+
+
+def envelope(stream: str) -> Envelope:
+    return Envelope(id=new_id(), group="g", accepted_at=0.0, email=parse_email(email()),
+                    stream=stream)  # fmt: skip

@@ -2,19 +2,22 @@
 
 ``MAILPOOL_PROVIDERS`` is an ordered list (``smtp``, ``ses``, ``smtp,ses``, …). Each
 provider may be capped at a rate (``MAILPOOL_SMTP_RATE``, ``MAILPOOL_SES_RATE``, messages/s
-for this process); with several providers, sends fail over in order (see ``failover.py``).
+for this process), and each stream at its own rate ahead of them (``MAILPOOL_STREAM_RATES``,
+see ``ratelimit.py``); with several providers, sends fail over in order (see ``failover.py``).
 """
 
+import dataclasses
 import os
 from collections.abc import Mapping
 
 from core.settings import SettingError, env_float, env_int, env_str
+from pool.streams import Stream, check_names
 from sender.providers.base import Provider
 
 PROVIDERS = ("smtp", "ses")
 
 
-def _one(name: str, environ: Mapping[str, str]) -> Provider:
+def _one(name: str, environ: Mapping[str, str], streams: tuple[Stream, ...]) -> Provider:
     provider: Provider
     if name == "smtp":
         from sender.providers.smtp import SmtpConfig, SmtpProvider
@@ -23,7 +26,12 @@ def _one(name: str, environ: Mapping[str, str]) -> Provider:
     elif name == "ses":
         from sender.providers.ses import SesConfig, SesProvider
 
-        provider = SesProvider(SesConfig.from_env(environ))
+        config = SesConfig.from_env(environ)
+        if streams:
+            sets = (stream for stream, _ in config.configuration_sets)
+            check_names(sets, streams, "MAILPOOL_SES_CONFIGURATION_SETS")
+            config = dataclasses.replace(config, first_stream=streams[0].name)
+        provider = SesProvider(config)
     else:
         raise SettingError(f"unknown provider {name!r}; known: {', '.join(PROVIDERS)}")
     rate = env_float(environ, f"MAILPOOL_{name.upper()}_RATE", 0.0)
@@ -34,13 +42,18 @@ def _one(name: str, environ: Mapping[str, str]) -> Provider:
     return provider
 
 
-def make_provider(names: str | None = None, environ: Mapping[str, str] = os.environ) -> Provider:
-    """The provider(s) named by ``names`` (default ``MAILPOOL_PROVIDERS``, then ``smtp``)."""
+def make_provider(
+    names: str | None = None,
+    environ: Mapping[str, str] = os.environ,
+    streams: tuple[Stream, ...] = (),
+) -> Provider:
+    """The provider(s) named by ``names`` (default ``MAILPOOL_PROVIDERS``, then ``smtp``);
+    per-stream settings are checked against the pool's ``streams`` when given."""
     spec = names or env_str(environ, "MAILPOOL_PROVIDERS", "smtp")
     chosen = [n.strip() for n in spec.split(",") if n.strip()]
     if not chosen:
         raise SettingError("MAILPOOL_PROVIDERS names no provider")
-    providers = [_one(name, environ) for name in chosen]
+    providers = [_one(name, environ, streams) for name in chosen]
     if len(providers) == 1:
         return providers[0]
     from sender.providers.failover import Failover

@@ -1,9 +1,12 @@
-"""A provider's sending rate, as a token bucket shared by every shard of the process."""
+"""A provider's sending rate, as a token bucket shared by every shard of the process, and
+each stream's, ahead of it."""
 
 import asyncio
 import time
+from collections.abc import Mapping
 
 from core.envelope import Envelope
+from pool.streams import Stream, check_names
 from sender.providers.base import Accepted, Provider
 
 
@@ -48,3 +51,40 @@ class RateLimited:
     async def aclose(self) -> None:
         """Close the wrapped provider."""
         await self.provider.aclose()
+
+
+class StreamRated:
+    """Wraps a provider so that each stream named in ``rates`` is sent at most that many
+    messages/s (by this process): bulk can never take the provider rate transactional needs.
+
+    A stream's sends wait on its own bucket before the provider's, so a bulk backlog queues
+    here rather than in front of the provider's own rate (``RateLimited``), where
+    transactional sends would wait behind it."""
+
+    def __init__(self, provider: Provider, rates: Mapping[str, float], default: str) -> None:
+        self.provider = provider
+        self.name = provider.name
+        self._buckets = {stream: TokenBucket(rate) for stream, rate in rates.items()}
+        #: The stream of an envelope written before streams.
+        self._default = default
+
+    async def send(self, envelope: Envelope) -> Accepted:
+        """Wait for the stream's rate, then send."""
+        bucket = self._buckets.get(envelope.stream or self._default)
+        if bucket is not None:
+            await bucket.take()
+        return await self.provider.send(envelope)
+
+    async def aclose(self) -> None:
+        """Close the wrapped provider."""
+        await self.provider.aclose()
+
+
+def stream_rated(
+    provider: Provider, rates: tuple[tuple[str, float], ...], streams: tuple[Stream, ...]
+) -> Provider:
+    """``provider`` behind the pool's per-stream rates (``MAILPOOL_STREAM_RATES``), if any."""
+    if not rates:
+        return provider
+    check_names((name for name, _ in rates), streams, "MAILPOOL_STREAM_RATES")
+    return StreamRated(provider, dict(rates), streams[0].name)

@@ -16,7 +16,8 @@ from typing import Any
 from aws.client import AwsClient, error_code, error_message
 from core.envelope import Envelope
 from core.events import ID_TAG, SCOPE_TAG
-from core.settings import env_float, env_int, env_opt
+from core.settings import env_float, env_int, env_opt, env_str
+from pool.streams import DEFAULT, parse_values
 from sender.mime import render
 from sender.providers.base import Accepted, DelayError, PermanentError, TransientError
 
@@ -42,6 +43,11 @@ class SesConfig:
     region: str | None = None
     endpoint_url: str | None = None
     configuration_set: str | None = None
+    #: Each stream's configuration set (its own IP pool, event destination, reputation), in
+    #: place of ``configuration_set`` for that stream's emails.
+    configuration_sets: tuple[tuple[str, str], ...] = ()
+    #: The stream of an envelope written before streams (the pool's first).
+    first_stream: str = DEFAULT
     timeout_s: float = 30.0
     max_connections: int = 32
     message_id_domain: str | None = None
@@ -53,6 +59,10 @@ class SesConfig:
         return cls(
             region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or None,
             configuration_set=env_opt(environ, "MAILPOOL_SES_CONFIGURATION_SET"),
+            configuration_sets=parse_values(
+                env_str(environ, "MAILPOOL_SES_CONFIGURATION_SETS", ""),
+                "MAILPOOL_SES_CONFIGURATION_SETS",
+            ),
             timeout_s=env_float(environ, "MAILPOOL_SES_TIMEOUT", d.timeout_s),
             max_connections=env_int(environ, "MAILPOOL_SES_MAX_CONNECTIONS", d.max_connections),
             message_id_domain=env_opt(environ, "MAILPOOL_MESSAGE_ID_DOMAIN"),
@@ -83,6 +93,7 @@ class SesProvider(AwsClient):
             max_connections=config.max_connections,
         )
         self._settings = config
+        self._sets = dict(config.configuration_sets)
         self._opening = asyncio.Lock()
 
     def failure(self, action: str, exc: Exception) -> Exception:
@@ -106,8 +117,10 @@ class SesProvider(AwsClient):
         }
         if envelope.scope and _TAG_VALUE.fullmatch(envelope.scope):
             request["EmailTags"].append({"Name": SCOPE_TAG, "Value": envelope.scope})
-        if self._settings.configuration_set:
-            request["ConfigurationSetName"] = self._settings.configuration_set
+        stream = envelope.stream or self._settings.first_stream
+        configuration_set = self._sets.get(stream, self._settings.configuration_set)
+        if configuration_set:
+            request["ConfigurationSetName"] = configuration_set
         if self._client is None:
             async with self._opening:
                 if self._client is None:

@@ -25,6 +25,7 @@ from pool.streams import parse
 from sender.config import SenderConfig
 from sender.providers import make_provider
 from sender.service import SenderService
+from serverless.config import LambdaConfig
 from state.config import StateConfig
 from tests.support.waiting import until
 
@@ -438,3 +439,16 @@ def test_with_streams_senders_scale_on_transactional_age_first_and_alarms_differ
                      "mailpool-bulk-1.fifo"]  # fmt: skip
     thresholds = [resources[f"Shard{k}AgeAlarm"]["Properties"]["Threshold"] for k in range(4)]
     assert thresholds == [60, 60, 3600, 3600]  # transactional pages in a minute, bulk an hour
+
+
+def test_with_streams_the_lambda_workers_mappings_give_each_stream_its_cap() -> None:
+    lanes = parse("transactional:2:8,bulk:3:1:0.5")
+    config = DeployConfig(worker="lambda", pool=PoolConfig(shards=5, streams=lanes),
+                          lambda_worker=LambdaConfig(max_concurrency=24))  # fmt: skip
+    resources = template(config)["Resources"]
+    ceilings = [resources[f"Shard{k}EventSource"]["Properties"]["ScalingConfig"]
+                ["MaximumConcurrency"] for k in range(5)]  # fmt: skip
+    # Transactional's two shards may use all 24 between them; bulk's three at most half.
+    assert ceilings == [12, 12, 4, 4, 4]
+    tiny = LambdaConfig(max_concurrency=4).shard_concurrency(config.pool, floor=2)
+    assert tiny == (2, 2, 2, 2, 2)  # never under Lambda's floor
