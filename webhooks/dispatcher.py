@@ -70,13 +70,14 @@ class Dispatcher:
         self._internal = internal
         self._keyring = keyring
         self._capacity = Capacity(config.concurrency)
+        #: SES feedback is converted one message at a time: room for one receive's worth.
+        self._feedback_room = Capacity(10)
         self._slots = {e.name: asyncio.Semaphore(config.per_endpoint) for e in endpoints}
         self._breakers = {
             e.name: Breaker(config.breaker_threshold, config.breaker_cooldown_s) for e in endpoints
         }
         self._disabled: set[str] = set()
         self._stopping = asyncio.Event()
-        self._stopping_tasks: list[asyncio.Task[None]] = []
 
     @property
     def stopping(self) -> bool:
@@ -87,21 +88,30 @@ class Dispatcher:
         """Stop receiving; ``run`` returns once the events in hand are settled. Idempotent."""
         self._stopping.set()
         self._capacity.close()
-        for task in self._stopping_tasks:
-            task.cancel()
+        self._feedback_room.close()
 
     async def _feedback(self) -> None:
-        """Turn SES event notifications into mailpool events on the events queue."""
-        while True:
-            try:
-                messages = await self._pool.receive(
-                    SES_FEEDBACK, max_messages=10, wait_s=self._config.wait_time_s
-                )
-                for message in messages:
+        """Turn SES event notifications into mailpool events on the events queue, through
+        the same receive loop as the events, one message after another."""
+
+        async def convert(messages: list[Received], started: float) -> None:
+            for message in messages:
+                try:
                     await self._convert(message)
-            except AwsError as exc:
-                log.warning("SES feedback failed", extra={"error": type(exc).__name__})
-                await asyncio.sleep(1.0)
+                except AwsError as exc:  # it comes back when its visibility runs out
+                    log.warning("SES feedback failed", extra={"error": type(exc).__name__})
+                finally:
+                    self._feedback_room.give(1)
+
+        await consume(
+            self._pool,
+            SES_FEEDBACK,
+            self._feedback_room,
+            convert,
+            Receiving(wait_s=self._config.wait_time_s, pause_s=1.0, max_pause_s=1.0),
+            stopped=self._stopping,
+            failed=_feedback_failed,
+        )
 
     async def _convert(self, message: Received) -> None:
         record = ses.feedback(message.body)
@@ -121,8 +131,7 @@ class Dispatcher:
         pool has its queue)."""
         async with asyncio.TaskGroup() as tasks:
             if self._pool.ses_feedback:
-                feedback = tasks.create_task(self._feedback(), name="ses-feedback")
-                self._stopping_tasks.append(feedback)
+                tasks.create_task(self._feedback(), name="ses-feedback")
 
             async def dispatch(messages: list[Received], started: float) -> None:
                 self._metrics.received(len(messages))
@@ -262,6 +271,10 @@ class Dispatcher:
 
 def _receive_failed(exc: AwsError) -> None:
     log.warning("receiving events failed", extra={"error": type(exc).__name__})
+
+
+def _feedback_failed(exc: AwsError) -> None:
+    log.warning("SES feedback failed", extra={"error": type(exc).__name__})
 
 
 def _copy(body: str, endpoint: str, attempt: int, due: float) -> Outgoing:
