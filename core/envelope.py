@@ -454,3 +454,18 @@ def parse_email(doc: Any, limits: EmailLimits | None = None) -> Email:
     if email.text is None and email.html is None:
         raise ValidationError("text", "text or html is required", "required")
     return _attachments(doc, email, limits or EmailLimits())
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A producer's email request, validated: the email and the group it orders within."""
+
+    email: Email
+    group: str | None
+
+
+def parse_submission(doc: Any, limits: EmailLimits | None = None) -> Submission:
+    """Validate a producer's JSON request (the email and its ``group``) in one call;
+    ``ValidationError`` names the first bad field."""
+    email = parse_email(doc, limits)
+    return Submission(email, parse_group(doc.get("group")))

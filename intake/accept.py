@@ -15,8 +15,7 @@ from core.envelope import (
     Envelope,
     ValidationError,
     message_group,
-    parse_email,
-    parse_group,
+    parse_submission,
 )
 from core.ordering import chains, until_failure
 from core.sealing import Keyring
@@ -91,13 +90,13 @@ class Acceptor:
         """Validate ``doc`` and build its envelope (with ``email_id``, or a new id);
         raises ApiError 422/413."""
         try:
-            email = parse_email(doc, self._limits)
-            group = parse_group(doc.get("group"))
+            submission = parse_submission(doc, self._limits)
             stream = self._stream(doc.get("stream"), scope)
         except ValidationError as exc:
             self._metrics.refused(exc.code)
             raise ApiError(exc.status, exc.code, exc.message, exc.field) from None
         message_id = email_id or self._new_id(key, scope)
+        email, group = submission.email, submission.group
         if email.unsubscribe is not None:
             email = self._with_unsubscribe(email, scope, message_id)
         envelope = Envelope(

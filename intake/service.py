@@ -1,6 +1,5 @@
 """IntakeService: the intake API served on a socket, with its own pool and metrics."""
 
-import dataclasses
 import types
 
 from aiohttp import web
@@ -15,7 +14,6 @@ from intake.config import IntakeConfig
 from metrics.exposition import process_registry
 from metrics.intake import IntakeMetrics
 from metrics.pool import PoolMetrics
-from metrics.state import StateMetrics
 from pool.blobs import BlobStore
 from pool.config import PoolConfig
 from pool.pool import QueuePool
@@ -39,12 +37,9 @@ class IntakeService:
         self.registry = process_registry()
         #: Turns fatal when a background task (the pool's flushers) dies.
         self.health = Health()
-        # SES feedback is the webhooks process's: intake neither opens nor may touch it.
-        own = dataclasses.replace(pool_config, ses_feedback=False)
+        own = pool_config.without_ses_feedback
         self.pool = QueuePool(own, PoolMetrics(self.registry), self.health, blobs)
-        self.state = None
-        if state is not None and state.enabled:
-            self.state = State(state, self.health, StateMetrics(self.registry))
+        self.state = State.of_process(state, self.health, self.registry)
         self.app = create_app(
             config,
             self.pool,

@@ -1,5 +1,6 @@
 """PoolConfig: which queues make the pool and how the pool talks to them."""
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -75,6 +76,12 @@ class PoolConfig:
             raise ValueError("queue_type must be fifo or standard")
         if self.streams and sum(s.shards for s in self.streams) != self.shards:
             raise ValueError("shards must be the sum of the streams' shards")
+
+    @property
+    def without_ses_feedback(self) -> "PoolConfig":
+        """This pool as any process but webhooks sees it: SES feedback is the webhooks
+        process's, so intake, senders and the Lambda worker neither open nor may touch it."""
+        return dataclasses.replace(self, ses_feedback=False)
 
     @property
     def lanes(self) -> tuple[Stream, ...]:

@@ -1,7 +1,6 @@
 """SenderService: a sender's pool, provider, metrics endpoint and worker, opened together."""
 
 import contextlib
-import dataclasses
 
 from aws.client import acting_as
 from core.health import Health
@@ -12,7 +11,6 @@ from core.settings import SettingError
 from metrics.exposition import metrics_app, process_registry
 from metrics.pool import PoolMetrics
 from metrics.sender import SenderMetrics
-from metrics.state import StateMetrics
 from pool.blobs import BlobStore
 from pool.config import PoolConfig
 from pool.pool import QueuePool
@@ -49,14 +47,11 @@ class SenderService(BackgroundService):
         super().__init__(Health())
         self.config = config
         self.registry = process_registry()
-        # SES feedback is the webhooks process's: a sender neither opens nor may touch it.
-        own = dataclasses.replace(pool_config, ses_feedback=False)
+        own = pool_config.without_ses_feedback
         self.pool = QueuePool(own, PoolMetrics(self.registry), self.health, blobs)
         self.provider = stream_rated(provider, config.stream_rates, own.lanes)
         self.metrics = SenderMetrics(self.registry, concurrency=config.concurrency)
-        self.state = None
-        if state is not None and state.enabled:
-            self.state = State(state, self.health, StateMetrics(self.registry))
+        self.state = State.of_process(state, self.health, self.registry)
         self.sender = Sender(config, self.pool, self.provider, self.metrics, keyring, self.state)
         self.metrics_port = config.metrics_port
 

@@ -21,7 +21,6 @@ from core.settings import SettingError
 from metrics.exposition import process_registry
 from metrics.pool import PoolMetrics
 from metrics.sender import SenderMetrics
-from metrics.state import StateMetrics
 from pool.blobs import BlobStore
 from pool.config import PoolConfig
 from pool.messages import Received
@@ -72,15 +71,13 @@ class LambdaWorker(BackgroundService):
         super().__init__(Health())
         self.config = config
         self.registry = process_registry()
-        own = dataclasses.replace(pool_config, ses_feedback=False)
+        own = pool_config.without_ses_feedback
         self.pool = QueuePool(own, PoolMetrics(self.registry), self.health, blobs)
         self.provider = provider = stream_rated(provider, sender_config.stream_rates, own.lanes)
         in_flight = config.max_concurrency * config.batch_size
         self.metrics = SenderMetrics(self.registry, concurrency=in_flight)
         self.metrics.prepare(own.shards, [provider.name], [s.name for s in own.lanes])
-        self.state = None
-        if state is not None and state.enabled:
-            self.state = State(state, self.health, StateMetrics(self.registry))
+        self.state = State.of_process(state, self.health, self.registry)
         self._publisher = Publisher(self.pool, self.metrics, keyring, self.state)
         # A throttled provider is waited out only while the invocation lasts.
         budget = min(sender_config.delay_budget_s, config.timeout_s - config.margin_s)

@@ -4,6 +4,8 @@ import types
 from collections.abc import Sequence
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from core.events import Event
 from core.health import Health
 from metrics.state import StateMetrics
@@ -25,6 +27,16 @@ class State:
         self.config = config
         self.table = StateTable(config, health, metrics)
         self.suppressions = Suppressions(self.table, config.suppression_cache_s)
+
+    @classmethod
+    def of_process(
+        cls, config: StateConfig | None, health: Health, registry: CollectorRegistry
+    ) -> "State | None":
+        """A process's state store, its metrics in the process's ``registry``, when
+        ``config`` turns it on (MAILPOOL_STATE); else None."""
+        if config is None or not config.enabled:
+            return None
+        return cls(config, health, StateMetrics(registry))
 
     async def __aenter__(self) -> "State":
         """Open the table; Misconfigured (the process does not start) when it is missing."""

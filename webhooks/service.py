@@ -12,7 +12,6 @@ from core.sealing import Keyring
 from core.service import BackgroundService
 from metrics.exposition import metrics_app, process_registry
 from metrics.pool import PoolMetrics
-from metrics.state import StateMetrics
 from metrics.webhooks import WebhookMetrics
 from pool.config import PoolConfig
 from pool.pool import QueuePool
@@ -40,10 +39,7 @@ class WebhooksService(BackgroundService):
         self.endpoints = list(endpoints)
         self.registry = process_registry()
         self.pool = QueuePool(pool_config, PoolMetrics(self.registry), self.health)
-        enabled = state is not None and state.enabled
-        self.state = None
-        if state is not None and enabled:
-            self.state = State(state, self.health, StateMetrics(self.registry))
+        self.state = State.of_process(state, self.health, self.registry)
         self.metrics = WebhookMetrics(self.registry, [e.name for e in endpoints])
         self.keyring = keyring
         self.metrics_port = config.metrics_port
