@@ -275,14 +275,14 @@ class Engine:
 
     async def send(self, queue: Queue, entries: Sequence[SendEntry]) -> list[ops.Stored | SqsError]:
         """Store each valid entry; per entry, where it landed or why it was refused."""
-        results: list[ops.Stored | SqsError] = []
+        results: list[ops.Stored | SqsError | None] = []
         valid: list[ops.NewMessage] = []
         positions: list[int] = []
         for index, entry in enumerate(entries):
             try:
                 valid.append(self._new_message(queue, entry))
                 positions.append(index)
-                results.append(SqsError("InternalError", "", status=500, sender=False))
+                results.append(None)  # filled in once stored
             except SqsError as exc:
                 results.append(exc)
         if valid:
@@ -292,7 +292,7 @@ class Engine:
             for index, item in zip(positions, stored, strict=True):
                 results[index] = item
             queue.notify()
-        return results
+        return [r for r in results if r is not None]
 
     def _spec(self, queue: Queue, limit: int, visibility_s: int | None) -> ops.ReceiveSpec:
         redrive = None
@@ -326,17 +326,9 @@ class Engine:
     async def delete(self, queue: Queue, receipts: Sequence[str]) -> list[SqsError | None]:
         """DeleteMessage(Batch): per receipt, None or its error."""
 
-        def run(conn: sqlite3.Connection) -> list[SqsError | None]:
-            outcome: list[SqsError | None] = []
-            for receipt in receipts:
-                try:
-                    ops.delete(conn, self.ledger, queue.id, receipt)
-                    outcome.append(None)
-                except SqsError as exc:
-                    outcome.append(exc)
-            return outcome
-
-        outcome = await self.store.call(run)
+        outcome = await self.store.call(
+            lambda conn: ops.delete(conn, self.ledger, queue.id, receipts)
+        )
         if queue.fifo:
             queue.notify()  # a deleted message may unblock its group
         return outcome

@@ -247,20 +247,35 @@ def receive(conn: sqlite3.Connection, ledger: Ledger, spec: ReceiveSpec) -> list
     return rows
 
 
-def delete(conn: sqlite3.Connection, ledger: Ledger, queue: int, receipt: str) -> bool:
-    """Delete the message a receipt names; True if it was deleted.
+def delete(
+    conn: sqlite3.Connection, ledger: Ledger, queue: int, receipts: Sequence[str]
+) -> list[SqsError | None]:
+    """Delete the messages the receipts name (one statement for the batch); per receipt,
+    None or why it is invalid.
 
     A stale receipt (the message was received again since) deletes nothing and is not an
     error, as on SQS.
     """
-    receipt_queue, row_id, nonce = parse_receipt(receipt)
-    if receipt_queue != queue:
-        raise SqsError("ReceiptHandleIsInvalid", "The receipt handle is not for this queue.")
-    deleted = conn.execute(
-        "DELETE FROM messages WHERE id = ? AND queue = ? AND nonce = ?", (row_id, queue, nonce)
-    ).rowcount
-    ledger.add(queue, -deleted)
-    return deleted > 0
+    outcome: list[SqsError | None] = []
+    keys: list[tuple[int, int, int]] = []
+    for receipt in receipts:
+        try:
+            receipt_queue, row_id, nonce = parse_receipt(receipt)
+            if receipt_queue != queue:
+                raise SqsError(
+                    "ReceiptHandleIsInvalid", "The receipt handle is not for this queue."
+                )
+        except SqsError as exc:
+            outcome.append(exc)
+            continue
+        keys.append((row_id, queue, nonce))
+        outcome.append(None)
+    if keys:
+        deleted = conn.executemany(
+            "DELETE FROM messages WHERE id = ? AND queue = ? AND nonce = ?", keys
+        ).rowcount
+        ledger.add(queue, -deleted)
+    return outcome
 
 
 def change_visibility(conn: sqlite3.Connection, queue: int, receipt: str, timeout_s: int) -> None:

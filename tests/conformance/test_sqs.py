@@ -133,6 +133,38 @@ async def test_a_deduplicated_send_is_accepted_but_not_delivered_twice(
     assert [m["Body"] for m in await receive(sqs, url)] == ["one"]
 
 
+async def test_a_copy_within_one_batch_is_deduplicated_against_the_first(
+    sqs: Any, name: str, cleanup: list[str]
+) -> None:
+    url = await fifo(sqs, name, cleanup)
+    bodies = [("one", "a"), ("two", "a"), ("three", "b")]
+    entries = [
+        {"Id": str(k), "MessageBody": body, "MessageGroupId": "g", "MessageDeduplicationId": d}
+        for k, (body, d) in enumerate(bodies)
+    ]
+    sent = await sqs.send_message_batch(QueueUrl=url, Entries=entries)
+    assert len(sent["Successful"]) == 3  # the copy is accepted, and not delivered
+    assert [m["Body"] for m in await receive(sqs, url)] == ["one", "three"]
+
+
+async def test_a_batch_delete_with_a_stale_receipt_deletes_the_rest(
+    sqs: Any, name: str, cleanup: list[str]
+) -> None:
+    url = await standard(sqs, name, cleanup)
+    for body in ("a", "b"):
+        await sqs.send_message(QueueUrl=url, MessageBody=body)
+    first = await receive(sqs, url, VisibilityTimeout=0)
+    fresh = await receive(sqs, url)
+    assert len(first) == len(fresh) == 2
+    stale = first[0]["ReceiptHandle"]  # received again since: deletes nothing, no error
+    entries = [{"Id": "stale", "ReceiptHandle": stale}] + [
+        {"Id": str(k), "ReceiptHandle": m["ReceiptHandle"]} for k, m in enumerate(fresh)
+    ]
+    answer = await sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+    assert {e["Id"] for e in answer["Successful"]} == {"stale", "0", "1"}
+    assert await receive(sqs, url, VisibilityTimeout=0) == []
+
+
 async def test_deduplication_holds_after_the_first_copy_is_deleted(
     sqs: Any, name: str, cleanup: list[str], engine: str, request: pytest.FixtureRequest
 ) -> None:
