@@ -100,7 +100,8 @@ bench: $(VENV)/.installed-bench bench-tools
 	$(BIN)/python -m benchmarks.lambda_worker --messages 3000 --duplicates 4000 --runs 3
 	$(BIN)/python -m benchmarks.streams --bulk 80000 --seconds 30 --rate 20 --runs 4
 	$(BIN)/python -m benchmarks.generators --rate 1000 --seconds 10 --runs 3 --capacity 5000
-	$(BIN)/python -m benchmarks.generators --target intake --rate 500 --seconds 10 --runs 3 --capacity 100
+	$(BIN)/python -m benchmarks.generators --target intake --rate 100 --seconds 10 --runs 5 \
+	    --workers 1 --capacity 5000
 
 clean:
 	rm -rf $(VENV) var

@@ -32,6 +32,9 @@ def test_a_rate_and_a_ramp_are_scheduled_ahead() -> None:
     first, last = ramp[1] - ramp[0], ramp[-1] - ramp[-2]
     assert first == pytest.approx(1 / 100, rel=0.05)
     assert last == pytest.approx(1 / 300, rel=0.05)
+    bursts = Plan(url="http://x", rate=1000, seconds=1, burst=8).schedule()
+    assert len(bursts) == 1000  # the same rate, eight at once every 8 ms (hey -c 8's shape)
+    assert bursts[:9] == [0.0] * 8 + [0.008]
 
 
 def test_sizes_mix_and_emails() -> None:

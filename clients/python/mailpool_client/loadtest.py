@@ -63,12 +63,16 @@ class Plan:
     attachment_share: float = 0.0
     groups: int = 0
     api_key: str | None = None
+    #: Requests that go at once, every ``burst / rate`` seconds (1: evenly spaced). A
+    #: generator with N workers ticking together (hey -c N) sends in bursts of N; so do
+    #: producers woken by the same timer.
+    burst: int = 1
 
     def schedule(self) -> list[float]:
         """Each request's offset from the start, in seconds (open loop)."""
         if self.ramp_to is None:
             count = int(self.rate * self.seconds)
-            return [i / self.rate for i in range(count)]
+            return [(i - i % self.burst) / self.rate for i in range(count)]
         # rate(t) = r0 + (r1 - r0) t / T: the i-th request is where the integral reaches i.
         r0, r1, span = self.rate, self.ramp_to, self.seconds
         total = int((r0 + r1) / 2 * span)
@@ -323,6 +327,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     add("--sizes", default="1k:1", help="body sizes and weights: 1k:80,10k:15,100k:5")
     add("--attachments", type=float, default=0.0, help="the share of emails with a file")
     add("--groups", type=int, default=0, help="spread emails over this many groups")
+    add("--burst", type=int, default=1, help="send N at once every N/rate s (hey -c N's pattern)")
     add("--api-key", default=os.environ.get("MAILPOOL_API_KEY"), help="or MAILPOOL_API_KEY")
     add("--webhook-port", type=int, help="run a webhook endpoint here, to time delivery")
     add("--webhook-host", default="127.0.0.1", help="where that endpoint listens")
@@ -336,6 +341,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
+    if args.burst < 1 or (args.burst > 1 and args.ramp_to is not None):
+        raise SystemExit("--burst is at least 1, and goes with a steady --rate (no --ramp-to)")
     if args.webhook_port is not None and not args.webhook_secret:
         raise SystemExit("--webhook-secret (or MAILPOOL_WEBHOOK_SECRET) is needed to verify events")
     plan = Plan(
@@ -349,6 +356,7 @@ def main(argv: list[str] | None = None) -> None:
         attachment_share=args.attachments,
         groups=args.groups,
         api_key=args.api_key,
+        burst=args.burst,
     )
     try:
         import uvloop
