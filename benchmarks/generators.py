@@ -41,10 +41,26 @@ BODY = json.dumps({"from": "a@example.test", "to": "b@example.test", "subject": 
 def hey(url: str, rate: float, seconds: float, workers: int) -> dict[str, float]:
     """hey at ``rate`` requests/s (``workers`` each at rate/workers): rate and percentiles."""
     out = subprocess.run(
-        ["hey", "-z", f"{seconds}s", "-q", f"{rate / workers:g}", "-c", str(workers),
-         "-m", "POST", "-T", "application/json", "-d", BODY, f"{url}/v1/emails"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        [
+            "hey",
+            "-z",
+            f"{seconds}s",
+            "-q",
+            f"{rate / workers:g}",
+            "-c",
+            str(workers),
+            "-m",
+            "POST",
+            "-T",
+            "application/json",
+            "-d",
+            BODY,
+            f"{url}/v1/emails",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     figures = {"rate": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}  # type: ignore[union-attr]
     for name in ("50", "90", "99"):
         found = re.search(rf"{name}%+ in ([\d.]+) secs", out)
@@ -60,11 +76,25 @@ def loadtest(
     with tempfile.NamedTemporaryFile(suffix=".json") as result:
         started = time.monotonic()
         process = subprocess.Popen(
-            [sys.executable, "-m", "mailpool_client.loadtest", url, "--rate", str(rate),
-             "--seconds", str(seconds), "--max-in-flight", str(in_flight), "--quiet",
-             "--burst", str(burst), "--json", result.name],
+            [
+                sys.executable,
+                "-m",
+                "mailpool_client.loadtest",
+                url,
+                "--rate",
+                str(rate),
+                "--seconds",
+                str(seconds),
+                "--max-in-flight",
+                str(in_flight),
+                "--quiet",
+                "--burst",
+                str(burst),
+                "--json",
+                result.name,
+            ],
             stdout=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.monotonic() - started
         assert status == 0, "mailpool-loadtest failed"
@@ -129,8 +159,10 @@ def main() -> None:
         if not results:
             print(f"  {name}: not installed (apt-get install hey); skipped")
             continue
-        spread = {k: (min(r[k] for r in results), max(r[k] for r in results)) for k in
-                  ("p50", "p90", "p99")}  # fmt: skip
+        spread = {
+            k: (min(r[k] for r in results), max(r[k] for r in results))
+            for k in ("p50", "p90", "p99")
+        }
         print(
             f"  {name}: {med(r['rate'] for r in results):.0f}/s; accept latency ms "
             + ", ".join(

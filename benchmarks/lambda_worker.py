@@ -58,14 +58,25 @@ def rate(
     endpoint: str, sink: int, messages: int, command: str, at_once: int
 ) -> tuple[float, float]:
     """Emails/s and CPU-µs per email of one ``command`` process emptying a full pool."""
-    config = PoolConfig(prefix=f"l{uuid.uuid4().hex[:6]}", shards=SHARDS, endpoint_url=endpoint,
-                        region="us-east-1", events=False)  # fmt: skip
+    config = PoolConfig(
+        prefix=f"l{uuid.uuid4().hex[:6]}",
+        shards=SHARDS,
+        endpoint_url=endpoint,
+        region="us-east-1",
+        events=False,
+    )
     asyncio.run(fill(config, messages))
     env = mailpool_env(
-        endpoint, config.prefix, SHARDS, MAILPOOL_SMTP_PORT=str(sink), MAILPOOL_METRICS_PORT="0",
-        MAILPOOL_CONCURRENCY="128", MAILPOOL_WAIT_TIME="1", MAILPOOL_EVENTS="off",
+        endpoint,
+        config.prefix,
+        SHARDS,
+        MAILPOOL_SMTP_PORT=str(sink),
+        MAILPOOL_METRICS_PORT="0",
+        MAILPOOL_CONCURRENCY="128",
+        MAILPOOL_WAIT_TIME="1",
+        MAILPOOL_EVENTS="off",
         MAILPOOL_LAMBDA_CONCURRENCY=str(at_once),
-    )  # fmt: skip
+    )
     started = time.monotonic()
     with child("mailpool", command, env=env) as process:
         cpu0 = cpu_seconds(process.pid)
@@ -112,8 +123,13 @@ async def _events(config: PoolConfig) -> list[dict[str, Any]]:
 
 def cold_start(endpoint: str, sink: int, package: pathlib.Path) -> list[float]:
     """Seconds: import, first invocation, warm invocation (the package alone)."""
-    config = PoolConfig(prefix=f"c{uuid.uuid4().hex[:6]}", shards=1, endpoint_url=endpoint,
-                        region="us-east-1", events=False)  # fmt: skip
+    config = PoolConfig(
+        prefix=f"c{uuid.uuid4().hex[:6]}",
+        shards=1,
+        endpoint_url=endpoint,
+        region="us-east-1",
+        events=False,
+    )
     events = asyncio.run(_events(config))
     with tempfile.TemporaryDirectory(prefix="cold-") as work:
         task = pathlib.Path(work, "task")
@@ -124,16 +140,27 @@ def cold_start(endpoint: str, sink: int, package: pathlib.Path) -> list[float]:
             paths.append(str(pathlib.Path(work, f"event{k}.json")))
             pathlib.Path(paths[-1]).write_text(json.dumps(event))
         env = {
-            "PATH": os.environ.get("PATH", ""), "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL": endpoint, "MAILPOOL_QUEUE_PREFIX": config.prefix,
-            "MAILPOOL_SHARDS": "1", "MAILPOOL_EVENTS": "off", "MAILPOOL_PROVIDERS": "smtp",
-            "MAILPOOL_SMTP_PORT": str(sink), "MAILPOOL_LOG_LEVEL": "WARNING",
-        }  # fmt: skip
+            "PATH": os.environ.get("PATH", ""),
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": endpoint,
+            "MAILPOOL_QUEUE_PREFIX": config.prefix,
+            "MAILPOOL_SHARDS": "1",
+            "MAILPOOL_EVENTS": "off",
+            "MAILPOOL_PROVIDERS": "smtp",
+            "MAILPOOL_SMTP_PORT": str(sink),
+            "MAILPOOL_LOG_LEVEL": "WARNING",
+        }
         done = subprocess.run(
             [sys.executable, "-I", "-S", "-c", COLD, str(task), *paths],
-            capture_output=True, text=True, env=env, cwd=task, check=True, timeout=120,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=task,
+            check=True,
+            timeout=120,
+        )
     times: list[float] = json.loads(done.stdout.strip().splitlines()[-1])
     return times
 
@@ -156,13 +183,24 @@ class Counting:
 
 async def duplicates(endpoint: str, emails: int, claims: bool) -> float:
     """Sends beyond the first per 100,000 emails, on a standard pool of a doubling engine."""
-    pool = PoolConfig(prefix=f"d{uuid.uuid4().hex[:6]}", shards=SHARDS, endpoint_url=endpoint,
-                      region="us-east-1", queue_type="standard", events=False,
-                      visibility_timeout_s=5)  # fmt: skip
+    pool = PoolConfig(
+        prefix=f"d{uuid.uuid4().hex[:6]}",
+        shards=SHARDS,
+        endpoint_url=endpoint,
+        region="us-east-1",
+        queue_type="standard",
+        events=False,
+        visibility_timeout_s=5,
+    )
     async with SqsClient.from_config(pool) as client:
         await provision(client, pool)
-    state = StateConfig(enabled=True, table=f"{pool.prefix}-state", endpoint_url=endpoint,
-                        region="us-east-1", secret=b"b" * 32)  # fmt: skip
+    state = StateConfig(
+        enabled=True,
+        table=f"{pool.prefix}-state",
+        endpoint_url=endpoint,
+        region="us-east-1",
+        secret=b"b" * 32,
+    )
     async with StateTable(state) as table:
         await table.provision()
     await fill(pool, emails)
@@ -178,8 +216,9 @@ async def duplicates(endpoint: str, emails: int, claims: bool) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawTextHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--duplicates", type=int, default=4000, help="emails, each way")
     parser.add_argument("--dup-rate", type=float, default=0.01, help="copies the engine makes")
@@ -211,8 +250,10 @@ def main() -> None:
             rows.append(row)
             print(f"run {run + 1}: " + describe(row), flush=True)
     medians = [statistics.median(r[i] for r in rows) for i in range(len(rows[0]))]
-    print(f"\nmedians of {args.runs} runs (engine copies {args.dup_rate:.0%} of standard-queue "
-          f"messages): " + describe(medians))  # fmt: skip
+    print(
+        f"\nmedians of {args.runs} runs (engine copies {args.dup_rate:.0%} of standard-queue "
+        f"messages): " + describe(medians)
+    )
 
 
 def describe(row: list[float]) -> str:

@@ -62,8 +62,12 @@ NAMED = {"streams": False}
 
 
 def email(stream: str, group: str | None) -> dict[str, Any]:
-    doc = {"from": "shop@example.test", "to": "sink@example.test", "subject": stream,
-           "text": "x" * 200} | ({"group": group} if group else {})  # fmt: skip
+    doc = {
+        "from": "shop@example.test",
+        "to": "sink@example.test",
+        "subject": stream,
+        "text": "x" * 200,
+    } | ({"group": group} if group else {})
     return doc | {"stream": stream} if NAMED["streams"] else doc
 
 
@@ -79,8 +83,11 @@ async def _bulk(http: aiohttp.ClientSession, url: str, count: int) -> list[tuple
             if "results" not in answer:
                 raise RuntimeError(f"the batch was refused: {answer}")
             results = answer["results"]
-        accepted += [(r["id"], d.get("group", r.get("id", ""))) for r, d in
-                     zip(results, docs, strict=True) if "id" in r]  # fmt: skip
+        accepted += [
+            (r["id"], d.get("group", r.get("id", "")))
+            for r, d in zip(results, docs, strict=True)
+            if "id" in r
+        ]
     return accepted
 
 
@@ -128,8 +135,9 @@ async def scenario(endpoint: str, args: argparse.Namespace, streams: str) -> dic
     prefix = f"s{uuid.uuid4().hex[:6]}"
     lanes = parse(streams) if streams else ()
     NAMED["streams"] = bool(lanes)
-    pool = PoolConfig(prefix=prefix, shards=4, endpoint_url=endpoint, region="us-east-1",
-                      streams=lanes)  # fmt: skip
+    pool = PoolConfig(
+        prefix=prefix, shards=4, endpoint_url=endpoint, region="us-east-1", streams=lanes
+    )
     async with SqsClient.from_config(pool) as client:
         await provision(client, pool)
     sink = Arrivals()
@@ -138,10 +146,18 @@ async def scenario(endpoint: str, args: argparse.Namespace, streams: str) -> dic
         lambda: SMTP(sink, hostname="sink"), "127.0.0.1", smtp_port
     )
     settings = {"MAILPOOL_STREAMS": streams} if streams else {}
-    env = mailpool_env(endpoint, prefix, 4, MAILPOOL_HTTP_PORT=str(http_port),
-                       MAILPOOL_SMTP_PORT=str(smtp_port), MAILPOOL_METRICS_PORT="0",
-                       MAILPOOL_WAIT_TIME="1", MAILPOOL_EVENTS="off", MAILPOOL_AUTH="off",
-                       **settings)  # fmt: skip
+    env = mailpool_env(
+        endpoint,
+        prefix,
+        4,
+        MAILPOOL_HTTP_PORT=str(http_port),
+        MAILPOOL_SMTP_PORT=str(smtp_port),
+        MAILPOOL_METRICS_PORT="0",
+        MAILPOOL_WAIT_TIME="1",
+        MAILPOOL_EVENTS="off",
+        MAILPOOL_AUTH="off",
+        **settings,
+    )
     url = f"http://127.0.0.1:{http_port}"
     with child("mailpool", "intake", env=env), child("mailpool", "sender", env=env):
         async with aiohttp.ClientSession() as http:
@@ -176,8 +192,9 @@ def describe(name: str, r: dict[str, float]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawTextHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--bulk", type=int, default=50_000)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--rate", type=float, default=20.0)
@@ -198,15 +215,19 @@ def main() -> None:
             print(f"run {run + 1}: " + describe("one stream", one), flush=True)
             print(f"run {run + 1}: " + describe("two streams", two), flush=True)
     med = [{k: statistics.median(r[i][k] for r in rows) for k in rows[0][i]} for i in (0, 1)]
-    print(f"\nmedians of {args.runs} runs ({args.bulk} bulk, transactional {args.rate:g}/s "
-          f"for {args.seconds:g} s):")  # fmt: skip
+    print(
+        f"\nmedians of {args.runs} runs ({args.bulk} bulk, transactional {args.rate:g}/s "
+        f"for {args.seconds:g} s):"
+    )
     print("  " + describe("one stream", med[0]))
     print("  " + describe("two streams", med[1]))
     kept = med[1]["bulk_rate"] / med[0]["bulk_rate"]
     each = ", ".join(f"{two['bulk_rate'] / one['bulk_rate']:.2f}" for one, two in rows)
-    print(f"  transactional p99: {med[1]['p99']:.2f} s with two streams vs "
-          f"{med[0]['p99']:.2f} s with one; bulk keeps {kept:.2f} of its rate "
-          f"(runs: {each})")  # fmt: skip
+    print(
+        f"  transactional p99: {med[1]['p99']:.2f} s with two streams vs "
+        f"{med[0]['p99']:.2f} s with one; bulk keeps {kept:.2f} of its rate "
+        f"(runs: {each})"
+    )
 
 
 if __name__ == "__main__":
