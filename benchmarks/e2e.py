@@ -28,7 +28,7 @@ import aiosmtplib
 
 from benchmarks.engines import cpu_seconds, engine_process, free_port
 from benchmarks.plots import bars
-from benchmarks.processes import child, local_credentials, mailpool_env
+from benchmarks.processes import child, local_credentials, mailpool_env, ratio
 from core.envelope import Envelope, parse_email
 from intake.ids import new_id
 from metrics.exposition import process_registry
@@ -204,7 +204,7 @@ def describe(
         f"bare aiosmtplib, stdlib rendering {stdlib:.0f}/s ({stdlib_us:.0f} CPU-µs/msg); "
         f"bare aiosmtplib, same bytes {bare:.0f}/s ({bare_us:.0f} CPU-µs/msg); "
         f"mailpool sender {sender:.0f}/s ({sender_us:.0f} CPU-µs/msg); per core: "
-        f"{stdlib_us / sender_us:.2f} of the stdlib client, {bare_us / sender_us:.2f} of the "
+        f"{ratio(stdlib_us, sender_us)} of the stdlib client, {ratio(bare_us, sender_us)} of the "
         "same-bytes client (target >= 0.70)"
     )
 

@@ -75,3 +75,9 @@ def tree_cpu_seconds(pid: int, children: bool = True) -> float:
         tree.update(kids)
         frontier.extend(kids)
     return sum(cpu.get(p, 0.0) for p in tree)
+
+
+def ratio(part: float, whole: float) -> str:
+    """``part / whole`` to two places; "n/a" where ``whole`` read 0 (CPU from /proc moves in
+    10 ms ticks, so a run as short as the suite's smoke runs can read none)."""
+    return f"{part / whole:.2f}" if whole else "n/a"

@@ -34,7 +34,7 @@ from aws.raw import raw_client
 from aws.wire import WIRES
 from benchmarks.e2e import envelope, wait_empty
 from benchmarks.engines import cpu_seconds, engine_process, free_port
-from benchmarks.processes import child, local_credentials, mailpool_env
+from benchmarks.processes import child, local_credentials, mailpool_env, ratio
 from benchmarks.sink import delivered
 from metrics.exposition import process_registry
 from metrics.pool import PoolMetrics
@@ -361,16 +361,16 @@ def main() -> None:
     print(f"{'action':<30}{'botocore':>10}{'lean':>10}{'lean/botocore':>15}")
     for action in calls["lean"]:
         b, lean = med(calls["botocore"][action]), med(calls["lean"][action])
-        print(f"{action:<30}{b:>10.0f}{lean:>10.0f}{lean / b:>15.2f}")
+        print(f"{action:<30}{b:>10.0f}{lean:>10.0f}{ratio(lean, b):>15}")
     print(f"\nCPU-µs per email (req/s for rates), medians of {args.runs} runs")
     print(f"{'process':<30}{'botocore':>10}{'lean':>10}{'lean/botocore':>15}")
     for name in costs["lean"]:
         b, lean = med(costs["botocore"][name]), med(costs["lean"][name])
-        print(f"{name:<30}{b:>10.0f}{lean:>10.0f}{lean / b:>15.2f}")
+        print(f"{name:<30}{b:>10.0f}{lean:>10.0f}{ratio(lean, b):>15}")
     for wire in WIRES:
         keyed = med(costs[wire]["intake keyed, state on req/s"])
         keyless = med(costs[wire]["intake keyless req/s"])
-        print(f"{wire}: keyed intake with the state store at {keyed / keyless:.2f} of keyless")
+        print(f"{wire}: keyed intake with the state store at {ratio(keyed, keyless)} of keyless")
 
 
 if __name__ == "__main__":
