@@ -159,7 +159,8 @@ def main() -> None:
             on_rates.append(rates[True])
             off_rates.append(rates[False])
             ratios.append(rates[True] / rates[False])
-            cpu_ratios.append(cpu_us[False] / cpu_us[True])
+            # /proc's CPU moves in 10 ms ticks: a smoke run can read none.
+            cpu_ratios.append(cpu_us[False] / cpu_us[True] if cpu_us[True] else float("nan"))
             hook_rates.append(rate)
             hook_us.append(us)
             print(
