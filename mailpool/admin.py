@@ -212,7 +212,11 @@ override them, and `mailpool config --process <name>` prints what a process woul
 masked. AWS settings are read the way botocore reads them: `AWS_ENDPOINT_URL` /
 `AWS_ENDPOINT_URL_<SERVICE>`, `AWS_REGION` / `AWS_DEFAULT_REGION`, and the usual credential
 chain. This page is generated from the one declaration, `core/catalog.py` (`mailpool config
---markdown`); a test fails when the two differ. Back to the [README](../README.md).
+--markdown`); a test fails when the two differ. Why a table and not pydantic-settings: the
+packages' configs stay small frozen dataclasses built where they are used (and, in tests,
+directly), what a setting carries beyond a type and a default (the processes that read it,
+secrecy, this page) is plain data either way, and it costs no dependency and no start-up
+time in processes that start often (a Lambda worker). Back to the [README](../README.md).
 
 | variable | default | read by | meaning |
 |---|---|---|---|
