@@ -121,8 +121,8 @@ class Acceptor:
     def _stream(self, value: Any, scope: str) -> str:
         """The stream an email names (default: the pool's first); 422 for another, 403 for
         one its API key may not send on."""
-        lanes = [s.name for s in self._pool.config.lanes]
-        stream = lanes[0] if value is None else value
+        lanes = self._pool.streams
+        stream = self._pool.default_stream if value is None else value
         if not isinstance(stream, str) or stream not in lanes:
             known = ", ".join(lanes)
             raise ValidationError("stream", f"must be one of: {known}", "unknown_stream")

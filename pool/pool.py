@@ -88,6 +88,13 @@ class QueuePool:
         self._feedback: _Shard | None = None
         self._flushers: asyncio.Task[None] | None = None
         self._stack = contextlib.AsyncExitStack()
+        # The streams, read once: routing and every email's stream ask for them.
+        lanes = config.lanes
+        #: The stream names, in order; the first is the default (an email naming none, an
+        #: envelope written before streams).
+        self.streams = tuple(lane.name for lane in lanes)
+        self.default_stream = self.streams[0]
+        self._spans = {name: config.span(name) for name in self.streams}
 
     @property
     def shards(self) -> int:
@@ -97,9 +104,7 @@ class QueuePool:
     def shard_of(self, group: str, stream: str = "") -> int:
         """The shard that owns ``group`` in ``stream`` (empty: the first stream);
         KeyError when the pool has no such stream."""
-        if not stream and not self.config.streams:
-            return shard_for(group, self.config.shards)
-        first, shards = self.config.span(stream or self.config.lanes[0].name)
+        first, shards = self._spans[stream or self.default_stream]
         return first + shard_for(group, shards)
 
     @property

@@ -19,6 +19,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from core.settings import SettingError
+
 DEFAULT = "transactional"
 _NAME = re.compile(r"^[a-z][a-z0-9]{0,19}$")
 
@@ -107,4 +109,4 @@ def check_names(names: Iterable[str], streams: tuple[Stream, ...], variable: str
     """Refuse a per-stream setting that names a stream the pool does not have."""
     unknown = set(names) - {s.name for s in streams}
     if unknown:
-        raise ValueError(f"{variable} names no stream of this pool: {', '.join(sorted(unknown))}")
+        raise SettingError(f"{variable} names no stream of this pool: {', '.join(sorted(unknown))}")

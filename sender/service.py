@@ -14,6 +14,7 @@ from metrics.sender import SenderMetrics
 from pool.blobs import BlobStore
 from pool.config import PoolConfig
 from pool.pool import QueuePool
+from pool.streams import check_names
 from sender.config import SenderConfig
 from sender.providers.base import Provider
 from sender.providers.ratelimit import stream_rated
@@ -40,10 +41,7 @@ class SenderService(BackgroundService):
                 "the Lambda worker's variant (mailpool lambda-source, deploy template "
                 "--worker lambda)"
             )
-        unknown = set(config.streams) - {s.name for s in pool_config.lanes}
-        if unknown:
-            names = ", ".join(sorted(unknown))
-            raise SettingError(f"MAILPOOL_SENDER_STREAMS names no stream of this pool: {names}")
+        check_names(config.streams, pool_config.lanes, "MAILPOOL_SENDER_STREAMS")
         super().__init__(Health())
         self.config = config
         self.registry = process_registry()

@@ -76,7 +76,7 @@ class Sender:
         self._state = state
         self._pool = pool
         self._metrics = metrics
-        metrics.prepare(pool.shards, [provider.name], [s.name for s in pool.config.lanes])
+        metrics.prepare(pool.shards, [provider.name], pool.streams)
         self._delivery = Delivery(
             config,
             provider,
@@ -325,7 +325,7 @@ class Sender:
         self._metrics.in_flight(self._tracker.working)
         if await self._decided(message, outcome, lambda: self._pool.delete(message)):
             assert outcome.envelope is not None
-            stream = outcome.envelope.stream or self._pool.config.lanes[0].name
+            stream = outcome.envelope.stream or self._pool.default_stream
             self._metrics.delivered_after(time.time() - outcome.envelope.accepted_at, stream)
             log.debug("delivered", extra={"id": outcome.email_id, "shard": message.shard})
         return True

@@ -177,7 +177,7 @@ class Batch:
                 return False
         elif outcome.envelope is not None:
             latency = time.time() - outcome.envelope.accepted_at
-            stream = outcome.envelope.stream or self._pool.config.lanes[0].name
+            stream = outcome.envelope.stream or self._pool.default_stream
             self._metrics.delivered_after(latency, stream)
             self.tally.latencies.append(latency)
         self._metrics.outcome(message.shard, outcome.settle.value)

@@ -76,7 +76,7 @@ class LambdaWorker(BackgroundService):
         self.provider = provider = stream_rated(provider, sender_config.stream_rates, own.lanes)
         in_flight = config.max_concurrency * config.batch_size
         self.metrics = SenderMetrics(self.registry, concurrency=in_flight)
-        self.metrics.prepare(own.shards, [provider.name], [s.name for s in own.lanes])
+        self.metrics.prepare(own.shards, [provider.name], self.pool.streams)
         self.state = State.of_process(state, self.health, self.registry)
         self._publisher = Publisher(self.pool, self.metrics, keyring, self.state)
         # A throttled provider is waited out only while the invocation lasts.
