@@ -34,6 +34,14 @@ from tests.support.waiting import until
 FAST = SenderConfig(wait_time_s=1, metrics_port=0)
 
 
+async def two_streams(pool_config: PoolConfig) -> PoolConfig:
+    """``pool_config`` as transactional:1,bulk:1, its queues made."""
+    pool = dataclasses.replace(pool_config, shards=2, streams=parse("transactional:1,bulk:1"))
+    async with SqsClient.from_config(pool) as client:
+        await provision(client, pool)
+    return pool
+
+
 def email(**fields: Any) -> dict[str, Any]:
     return {"from": "ana@example.test", "to": "bob@example.test", "text": "t"} | fields
 
@@ -75,9 +83,7 @@ async def test_each_email_goes_to_its_streams_shards_and_its_events_say_which(
 async def test_a_sender_dedicated_to_a_stream_takes_nothing_from_the_others(
     pool_config: PoolConfig,
 ) -> None:
-    pool = dataclasses.replace(pool_config, shards=2, streams=parse("transactional:1,bulk:1"))
-    async with SqsClient.from_config(pool) as client:
-        await provision(client, pool)
+    pool = await two_streams(pool_config)
     await enqueue(pool, [email(stream="bulk"), email()], streams=["bulk", ""])
     provider = FakeProvider()
     bulk_only = dataclasses.replace(FAST, streams=("bulk",))
@@ -94,9 +100,7 @@ async def test_a_sender_dedicated_to_a_stream_takes_nothing_from_the_others(
 async def test_an_api_key_limited_to_bulk_cannot_send_as_transactional(
     pool_config: PoolConfig,
 ) -> None:
-    pool = dataclasses.replace(pool_config, shards=2, streams=parse("transactional:1,bulk:1"))
-    async with SqsClient.from_config(pool) as client:
-        await provision(client, pool)
+    pool = await two_streams(pool_config)
     config = IntakeConfig(port=0, key_streams=parse_key_streams("default:bulk"))
     async with IntakeService(pool, config) as intake, aiohttp.ClientSession() as http:
         async with http.post(f"{intake.url}/v1/emails", json=email(stream="bulk")) as response:
@@ -111,9 +115,7 @@ async def test_an_api_key_limited_to_bulk_cannot_send_as_transactional(
 async def test_a_keys_quota_on_a_stream_refuses_past_it_and_leaves_the_other_stream_alone(
     pool_config: PoolConfig,
 ) -> None:
-    pool = dataclasses.replace(pool_config, shards=2, streams=parse("transactional:1,bulk:1"))
-    async with SqsClient.from_config(pool) as client:
-        await provision(client, pool)
+    pool = await two_streams(pool_config)
     config = IntakeConfig(port=0, stream_rate_limits=(("bulk", 2.0),))  # a burst of 2
     batch = [email(stream="bulk", group="news")] * 4 + [email(group="reset")]
     async with IntakeService(pool, config) as intake, aiohttp.ClientSession() as http:
@@ -149,9 +151,7 @@ async def test_a_bulk_stream_at_its_own_rate_never_holds_up_transactional_sends(
 async def test_a_sender_holds_bulk_to_its_stream_rate_and_transactional_goes_meanwhile(
     pool_config: PoolConfig,
 ) -> None:
-    pool = dataclasses.replace(pool_config, shards=2, streams=parse("transactional:1,bulk:1"))
-    async with SqsClient.from_config(pool) as client:
-        await provision(client, pool)
+    pool = await two_streams(pool_config)
     await enqueue(pool, [email(stream="bulk")] * 16, streams=["bulk"] * 16)
     provider = FakeProvider()
     rated = dataclasses.replace(FAST, stream_rates=(("bulk", 4.0),))  # a burst of 4, then 4/s
