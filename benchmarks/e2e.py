@@ -114,6 +114,45 @@ async def wait_empty(config: PoolConfig) -> None:
             await asyncio.sleep(0.05)
 
 
+def drain_rate(
+    endpoint: str,
+    sink_port: int,
+    messages: int,
+    *,
+    command: str = "sender",
+    events: bool = False,
+    **settings: str,
+) -> tuple[float, float]:
+    """Messages/s and CPU-µs per message of one ``mailpool <command>`` process (concurrency
+    128) emptying a pool of 4 shards filled with ``messages`` into the sink at
+    ``sink_port``; ``settings`` are further MAILPOOL_* variables."""
+    config = PoolConfig(
+        prefix=f"v{uuid.uuid4().hex[:6]}",
+        shards=4,
+        endpoint_url=endpoint,
+        region="us-east-1",
+        events=events,
+    )
+    asyncio.run(fill(config, messages))
+    env = mailpool_env(
+        endpoint,
+        config.prefix,
+        4,
+        MAILPOOL_SMTP_PORT=str(sink_port),
+        MAILPOOL_METRICS_PORT="0",
+        MAILPOOL_CONCURRENCY="128",
+        MAILPOOL_WAIT_TIME="1",
+        MAILPOOL_EVENTS="on" if events else "off",
+        **settings,
+    )
+    started = time.monotonic()
+    with child("mailpool", command, env=env) as process:
+        cpu0 = cpu_seconds(process.pid)
+        asyncio.run(wait_empty(config))
+        cpu = cpu_seconds(process.pid) - cpu0
+        return messages / (time.monotonic() - started), cpu / messages * 1e6
+
+
 def run_once(args: argparse.Namespace, endpoint: str, sink_port: int) -> list[float]:
     stdlib, stdlib_cpu_us = asyncio.run(ceiling(sink_port, args.seconds, stdlib=True))
     bare, bare_cpu_us = asyncio.run(ceiling(sink_port, args.seconds, stdlib=False))

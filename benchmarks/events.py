@@ -22,7 +22,7 @@ import uuid
 
 from aiohttp import web
 
-from benchmarks.e2e import fill, wait_empty
+from benchmarks.e2e import drain_rate
 from benchmarks.engines import cpu_seconds, engine_process, free_port
 from benchmarks.processes import child, local_credentials, mailpool_env
 from core.events import Event, Recipient
@@ -34,34 +34,6 @@ from pool.pool import QueuePool
 from pool.provision import provision
 from pool.sqs import SqsClient
 from webhooks.signing import new_secret
-
-
-def sender_rate(endpoint: str, sink_port: int, messages: int, events: bool) -> tuple[float, float]:
-    """Messages/s and CPU-µs per message of one sender emptying a pool of ``messages``."""
-    config = PoolConfig(
-        prefix=f"v{uuid.uuid4().hex[:6]}",
-        shards=4,
-        endpoint_url=endpoint,
-        region="us-east-1",
-        events=events,
-    )
-    asyncio.run(fill(config, messages))
-    env = mailpool_env(
-        endpoint,
-        config.prefix,
-        4,
-        MAILPOOL_SMTP_PORT=str(sink_port),
-        MAILPOOL_METRICS_PORT="0",
-        MAILPOOL_CONCURRENCY="128",
-        MAILPOOL_WAIT_TIME="1",
-        MAILPOOL_EVENTS="on" if events else "off",
-    )
-    started = time.monotonic()
-    with child("mailpool", "sender", env=env) as process:
-        cpu0 = cpu_seconds(process.pid)
-        asyncio.run(wait_empty(config))
-        cpu = cpu_seconds(process.pid) - cpu0
-        return messages / (time.monotonic() - started), cpu / messages * 1e6
 
 
 async def _publish(config: PoolConfig, count: int) -> None:
@@ -152,7 +124,9 @@ def main() -> None:
     ):
         for run in range(args.runs):
             order = (True, False) if run % 2 == 0 else (False, True)
-            measured = {on: sender_rate(endpoint, sink_port, args.messages, on) for on in order}
+            measured = {
+                on: drain_rate(endpoint, sink_port, args.messages, events=on) for on in order
+            }
             rates = {on: rate for on, (rate, _) in measured.items()}
             cpu_us = {on: us for on, (_, us) in measured.items()}
             rate, us = webhook_rate(endpoint, args.events)

@@ -30,14 +30,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 import zipfile
 from typing import Any
 
-from benchmarks.e2e import fill, wait_empty
-from benchmarks.engines import cpu_seconds, engine_process, free_port
-from benchmarks.processes import child, local_credentials, mailpool_env
+from benchmarks.e2e import drain_rate, fill, wait_empty
+from benchmarks.engines import engine_process, free_port
+from benchmarks.processes import child, local_credentials
 from core.envelope import Envelope
 from pool.config import PoolConfig
 from pool.provision import provision
@@ -52,37 +51,6 @@ from state.config import StateConfig
 from state.table import StateTable
 
 SHARDS = 4
-
-
-def rate(
-    endpoint: str, sink: int, messages: int, command: str, at_once: int
-) -> tuple[float, float]:
-    """Emails/s and CPU-µs per email of one ``command`` process emptying a full pool."""
-    config = PoolConfig(
-        prefix=f"l{uuid.uuid4().hex[:6]}",
-        shards=SHARDS,
-        endpoint_url=endpoint,
-        region="us-east-1",
-        events=False,
-    )
-    asyncio.run(fill(config, messages))
-    env = mailpool_env(
-        endpoint,
-        config.prefix,
-        SHARDS,
-        MAILPOOL_SMTP_PORT=str(sink),
-        MAILPOOL_METRICS_PORT="0",
-        MAILPOOL_CONCURRENCY="128",
-        MAILPOOL_WAIT_TIME="1",
-        MAILPOOL_EVENTS="off",
-        MAILPOOL_LAMBDA_CONCURRENCY=str(at_once),
-    )
-    started = time.monotonic()
-    with child("mailpool", command, env=env) as process:
-        cpu0 = cpu_seconds(process.pid)
-        asyncio.run(wait_empty(config))
-        cpu = cpu_seconds(process.pid) - cpu0
-    return messages / (time.monotonic() - started), cpu / messages * 1e6
 
 
 COLD = """
@@ -240,9 +208,21 @@ def main() -> None:
     ):
         for run in range(args.runs):
             row = [
-                *rate(endpoint, sink, args.messages, "sender", 1),
-                *rate(endpoint, sink, args.messages, "lambda-source", 1),
-                *rate(endpoint, sink, args.messages, "lambda-source", 8),
+                *drain_rate(endpoint, sink, args.messages, MAILPOOL_LAMBDA_CONCURRENCY="1"),
+                *drain_rate(
+                    endpoint,
+                    sink,
+                    args.messages,
+                    command="lambda-source",
+                    MAILPOOL_LAMBDA_CONCURRENCY="1",
+                ),
+                *drain_rate(
+                    endpoint,
+                    sink,
+                    args.messages,
+                    command="lambda-source",
+                    MAILPOOL_LAMBDA_CONCURRENCY="8",
+                ),
                 *cold_start(endpoint, sink, package),
                 asyncio.run(duplicates(doubling, args.duplicates, claims=False)),
                 asyncio.run(duplicates(doubling, args.duplicates, claims=True)),
