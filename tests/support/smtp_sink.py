@@ -20,6 +20,8 @@ class Delivery:
     rcpt_tos: list[str]
     raw: bytes
     message: EmailMessage
+    #: The MAIL command's parameters (``SIZE=…``).
+    mail_options: list[str] = field(default_factory=list)
 
     @property
     def mailpool_id(self) -> str:
@@ -37,9 +39,20 @@ class SinkHandler:
     data_reply: str = "451 4.3.0 try again later"
     #: Recipients answered with the given reply at RCPT.
     rcpt_replies: dict[str, str] = field(default_factory=dict)
+    #: Reply to MAIL FROM with this instead of accepting the sender.
+    mail_reply: str | None = None
     #: Seconds to wait before answering DATA.
     delay_s: float = 0.0
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
+    ) -> str:
+        if self.mail_reply is not None:
+            return self.mail_reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
@@ -61,7 +74,13 @@ class SinkHandler:
         message = email.message_from_bytes(raw, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
         self.deliveries.append(
-            Delivery(str(envelope.mail_from), list(envelope.rcpt_tos), raw, message)
+            Delivery(
+                str(envelope.mail_from),
+                list(envelope.rcpt_tos),
+                raw,
+                message,
+                list(envelope.mail_options),
+            )
         )
         self.arrived.set()
         return "250 OK"
