@@ -7,6 +7,7 @@ BatchGetItem, BatchWriteItem, TransactWriteItems (Put actions) and Query (see
 UnknownOperationException.
 """
 
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -36,10 +37,19 @@ def _expressions(params: Params, **fields: str) -> ex.Expressions:
     for kind, text in texts.items():
         if text is not None and not isinstance(text, str):
             raise validation(f"Invalid {kind} expression")
+    names, values = params.get("ExpressionAttributeNames"), params.get("ExpressionAttributeValues")
+    given = {kind: text for kind, text in texts.items() if text is not None}
+    if not names and not values:  # nothing request-specific: parsed once (claims' condition)
+        return _parsed(tuple(sorted(given.items())))
+    return ex.parse(names=names, values=values, **given)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(texts: tuple[tuple[str, str], ...]) -> ex.Expressions:
+    """Expressions without names or values; their trees are frozen, so shared."""
+    given = dict(texts)
     return ex.parse(
-        names=params.get("ExpressionAttributeNames"),
-        values=params.get("ExpressionAttributeValues"),
-        **{kind: text for kind, text in texts.items() if text is not None},
+        condition=given.get("condition"), key=given.get("key"), update=given.get("update")
     )
 
 

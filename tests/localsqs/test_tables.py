@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from localsqs import evaluation
+from localsqs import dynamo, evaluation
 from localsqs import expressions as ex
 from localsqs.errors import DynamoError
 from localsqs.store import Store
@@ -80,3 +80,31 @@ def test_numbers_compare_as_numbers_and_strings_by_bytes() -> None:
     parsed = ex.parse(condition="n > :nine AND s > :z",
                       values={":nine": {"N": "9"}, ":z": {"S": "z"}})  # fmt: skip
     assert evaluation.holds(parsed.condition, item)
+
+
+async def test_a_condition_parsed_once_decides_each_request_by_its_own_item(
+    tables: Tables,
+) -> None:
+    """Conditions without names or values are parsed once and shared; each request is
+    still judged against its own item, and a malformed one is refused every time."""
+    put = {"ConditionExpression": "attribute_not_exists(pk)"}
+    first = {"pk": {"S": "a"}, "sk": {"S": "-"}}
+    assert dynamo._expressions(put, condition="ConditionExpression") is dynamo._expressions(
+        dict(put), condition="ConditionExpression"
+    )
+    for item, taken in (
+        (first, False),
+        ({"pk": {"S": "b"}, "sk": {"S": "-"}}, False),
+        (first, True),
+    ):
+        condition = dynamo._expressions(put, condition="ConditionExpression").condition
+        if taken:
+            with pytest.raises(DynamoError, match="ConditionalCheckFailed"):
+                await tables.transact_puts([("t", item, condition, False)])
+        else:
+            await tables.transact_puts([("t", item, condition, False)])
+    for _ in range(2):
+        with pytest.raises(DynamoError, match="ValidationException"):
+            dynamo._expressions(
+                {"ConditionExpression": "attribute_not_exists("}, condition="ConditionExpression"
+            )
