@@ -161,6 +161,13 @@ class Coalescer(Generic[E, R]):
 
     async def submit(self, entry: E, size: int = 0, deadline_s: float | None = None) -> R:
         """Queue ``entry`` for the next batch and wait for its own result."""
+        return await self.enqueue(entry, size, deadline_s)
+
+    def enqueue(
+        self, entry: E, size: int = 0, deadline_s: float | None = None
+    ) -> "asyncio.Future[R]":
+        """Queue ``entry`` for the next batch; the future of its result (for a caller that
+        does not wait for it: no task of its own). Refusals are raised here, at once."""
         if self._closing or self._dead:
             raise PoolClosed("the pool is closing")
         budget = self._limits.deadline_s if deadline_s is None else deadline_s
@@ -175,7 +182,7 @@ class Coalescer(Generic[E, R]):
         self._wake.set()
         if len(self._pending) >= self._limits.max_entries:
             self._full.set()
-        return await future
+        return future
 
     def _admit(self, budget: float) -> None:
         """Refuse (``Overloaded``) an entry that would wait past ``SHED_SHARE`` of ``budget``.

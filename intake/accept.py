@@ -288,25 +288,38 @@ class Acceptor:
         # Marked after the answer, batched with other requests' marks: until it lands, a
         # retry finds the claim pending, waits, and at worst enqueues the same id again,
         # which SQS's 5-minute deduplication drops.
-        mark = asyncio.ensure_future(self._mark(scope, key, decision, request))
-        self._marks.add(mark)
-        mark.add_done_callback(self._marks.discard)
+        self._mark(scope, key, decision, request)
         return email_id
 
-    async def _mark(self, scope: str, key: str, decision: Decision, request: str) -> None:
+    def _mark(self, scope: str, key: str, decision: Decision, request: str) -> None:
         assert self._idempotency is not None
+        email_id = decision.email_id
+
+        def marked(mark: "asyncio.Future[None]") -> None:
+            self._marks.discard(mark)
+            failed = None if mark.cancelled() else mark.exception()
+            if failed is not None:
+                self._mark_failed(email_id, failed)
+
         try:
-            await self._idempotency.accepted(scope, key, decision, request)
+            mark = self._idempotency.accepted(scope, key, decision, request)
         except AwsError as exc:
-            log.warning(
-                "could not mark an idempotency key accepted",
-                extra={"id": decision.email_id, "error": type(exc).__name__},
-            )
+            self._mark_failed(email_id, exc)
+            return
+        self._marks.add(mark)
+        mark.add_done_callback(marked)
+
+    @staticmethod
+    def _mark_failed(email_id: str, exc: BaseException) -> None:
+        log.warning(
+            "could not mark an idempotency key accepted",
+            extra={"id": email_id, "error": type(exc).__name__},
+        )
 
     async def settled(self) -> None:
         """Wait for the idempotency marks still being written (before the store closes)."""
         while self._marks:
-            await asyncio.gather(*self._marks)
+            await asyncio.wait(self._marks)
 
     async def _claim(
         self, scope: str, key: str, request: str, email_id: str, deadline_s: float

@@ -204,20 +204,21 @@ class Idempotency:
             return False
         return True
 
-    async def accepted(self, scope: str, key: str, decision: Decision, request: str) -> None:
-        """Mark the claim accepted (SQS has the email); AwsError when it cannot."""
+    def accepted(
+        self, scope: str, key: str, decision: Decision, request: str
+    ) -> "asyncio.Future[None]":
+        """Mark the claim accepted (SQS has the email), batched with other requests' marks:
+        the future of the write; AwsError, at once or from it, when it cannot be made."""
         now = time.time()
-        await self._table.write(  # batched with other requests' marks
-            [
-                {
-                    "pk": self.partition(scope, key),
-                    "sk": "-",
-                    "id": decision.email_id,
-                    "digest": request,
-                    "state": "accepted",
-                    "owner": decision.owner,
-                    "at": now,
-                    "expires": int(now + self._lifetime_s),
-                }
-            ]
+        return self._table.write_soon(
+            {
+                "pk": self.partition(scope, key),
+                "sk": "-",
+                "id": decision.email_id,
+                "digest": request,
+                "state": "accepted",
+                "owner": decision.owner,
+                "at": now,
+                "expires": int(now + self._lifetime_s),
+            }
         )

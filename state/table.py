@@ -310,6 +310,9 @@ class StateTable(AwsClient):
 
     async def read_many(self, keys: Sequence[Key]) -> dict[Key, Plain]:
         """The items found at ``keys`` (coalesced)."""
+        if len(keys) == 1:  # the common case, without gather's task per key
+            item = await self._reads.submit(keys[0])
+            return {} if item is None else {keys[0]: item}
         unique = list(dict.fromkeys(keys))
         found = await asyncio.gather(*(self._reads.submit(k) for k in unique))
         return {k: item for k, item in zip(unique, found, strict=True) if item is not None}
@@ -317,7 +320,15 @@ class StateTable(AwsClient):
     async def write(self, items: Sequence[Plain]) -> None:
         """Put ``items`` (unconditionally), in BatchWriteItem calls with concurrent writers;
         returns once every one is stored."""
+        if len(items) == 1:  # the common case, without gather's task per item
+            await self._writes.submit(items[0])
+            return
         await asyncio.gather(*(self._writes.submit(item) for item in items))
+
+    def write_soon(self, item: Plain) -> "asyncio.Future[None]":
+        """Put ``item`` in the next BatchWriteItem call; the future says when it is stored
+        (or why not). For a writer that does not wait; refusals are raised at once."""
+        return self._writes.enqueue(item)
 
     async def claim(self, item: Plain, deadline_s: float | None = None) -> None:
         """Write ``item`` if no item has its key, in a TransactWriteItems call shared with

@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from aws.errors import PoolClosed, Unavailable
 from intake.config import IntakeConfig
 from intake.service import IntakeService
 from pool.config import PoolConfig
@@ -280,3 +281,30 @@ async def test_on_moto_a_hard_bounce_suppresses_and_the_status_tells(
     finally:
         async with StateTable(state) as table:
             await table.drop()
+
+
+@pytest.mark.parametrize("how", ["refused at once", "failed later"])
+async def test_a_mark_that_cannot_be_written_leaves_the_202_and_is_logged(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, how: str
+) -> None:
+    """The claim's "accepted" mark is written after the answer; when it cannot be, the
+    email stays accepted (SQS has it) and the failure is logged with the id only."""
+
+    def write_soon(self: StateTable, item: dict[str, Any]) -> "asyncio.Future[None]":
+        if how == "refused at once":
+            raise PoolClosed("the pool is closing")
+        failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_later(0.05, failed.set_exception, Unavailable("down"))
+        return failed
+
+    monkeypatch.setattr(StateTable, "write_soon", write_soon)
+    status, doc = await post(stack, mail("mark@example.test"), key="order-mark")
+    assert status == 202
+    await asyncio.sleep(0.1)
+    said = "could not mark an idempotency key accepted"
+    marks = [r for r in caplog.records if r.getMessage() == said]
+    assert [(r.id, r.error) for r in marks] == [  # type: ignore[attr-defined]
+        (doc["id"], "PoolClosed" if how == "refused at once" else "Unavailable")
+    ]
+    assert "mark@example.test" not in caplog.text
+    assert "never retrieved" not in caplog.text
