@@ -84,7 +84,7 @@ bench: $(VENV)/.installed-bench bench-tools
 	$(BIN)/python -m benchmarks.e2e --messages 20000 --seconds 4 --runs 3 --plot benchmarks/e2e.png
 	$(BIN)/python -m benchmarks.intake --seconds 5 --concurrency 64 --runs 3 \
 	    --plot benchmarks/intake.png
-	$(BIN)/python -m benchmarks.peer --emails 3000 --runs 3 --plot benchmarks/peer.png
+	$(BIN)/python -m benchmarks.peer --emails 3000 --runs 5 --plot benchmarks/peer.png
 	$(BIN)/python -m benchmarks.peer --emails 3000 --runs 3 --intakes 2 --senders 2
 	$(BIN)/python -m benchmarks.backlog --backlog 1000000 --measure 20000 --runs 3
 	$(BIN)/python -m benchmarks.soak --seconds 300 --rate 200

@@ -16,9 +16,11 @@ queueing and sending all count.
   persistent connection per thread. ``--celery-acks late`` deletes from SQS only after
   sending, like mailpool; ``early`` deletes on receipt (faster, loses work on a crash).
 
-Also reported: each side's CPU-µs per email, summed over its processes (and their children).
-The process counts are parameters, so the same command shows multi-process scaling on a
-machine with more cores.
+Each system goes first in turn; the multiple is quoted as the median of each run's own
+ratio (the ratio of the median rates is printed beside it). Also reported: each side's
+CPU-µs per email, summed over its processes (and their children). The process counts
+are parameters, so the same command shows multi-process scaling on a machine with more
+cores.
 """
 
 import argparse
@@ -275,8 +277,12 @@ def main() -> None:
     ):
         shared = Shared(endpoint, smtp_port, count_port, {"localsqs": engine, "sink": sink.pid})
         for number in range(args.runs):
+            # Each system goes first in turn: this shared machine's noise drifts over a run.
+            if number % 2 == 1:
+                celery = run_celery(args, shared)
             mailpool = Result(1.0, 1.0, {}) if args.celery_only else run_mailpool(args, shared)
-            celery = run_celery(args, shared)
+            if number % 2 == 0:
+                celery = run_celery(args, shared)
             rows.append((mailpool, celery))
             print(f"run {number + 1}: " + describe(mailpool, celery), flush=True)
             for system, result in (("mailpool", mailpool), ("celery", celery)):
@@ -290,7 +296,12 @@ def main() -> None:
         )
         for i in (0, 1)
     ]
+    ratios = [mailpool.rate / celery.rate for mailpool, celery in rows]
     print(f"\nmedians of {args.runs} runs: " + describe(*medians))
+    print(
+        f"mailpool/celery, each run's own ratio: {statistics.median(ratios):.2f}x at the median "
+        f"(runs {', '.join(f'{r:.2f}' for r in ratios)}; target >= 7)"
+    )
     if args.plot:
         mailpool, celery = medians
         bars(
@@ -308,7 +319,7 @@ def describe(mailpool: Result, celery: Result) -> str:
     return (
         f"mailpool {mailpool.rate:.0f} delivered/s ({mailpool.cpu_us:.0f} CPU-µs/email), "
         f"celery {celery.rate:.0f} delivered/s ({celery.cpu_us:.0f} CPU-µs/email); "
-        f"mailpool/celery {mailpool.rate / celery.rate:.2f}x (target >= 5)"
+        f"mailpool/celery {mailpool.rate / celery.rate:.2f}x"
     )
 
 

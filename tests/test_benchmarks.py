@@ -117,6 +117,9 @@ def test_peer_benchmark_runs() -> None:
     rates = dict(re.findall(r"(mailpool|celery) (\d+) delivered/s", line))
     assert int(rates["mailpool"]) > 0
     assert int(rates["celery"]) > 0
+    own = re.search(r"each run's own ratio: (\d+\.\d+)x at the median \(runs (\d+\.\d+);", out)
+    assert own is not None
+    assert own.group(1) == own.group(2)  # one run: its own ratio is the median
 
 
 def test_backlog_benchmark_runs() -> None:
