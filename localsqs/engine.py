@@ -275,24 +275,22 @@ class Engine:
 
     async def send(self, queue: Queue, entries: Sequence[SendEntry]) -> list[ops.Stored | SqsError]:
         """Store each valid entry; per entry, where it landed or why it was refused."""
-        results: list[ops.Stored | SqsError | None] = []
+        outcome: dict[int, ops.Stored | SqsError] = {}  # by the entry's position
         valid: list[ops.NewMessage] = []
         positions: list[int] = []
         for index, entry in enumerate(entries):
             try:
                 valid.append(self._new_message(queue, entry))
                 positions.append(index)
-                results.append(None)  # filled in once stored
             except SqsError as exc:
-                results.append(exc)
+                outcome[index] = exc
         if valid:
             stored = await self.store.call(
                 lambda conn: ops.send(conn, self.ledger, queue.id, valid, DEDUP_WINDOW_MS)
             )
-            for index, item in zip(positions, stored, strict=True):
-                results[index] = item
+            outcome.update(zip(positions, stored, strict=True))
             queue.notify()
-        return [r for r in results if r is not None]
+        return [outcome[index] for index in range(len(entries))]
 
     def _spec(self, queue: Queue, limit: int, visibility_s: int | None) -> ops.ReceiveSpec:
         redrive = None
