@@ -205,6 +205,15 @@ def test_wire_benchmark_runs() -> None:
     assert set(rows) == {"SendMessageBatch", "BatchWriteItem", "SendEmail"}
     assert all(float(botocore) > 0 and float(lean) > 0 for botocore, lean, _ in rows.values())
     assert re.search(r"lean: keyed intake with the state store at \d\.\d\d of keyless", out)
+    assert re.search(r"lean: a key adds -?\d+ CPU-µs per email in intake, -?\d+ in the engine", out)
+
+
+def test_writes_benchmark_prices_each_case() -> None:
+    out = bench("writes --items 20 --prefill 50 --runs 1", timeout=120)
+    rows = {tuple(line.split()[:2]): line.split()[2:] for line in out.splitlines()[2:]}
+    cases = {(d, k) for d in ("fsync", "os") for k in ("random", "ordered")}
+    assert set(rows) == cases
+    assert all(len(costs) == 3 and all(float(c) > 0 for c in costs) for costs in rows.values())
 
 
 def test_steps_put_each_sample_down_to_the_first_step_on_its_stack(tmp_path: Path) -> None:
