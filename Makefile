@@ -96,6 +96,7 @@ bench: $(VENV)/.installed-bench bench-tools
 	$(BIN)/python -m benchmarks.attachments --emails 2000 --runs 3
 	$(BIN)/python -m benchmarks.wire --calls 300 --emails 3000 --requests 3000 --runs 3
 	$(BIN)/python -m benchmarks.steps --emails 6000 --requests 4000 --runs 3
+	$(BIN)/python -m benchmarks.writes --items 3600 --prefill 50000 --runs 3
 	$(BIN)/python -m benchmarks.client --requests 5000 --runs 3
 	$(BIN)/python -m benchmarks.lambda_worker --messages 3000 --duplicates 4000 --runs 3
 	$(BIN)/python -m benchmarks.streams --bulk 80000 --seconds 30 --rate 20 --runs 4
