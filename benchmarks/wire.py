@@ -322,12 +322,12 @@ def intake_cost(
     with child("mailpool", "intake", env=env) as intake:
         asyncio.run(_post_all(f"http://127.0.0.1:{port}", 200, keyed))  # warm up
         cpu = cpu_seconds(intake.pid)
-        engine = 0.0 if engine_pid is None else cpu_seconds(engine_pid)
+        engine_cpu = 0.0 if engine_pid is None else cpu_seconds(engine_pid)
         with watch(intake.pid):
             rate = asyncio.run(_post_all(f"http://127.0.0.1:{port}", requests, keyed))
             spent = cpu_seconds(intake.pid) - cpu
-            engine = 0.0 if engine_pid is None else cpu_seconds(engine_pid) - engine
-    return spent / requests * 1e6, rate, engine / requests * 1e6
+            engine_spent = 0.0 if engine_pid is None else cpu_seconds(engine_pid) - engine_cpu
+    return spent / requests * 1e6, rate, engine_spent / requests * 1e6
 
 
 def main() -> None:
