@@ -73,8 +73,11 @@ MAILPOOL_EVENTS | str | on | intake sender webhooks | `off`: no events queue, no
 MAILPOOL_FAILOVER_COOLDOWN | float | 30.0 | sender | seconds a skipped provider stays skipped
 MAILPOOL_FAILOVER_THRESHOLD | int | 5 | sender | transient failures in a row before a provider is skipped
 MAILPOOL_GRACE | float | 30.0 | sender | on SIGTERM, seconds in-flight sends may take before they are cancelled
+MAILPOOL_ALLOWED_HOSTS | str | '' | intake | on a loopback listen address: `Host` names intake answers to beside `localhost`, `127.0.0.1`, `::1` and the host of `MAILPOOL_PUBLIC_URL`, comma-separated (others get 421) | loopback names only
 MAILPOOL_HTTP_HOST | str | 127.0.0.1 | intake | intake's listen address
+MAILPOOL_HTTP_IDLE_TIMEOUT | float | 75.0 | intake | seconds a connection may stay open without a whole request's headers (idle keep-alive included); keep it above the load balancer's idle timeout (60 s)
 MAILPOOL_HTTP_PORT | int | 8080 | intake | intake's port
+MAILPOOL_HTTP_READ_TIMEOUT | float | 30.0 | intake | seconds a request's body may take to arrive (408 past it)
 MAILPOOL_IDEMPOTENCY_HOURS | float | 24.0 | intake sender webhooks | how long an Idempotency-Key is remembered
 MAILPOOL_LAMBDA_BATCH_SIZE | int | 10 | sender deploy | Lambda worker: records per invocation (1-10), in the event source mappings and the local event source
 MAILPOOL_LAMBDA_CONCURRENCY | int | 16 | sender deploy | Lambda worker: invocations at once (the mappings' MaximumConcurrency, split across shards; at least 2 each)

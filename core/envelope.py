@@ -3,12 +3,14 @@
 This is the only module that knows the envelope's schema. Version 1, as JSON (orjson):
 
     {"v": 1, "id": str, "group": str, "accepted_at": float (epoch seconds),
+     "scope": str|null, "stream": str (optional), "list": str (optional),
      "email": {"from": [name, addr], "to"|"cc"|"bcc"|"reply_to": [[name, addr], ...],
                "subject": str, "text": str|null, "html": str|null,
                "headers": {name: value}, "tags": {key: value},
                "attachments": [[filename, content_type, content_id|null, base64], ...]}}
 
-``attachments`` is absent when there are none (envelopes from before attachments read alike).
+``attachments`` is absent when there are none (envelopes from before attachments read alike);
+``list`` (the mailing list of a one-click unsubscribe link) when there is none.
 
 Sealed (MAILPOOL_ENCRYPTION_KEYS set): {"v": 1, "id": str, "sealed": {"kid", "n", "ct"}},
 where ``ct`` is everything but ``v`` and ``id``, AES-GCM-encrypted and bound to the id.
@@ -62,6 +64,10 @@ RESERVED_HEADERS = frozenset(
         "return-path",
     }
 )
+#: Header prefixes a provider reads as instructions, not content: SES takes its
+#: configuration set and identity ARNs from ``X-SES-*`` headers of a raw message, which
+#: would let a key pick another stream's configuration set.
+RESERVED_PREFIXES = ("x-ses-",)
 EMAIL_FIELDS = frozenset(
     {
         "from",
@@ -135,7 +141,7 @@ class Email:
     #: Files, attached or (with a Content-ID) inline, in the producer's order.
     attachments: tuple[Attachment, ...] = ()
     #: The list a one-click unsubscribe link names ("default" for ``true``); intake turns it
-    #: into List-Unsubscribe headers, so it is never queued.
+    #: into List-Unsubscribe headers and the envelope's ``mailing_list``.
     unsubscribe: str | None = None
     #: Positions (in ``recipients``) not to send to: the sender's suppressed recipients.
     #: Never queued; the headers still name them, the SMTP envelope does not.
@@ -168,6 +174,9 @@ class Envelope:
     scope: str | None = None
     #: The message stream it was sent on (empty in envelopes written before streams).
     stream: str = ""
+    #: The mailing list its one-click unsubscribe link names: the sender skips recipients
+    #: who unsubscribed from that list (and only from it).
+    mailing_list: str | None = None
 
     def encode(self, keyring: Keyring | None = None) -> bytes:
         """The UTF-8 JSON that becomes the SQS message body; sealed when given a keyring.
@@ -188,6 +197,7 @@ class Envelope:
             "accepted_at": self.accepted_at,
             "scope": self.scope,
             **({"stream": self.stream} if self.stream else {}),
+            **({"list": self.mailing_list} if self.mailing_list else {}),
             "email": {
                 "from": [e.sender.name, e.sender.addr],
                 "to": [[m.name, m.addr] for m in e.to],
@@ -226,6 +236,7 @@ class Envelope:
                 accepted_at=float(doc["accepted_at"]),
                 scope=doc.get("scope"),  # absent from envelopes written before events
                 stream=str(doc.get("stream", "")),
+                mailing_list=doc.get("list"),
                 email=Email(
                     sender=Mailbox(*e["from"]),
                     to=tuple(Mailbox(*m) for m in e["to"]),
@@ -292,6 +303,8 @@ def _string(value: Any, name: str, *, limit: int | None = None, one_line: bool =
         raise ValidationError(name, "must not contain line breaks", "header_injection")
     if _NOT_SQS.search(value):
         raise ValidationError(name, "contains a Unicode non-character", "invalid_character")
+    if "\x00" in value:  # 7bit and 8bit text may not hold one (RFC 2045 2.7, 2.8)
+        raise ValidationError(name, "contains a NUL character", "invalid_character")
     return value
 
 
@@ -328,7 +341,7 @@ def _headers(value: Any) -> dict[str, str]:
         name = f"headers.{key}" if _HEADER_NAME.fullmatch(key) else "headers"
         if len(key) > MAX_HEADER_NAME or not _HEADER_NAME.fullmatch(key):
             raise ValidationError(name, "is not a valid header name", "invalid_header")
-        if key.lower() in RESERVED_HEADERS:
+        if key.lower() in RESERVED_HEADERS or key.lower().startswith(RESERVED_PREFIXES):
             raise ValidationError(name, "is set by mailpool and cannot be given", "reserved_header")
         if key.lower() in seen:
             raise ValidationError(name, "is given twice", "duplicate_header")

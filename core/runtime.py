@@ -100,11 +100,23 @@ async def start_site(runner: web.AppRunner, host: str, port: int, setting: str) 
 
 
 async def serve(
-    app: web.Application, host: str, port: int, setting: str = "another port"
+    app: web.Application,
+    host: str,
+    port: int,
+    setting: str = "another port",
+    idle_timeout_s: float = 75.0,
 ) -> tuple[web.AppRunner, int]:
     """Start ``app`` on host:port (0 picks a free port); returns the runner and the port.
-    ``setting`` names the variable or flag that moves the port, for the error if it is taken."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10.0)
+    ``setting`` names the variable or flag that moves the port, for the error if it is taken.
+    A connection is closed after ``idle_timeout_s`` without a whole request's headers (at
+    its start, and between requests)."""
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=10.0,
+        keepalive_timeout=idle_timeout_s,
+    )
     await runner.setup()
     try:
         bound = await start_site(runner, host, port, setting)

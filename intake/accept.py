@@ -21,7 +21,7 @@ from core.ordering import chains, until_failure
 from core.sealing import Keyring
 from intake.auth import ANONYMOUS
 from intake.errors import ApiError
-from intake.ids import idempotent_id, new_id
+from intake.ids import batch_entry_key, idempotent_id, new_id
 from intake.quota import Quotas
 from metrics.intake import IntakeMetrics
 from pool.messages import Outgoing
@@ -106,6 +106,7 @@ class Acceptor:
             email=email,
             scope=scope,
             stream=stream,
+            mailing_list=email.unsubscribe,
         )
         body = envelope.encode(self._keyring)
         # Asked now, before an Idempotency-Key is claimed or a batch's group is held up by
@@ -360,7 +361,7 @@ class Acceptor:
         valid: list[tuple[int, Prepared]] = []
 
         def item_key(index: int) -> str | None:
-            return None if key is None else f"{key}:{index}"
+            return None if key is None else batch_entry_key(key, index)
 
         spent: dict[str, int] = {}
         for index, doc in enumerate(docs):

@@ -1,5 +1,6 @@
 """The intake HTTP API: thin handlers over the Acceptor, errors as JSON."""
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -10,6 +11,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from aws.errors import AwsError
+from core.network import host_guard, is_loopback, url_host
 from core.sealing import Keyring
 from intake import records
 from intake.accept import Acceptor
@@ -37,17 +39,38 @@ METRICS = web.AppKey("metrics", IntakeMetrics)
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
+def _json_media_type(content_type: str) -> bool:
+    """``application/json`` or a ``+json`` type: what a browser page on another site cannot
+    send without asking first (a CORS preflight, which intake never grants)."""
+    return content_type == "application/json" or (
+        content_type.startswith("application/") and content_type.endswith("+json")
+    )
+
+
 async def _read_json(request: web.Request) -> Any:
-    raw = await request.read()
     try:
+        if not _json_media_type(request.content_type):
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                "the request body must be JSON, sent as Content-Type: application/json",
+                "Content-Type",
+            )
+        try:
+            async with asyncio.timeout(request.app[CONFIG].read_timeout_s):
+                raw = await request.read()
+        except TimeoutError:
+            raise ApiError(
+                408, "request_timeout", "the request body did not arrive in time"
+            ) from None
         if not raw:
             raise ApiError(400, "invalid_json", "the request body is empty")
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
-    except ApiError:
-        request.app[METRICS].refused("invalid_json")
+    except ApiError as exc:
+        request.app[METRICS].refused(exc.code)
         raise
 
 
@@ -201,9 +224,12 @@ def create_app(
     ``auth`` guards ``/v1/*`` (health, readiness, metrics and the OpenAPI document stay
     open, for probes and scrapers); None leaves the API open.
     """
-    app = web.Application(
-        client_max_size=config.max_request_bytes, middlewares=[error_middleware(metrics)]
-    )
+    middlewares = [error_middleware(metrics)]
+    if is_loopback(config.host):  # a page another site serves must not reach it (rebinding)
+        public = url_host(state.config.public_url) if state is not None else None
+        names = (*config.allowed_hosts, *([public] if public else []))
+        middlewares.insert(0, host_guard(names))
+    app = web.Application(client_max_size=config.max_request_bytes, middlewares=middlewares)
     app[CONFIG] = config
     app[POOL] = pool
     app[AUTH] = auth or Authenticator([])
@@ -217,6 +243,7 @@ def create_app(
         app[records.STATE] = state
         app[records.SIGNER] = signer
     app[records.RECORDS_POOL] = pool
+    app[records.UNSUBSCRIBES] = Quotas(records.UNSUBSCRIBE_RATE, records.UNSUBSCRIBE_BURST)
     if keyring is not None:
         app[records.KEYRING] = keyring
     app[ACCEPTOR] = Acceptor(

@@ -5,8 +5,11 @@ Keys come from ``MAILPOOL_API_KEYS`` (comma-separated keys), ``MAILPOOL_API_KEYS
 ``MAILPOOL_API_KEY_DIGESTS`` (the same ``name:sha256-hex`` entries, separated by commas or
 newlines: what a secret store hands a task), all of them at once. Only digests are held in
 memory; several keys are admitted together, so a key is rotated by adding the new one,
-moving the client over, then removing the old one. Each key's name is its client's
-idempotency scope. Without any key the intake is open, and then listens on loopback only
+moving the client over, then removing the old one: the new key takes the old one's
+*name*, since the name is the client's scope (its emails' status, its suppression list,
+idempotency, quotas, webhook filters). Names are 1-64 letters, digits, ``_`` or ``-``; a
+key given without one gets a name of its own from its digest, so distinct keys never
+share a scope by accident. Without any key the intake is open, and then listens on loopback only
 unless ``MAILPOOL_AUTH=off`` says an upstream proxy authenticates.
 """
 
@@ -14,7 +17,9 @@ import hashlib
 import hmac
 import os
 import pathlib
+import re
 import secrets
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -23,6 +28,8 @@ from core.settings import SettingError, env_opt, env_str
 from intake.errors import ApiError
 
 ANONYMOUS = "default"
+#: A key's name: its scope everywhere it travels (SES tag values allow only these).
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _UNAUTHORIZED = ApiError(401, "unauthorized", "a valid API key is required (Authorization: Bearer)")
 
 
@@ -45,6 +52,22 @@ def new_key(name: str) -> tuple[str, str]:
     return key, f"{name}:{digest(key).hex()}"
 
 
+def check_name(name: str, where: str = "--name") -> str:
+    """``name`` if it can be a key's name: it is the key's scope, written into SES message
+    tags (letters, digits, ``_`` and ``-`` only) and state keys; SettingError otherwise."""
+    if not _NAME.fullmatch(name):
+        raise SettingError(
+            f"{where}: a key's name must be 1-64 letters, digits, '_' or '-' (got {name!r})"
+        )
+    return name
+
+
+def unnamed(key_digest: bytes) -> str:
+    """The name of a key given without one: its own, from its digest, so that two unnamed
+    keys never share a scope."""
+    return f"key-{key_digest.hex()[:12]}"
+
+
 def _parse_digests(lines: Sequence[str], where: str) -> list[ApiKey]:
     keys = []
     for number, raw in enumerate(lines, 1):
@@ -53,12 +76,16 @@ def _parse_digests(lines: Sequence[str], where: str) -> list[ApiKey]:
             continue
         name, _, hexdigest = line.rpartition(":")
         try:
-            key = ApiKey(name or f"key{number}", bytes.fromhex(hexdigest))
+            key_digest = bytes.fromhex(hexdigest)
         except ValueError:
-            key = ApiKey("", b"")
-        if len(key.digest) != hashlib.sha256().digest_size:
+            key_digest = b""
+        if len(key_digest) != hashlib.sha256().digest_size:
             raise SettingError(f"{where}:{number}: expected name:sha256-hex")
-        keys.append(key)
+        keys.append(
+            ApiKey(
+                check_name(name, f"{where}:{number}") if name else unnamed(key_digest), key_digest
+            )
+        )
     return keys
 
 
@@ -76,7 +103,7 @@ class Authenticator:
         if mode not in ("auto", "off"):
             raise SettingError(f"MAILPOOL_AUTH must be auto or off, got {mode!r}")
         raw = [k.strip() for k in (env_opt(environ, "MAILPOOL_API_KEYS") or "").split(",")]
-        keys = [ApiKey(f"key-{digest(k).hex()[:8]}", digest(k)) for k in raw if k]
+        keys = [ApiKey(unnamed(digest(k)), digest(k)) for k in raw if k]
         path = env_opt(environ, "MAILPOOL_API_KEYS_FILE")
         if path:
             try:
@@ -90,6 +117,12 @@ class Authenticator:
             entries = digests.replace(",", "\n").splitlines()
             keys.extend(_parse_digests(entries, "MAILPOOL_API_KEY_DIGESTS"))
         return cls(keys, required=mode != "off")
+
+    def shared_names(self) -> dict[str, int]:
+        """Names held by more than one key, with how many: one client's keys during a
+        rotation (the new key takes the old one's name), or a mistake worth a look."""
+        counts = Counter(key.name for key in self.keys)
+        return {name: count for name, count in sorted(counts.items()) if count > 1}
 
     def identify(self, authorization: str | None) -> str:
         """The calling client's name, or ApiError 401 (never saying which part failed)."""

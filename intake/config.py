@@ -23,6 +23,12 @@ class IntakeConfig:
 
     host: str = "127.0.0.1"
     port: int = 8080
+    #: On a loopback address, ``Host`` names answered beside the loopback ones (421 else).
+    allowed_hosts: tuple[str, ...] = ()
+    #: Seconds a connection may stay open without a whole request's headers.
+    idle_timeout_s: float = 75.0
+    #: Seconds a request's body may take to arrive (408 past it).
+    read_timeout_s: float = 30.0
     #: An email's text, html and decoded attachments past this are refused with 413.
     max_email_bytes: int = DEFAULT_MAX_EMAIL_BYTES
     max_attachments: int = DEFAULT_MAX_ATTACHMENTS
@@ -62,6 +68,13 @@ class IntakeConfig:
         return cls(
             host=env_str(environ, "MAILPOOL_HTTP_HOST", d.host),
             port=env_int(environ, "MAILPOOL_HTTP_PORT", d.port),
+            allowed_hosts=tuple(
+                name.strip()
+                for name in env_str(environ, "MAILPOOL_ALLOWED_HOSTS", "").split(",")
+                if name.strip()
+            ),
+            idle_timeout_s=env_float(environ, "MAILPOOL_HTTP_IDLE_TIMEOUT", d.idle_timeout_s),
+            read_timeout_s=env_float(environ, "MAILPOOL_HTTP_READ_TIMEOUT", d.read_timeout_s),
             max_email_bytes=max_email,
             max_attachments=env_int(environ, "MAILPOOL_MAX_ATTACHMENTS", d.max_attachments),
             max_request_bytes=env_int(environ, "MAILPOOL_MAX_REQUEST_BYTES", cap),

@@ -59,6 +59,10 @@ def error_response(error: ApiError) -> web.Response:
     return json_response({"error": error.body()}, error.status, headers)
 
 
+#: The status counted for a request whose client disconnected before it was answered (as
+#: nginx logs it): not a 5xx, so no alert on server errors fires for it.
+CLIENT_CLOSED = 499
+
 _HTTP_CODES = {
     404: ("not_found", "no such resource"),
     405: ("method_not_allowed", "method not allowed on this resource"),
@@ -81,6 +85,8 @@ def error_middleware(metrics: IntakeMetrics) -> Middleware:
             response = await handler(request)
         except ApiError as exc:
             response = error_response(exc)
+            if exc.status == 408:  # the rest of the body is not waited for
+                response.force_close()
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
@@ -88,6 +94,9 @@ def error_middleware(metrics: IntakeMetrics) -> Middleware:
             response = error_response(ApiError(exc.status, code, message))
             if exc.status == 405:
                 response.headers["Allow"] = exc.headers.get("Allow", "")
+        except ConnectionResetError:  # the client went away mid-request: nobody to answer
+            log.info("client disconnected", extra={"route": _route_of(request)})
+            response = web.Response(status=CLIENT_CLOSED)  # never written: no one reads it
         except Exception:
             log.exception("unhandled error", extra={"route": _route_of(request)})
             response = error_response(ApiError(500, "internal", "internal error"))

@@ -23,3 +23,9 @@ def idempotent_id(scope: str, key: str) -> str:
     """The id for ``key`` within ``scope`` (the API client): the same every time."""
     digest = hashlib.blake2b(f"{scope}\x00{key}".encode(), digest_size=16)
     return digest.hexdigest()
+
+
+def batch_entry_key(key: str, index: int) -> str:
+    """The key of entry ``index`` of a batch sent with ``key``. A space cannot be part of
+    an Idempotency-Key, so no single email's key (``order-7:0``, say) names a batch entry."""
+    return f"{key} {index}"

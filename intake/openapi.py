@@ -71,6 +71,7 @@ def _state_paths(auth: bool) -> dict[str, Any]:
                             "schema": {"type": "string"},
                             "description": "The `next` of the previous page.",
                         },
+                        LIST_PARAM,
                     ],
                     "responses": {
                         "200": json_body(
@@ -84,7 +85,7 @@ def _state_paths(auth: bool) -> dict[str, Any]:
                             "A page.",
                         ),
                         "404": error(STATE_OFF),
-                        "422": error("A bad `limit`."),
+                        "422": error("A bad `limit` or `list`."),
                         "503": STORE_DOWN,
                     },
                 },
@@ -95,11 +96,11 @@ def _state_paths(auth: bool) -> dict[str, Any]:
             "get": _guarded(
                 {
                     "summary": "Whether an address is suppressed, why and since when",
-                    "parameters": [ADDRESS_PARAM],
+                    "parameters": [ADDRESS_PARAM, LIST_PARAM],
                     "responses": {
                         "200": json_body(SUPPRESSION, "It is."),
                         "404": error("It is not (`not_suppressed`)."),
-                        "422": error("Not an address."),
+                        "422": error("Not an address, or a bad `list`."),
                         "503": STORE_DOWN,
                     },
                 },
@@ -108,11 +109,11 @@ def _state_paths(auth: bool) -> dict[str, Any]:
             "put": _guarded(
                 {
                     "summary": "Suppress an address by hand (reason `manual`)",
-                    "parameters": [ADDRESS_PARAM],
+                    "parameters": [ADDRESS_PARAM, LIST_PARAM],
                     "responses": {
                         "200": json_body(SUPPRESSION, "Suppressed."),
                         "404": error(STATE_OFF),
-                        "422": error("Not an address."),
+                        "422": error("Not an address, or a bad `list`."),
                         "503": STORE_DOWN,
                     },
                 },
@@ -121,11 +122,11 @@ def _state_paths(auth: bool) -> dict[str, Any]:
             "delete": _guarded(
                 {
                     "summary": "Mail an address again",
-                    "parameters": [ADDRESS_PARAM],
+                    "parameters": [ADDRESS_PARAM, LIST_PARAM],
                     "responses": {
                         "204": {"description": "Removed."},
                         "404": error("It was not suppressed (`not_suppressed`)."),
-                        "422": error("Not an address."),
+                        "422": error("Not an address, or a bad `list`."),
                         "503": STORE_DOWN,
                     },
                 },
@@ -145,17 +146,36 @@ def _state_paths(auth: bool) -> dict[str, Any]:
                 },
             },
             "post": {
-                "summary": "RFC 8058 one-click unsubscribe (no API key): suppresses the "
-                "address for the key that sent the email and emits `email.unsubscribed`",
+                "summary": "RFC 8058 one-click unsubscribe (no API key): takes the address "
+                "off the list the link names, for the key that sent the email, and emits "
+                "`email.unsubscribed`; a replay changes nothing more",
                 "parameters": [TOKEN],
                 "responses": {
-                    "200": json_body(STATUS, "Unsubscribed."),
+                    "200": json_body(STATUS, "Unsubscribed (now or before)."),
                     "404": error("A forged or altered token."),
+                    "429": {**error("This link was posted too often."), "headers": RETRY_AFTER},
                     "503": STORE_DOWN,
                 },
             },
         },
     }
+
+
+BODY_TIMEOUT = error("The request body did not arrive within MAILPOOL_HTTP_READ_TIMEOUT.")
+NOT_JSON = error(
+    "The body is not sent as JSON (`Content-Type: application/json`): what a web page on "
+    "another site could send without asking first is refused."
+)
+
+
+LIST_PARAM = {
+    "name": "list",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"},
+    "description": "A mailing list: its one-click unsubscribes (which hold for that list "
+    "alone). Without it, the key's whole list: bounces, complaints, by hand.",
+}
 
 
 def _post_email(config: IntakeConfig, limit: int) -> dict[str, Any]:
@@ -172,6 +192,8 @@ def _post_email(config: IntakeConfig, limit: int) -> dict[str, Any]:
                 "headers": RATE_LIMIT,
             },
             "400": error("Malformed JSON or a bad Idempotency-Key."),
+            "408": BODY_TIMEOUT,
+            "415": NOT_JSON,
             "413": error(
                 f"The request is over {config.max_request_bytes} bytes, the email's text, html "
                 f"and decoded attachments over {config.max_email_bytes} bytes, or (with no S3 "
@@ -214,6 +236,8 @@ def _post_batch(max_batch: int) -> dict[str, Any]:
                 "headers": RATE_LIMIT,
             },
             "400": error("Malformed JSON or a bad Idempotency-Key."),
+            "408": BODY_TIMEOUT,
+            "415": NOT_JSON,
             "413": error(f"The request is too large, or holds more than {max_batch} emails."),
             "422": {
                 "description": "The batch is not an array or is empty (an Error), or no email "
@@ -246,7 +270,11 @@ def _guarded(operation: dict[str, Any], auth: bool) -> dict[str, Any]:
 
 def openapi_document(config: IntakeConfig, pool: PoolConfig, auth: bool = False) -> dict[str, Any]:
     """The OpenAPI document for an intake with ``config`` over a pool with ``pool``."""
-    errors = {"404": error("No such resource."), "405": error("Method not allowed.")}
+    errors = {
+        "404": error("No such resource."),
+        "405": error("Method not allowed."),
+        "421": error("On a loopback listener, a `Host` that is not one of its names."),
+    }
     return {
         "openapi": "3.1.0",
         "info": {"title": "mailpool intake", "version": "1"},

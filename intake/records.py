@@ -2,6 +2,7 @@
 one-click unsubscribe links it wrote into emails (RFC 8058)."""
 
 import logging
+import re
 import time
 from urllib.parse import unquote
 
@@ -13,6 +14,7 @@ from core.addresses import AddressError
 from core.events import Event, Recipient
 from core.sealing import Keyring
 from intake.errors import ApiError, json_response
+from intake.quota import Quotas
 from pool.messages import Outgoing
 from pool.pool import QueuePool
 from state import status
@@ -26,7 +28,13 @@ STATE = web.AppKey("state", State)
 SIGNER = web.AppKey("signer", Signer)
 RECORDS_POOL = web.AppKey("records_pool", QueuePool)
 KEYRING = web.AppKey("records_keyring", Keyring)
+#: One bucket per unsubscribe link: a link replayed in a loop is answered 429, not read.
+UNSUBSCRIBES = web.AppKey("unsubscribes", Quotas)
 MAX_PAGE = 1000
+#: What one link may be posted: a burst of a few (a mail client and a person), then 1/s.
+UNSUBSCRIBE_RATE = 1.0
+UNSUBSCRIBE_BURST = 5
+_LIST_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def _state(request: web.Request) -> State:
@@ -80,8 +88,21 @@ def _address(request: web.Request) -> str:
         raise ApiError(422, "invalid_address", str(exc), "address") from None
 
 
+def _list(request: web.Request) -> str | None:
+    """The mailing list a suppression request names (``?list=``): one-click unsubscribes are
+    kept per list; without one, the key's whole list (bounces, complaints, by hand)."""
+    name = request.query.get("list")
+    if name is None:
+        return None
+    if not _LIST_NAME.fullmatch(name):
+        message = "must be a list name of 1-64 letters, digits, '.', '_' or '-'"
+        raise ApiError(422, "invalid_list", message, "list")
+    return name
+
+
 async def list_suppressions(request: web.Request, scope: str) -> web.Response:
-    """GET /v1/suppressions?limit=&after=: a page of the list, in address order."""
+    """GET /v1/suppressions?limit=&after=&list=: a page of the list (or of one mailing
+    list's unsubscribes), in address order."""
     state = _state(request)
     try:
         limit = int(request.query.get("limit", "100"))
@@ -90,19 +111,21 @@ async def list_suppressions(request: web.Request, scope: str) -> web.Response:
     if not 1 <= limit <= MAX_PAGE:
         raise ApiError(422, "invalid_limit", f"must be an integer within 1..{MAX_PAGE}", "limit")
     after = request.query.get("after") or None
+    list_name = _list(request)
     try:
-        entries, last = await state.suppressions.page(scope, after, limit)
+        entries, last = await state.suppressions.page(scope, after, limit, list_name)
     except AwsError as exc:
         raise _unavailable(exc) from None
     return json_response({"data": [e.document() for e in entries], "next": last})
 
 
 async def get_suppression(request: web.Request, scope: str) -> web.Response:
-    """GET /v1/suppressions/{address}: the entry, or 404 when the address is not on it."""
+    """GET /v1/suppressions/{address}?list=: the entry, or 404 when the address is not on
+    it."""
     state = _state(request)
     address = _address(request)
     try:
-        entry = await state.suppressions.get(scope, address)
+        entry = await state.suppressions.get(scope, address, _list(request))
     except AwsError as exc:
         raise _unavailable(exc) from None
     if entry is None:
@@ -111,9 +134,9 @@ async def get_suppression(request: web.Request, scope: str) -> web.Response:
 
 
 async def put_suppression(request: web.Request, scope: str) -> web.Response:
-    """PUT /v1/suppressions/{address}: suppress by hand (reason ``manual``)."""
+    """PUT /v1/suppressions/{address}?list=: suppress by hand (reason ``manual``)."""
     state = _state(request)
-    entry = Suppression(_address(request), "manual", time.time())
+    entry = Suppression(_address(request), "manual", time.time(), list=_list(request))
     try:
         await state.suppressions.add(scope, entry)
     except AwsError as exc:
@@ -122,11 +145,11 @@ async def put_suppression(request: web.Request, scope: str) -> web.Response:
 
 
 async def delete_suppression(request: web.Request, scope: str) -> web.Response:
-    """DELETE /v1/suppressions/{address}: mail this address again."""
+    """DELETE /v1/suppressions/{address}?list=: mail this address again."""
     state = _state(request)
     address = _address(request)
     try:
-        removed = await state.suppressions.remove(scope, address)
+        removed = await state.suppressions.remove(scope, address, _list(request))
     except AwsError as exc:
         raise _unavailable(exc) from None
     if not removed:
@@ -157,10 +180,26 @@ async def unsubscribe_page(request: web.Request) -> web.Response:
 
 
 async def unsubscribe(request: web.Request) -> web.Response:
-    """POST /unsubscribe/{token} (no API key): suppress the address for its scope and emit
-    ``email.unsubscribed``. Idempotent; a forged or altered token is a 404."""
+    """POST /unsubscribe/{token} (no API key): take the address off the list the link
+    names (for the key that sent it) and emit ``email.unsubscribed``. Idempotent: once done,
+    a replay answers the same and writes and publishes nothing. A forged or altered token
+    is a 404; one link posted faster than a person would, 429."""
     state = _state(request)
     what = _token(request)
+    grant = request.app[UNSUBSCRIBES].take(what.email_id, 1)
+    if not grant.admitted:
+        raise ApiError(
+            429,
+            "rate_limited",
+            "this link was used too often; retry later",
+            retry_after=grant.retry_after_s,
+        )
+    try:
+        done = await state.suppressions.get(what.scope, what.address, what.list)
+    except AwsError as exc:
+        raise _unavailable(exc) from None
+    if done is not None:
+        return json_response({"status": "unsubscribed"})
     event = Event(
         type=ev.UNSUBSCRIBED,
         email_id=what.email_id,

@@ -261,6 +261,11 @@ SUPPRESSION = {
         "reason": {"enum": ["hard_bounce", "complaint", "unsubscribe", "manual"]},
         "created_at": {"type": "string", "format": "date-time"},
         "email_id": {"type": ["string", "null"]},
+        "list": {
+            "type": ["string", "null"],
+            "description": "The mailing list it holds for (a one-click unsubscribe); null: "
+            "every email of the key.",
+        },
     },
 }
 ADDRESS_PARAM = {

@@ -1,5 +1,6 @@
 """IntakeService: the intake API served on a socket, with its own pool and metrics."""
 
+import logging
 import types
 
 from aiohttp import web
@@ -20,6 +21,8 @@ from pool.pool import QueuePool
 from state.config import StateConfig
 from state.store import State
 
+log = logging.getLogger(__name__)
+
 
 class IntakeService:
     """Serves the intake API until closed; closing waits for requests under way."""
@@ -34,6 +37,11 @@ class IntakeService:
         state: StateConfig | None = None,
     ) -> None:
         self.config = config
+        for name, count in (auth.shared_names() if auth is not None else {}).items():
+            # Expected during a rotation; otherwise two clients would see one scope.
+            log.warning(
+                "an API key name is held by several keys", extra={"name": name, "keys": count}
+            )
         self.registry = process_registry()
         #: Turns fatal when a background task (the pool's flushers) dies.
         self.health = Health()
@@ -60,7 +68,11 @@ class IntakeService:
     async def __aenter__(self) -> "IntakeService":
         with acting_as("intake"):  # its pool's tasks and its request handlers inherit it
             self._runner, self.port = await serve(
-                self.app, self.config.host, self.config.port, "MAILPOOL_HTTP_PORT or --port"
+                self.app,
+                self.config.host,
+                self.config.port,
+                "MAILPOOL_HTTP_PORT or --port",
+                self.config.idle_timeout_s,
             )
         return self
 

@@ -7,11 +7,12 @@ Only the JSON protocol is spoken: every current AWS SDK and the AWS CLI use it f
 import logging
 import sqlite3
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from aws.checksums import md5_of_attributes, md5_of_body
 from localsqs import dynamo, metrics, s3
@@ -401,11 +402,15 @@ STORE_FAILED = SqsError(
 
 
 def create_app(
-    engine: Engine, throttle: Throttle, tables: Tables, objects: Objects
+    engine: Engine,
+    throttle: Throttle,
+    tables: Tables,
+    objects: Objects,
+    middlewares: Sequence[Middleware] = (),
 ) -> web.Application:
     """The localsqs HTTP application: SQS, the DynamoDB subset and the S3 subset on one
     endpoint (S3 path-style: ``/bucket/key``)."""
-    app = web.Application(client_max_size=4 * 1024 * 1024)
+    app = web.Application(client_max_size=4 * 1024 * 1024, middlewares=list(middlewares))
     app[ENGINE] = engine
     app[TABLES] = tables
     app[THROTTLE] = throttle

@@ -25,6 +25,9 @@ from localsqs.objects import Objects, Stored
 OBJECTS = web.AppKey("objects", Objects)
 #: The largest object the engine takes (the largest email, base64, is about 14 MB).
 MAX_OBJECT_BYTES = 64 * 1024 * 1024
+#: What such an object may take on the wire: aws-chunked framing (chunk headers with their
+#: signatures, trailers) adds far less than this margin.
+_MAX_WIRE_BYTES = MAX_OBJECT_BYTES + 1024 * 1024
 _NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 _XML = "application/xml"
 _CHECKSUMS = {
@@ -130,9 +133,9 @@ async def _put(request: web.Request, objects: Objects, bucket: str, key: str) ->
 async def _read_body(request: web.Request) -> tuple[bytes, dict[str, str]]:
     """The request's payload (``aws-chunked`` decoded) and any trailing headers."""
     declared = request.content_length or 0
-    if declared > MAX_OBJECT_BYTES * 2:
+    if declared > _MAX_WIRE_BYTES:
         raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
-    raw = await request.content.read()
+    raw = await _read_bounded(request)
     if "aws-chunked" not in request.headers.get("Content-Encoding", ""):
         return _sized(raw), {}
     data, trailers = _dechunk(raw)
@@ -140,6 +143,19 @@ async def _read_body(request: web.Request) -> tuple[bytes, dict[str, str]]:
     if expected is not None and int(expected) != len(data):
         raise S3Error("IncompleteBody", "The request body is shorter than declared")
     return _sized(data), trailers
+
+
+async def _read_bounded(request: web.Request) -> bytes:
+    """The body as sent, refused as soon as it passes what the largest object takes on the
+    wire (a chunked upload declares no length, so the count is kept while reading)."""
+    parts: list[bytes] = []
+    received = 0
+    async for chunk in request.content.iter_chunked(256 * 1024):
+        received += len(chunk)
+        if received > _MAX_WIRE_BYTES:
+            raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def _sized(data: bytes) -> bytes:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from core.network import is_loopback
+from core.network import host_guard, is_loopback
 from core.runtime import start_site
 from core.settings import SettingError, env_float, env_int, env_str
 from localsqs.engine import Engine
@@ -134,7 +134,10 @@ class LocalSqs:
         )
         await objects.start()
         throttle = Throttle(self.config.throttle, self.config.entry_faults)
-        app = create_app(engine, throttle, tables, objects)
+        # On loopback, only requests naming a loopback host: a web page that a browser was
+        # tricked into resolving to 127.0.0.1 (DNS rebinding) names its own host.
+        guard = [host_guard()] if is_loopback(self.config.host) else []
+        app = create_app(engine, throttle, tables, objects, guard)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         try:

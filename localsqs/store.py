@@ -16,6 +16,7 @@ is checkpointed every ``WAL_CHECKPOINT_PAGES`` pages and truncated back to
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import pathlib
@@ -120,6 +121,11 @@ class DataDirUnusable(DataDirError):
     the way, or permission is denied. Another directory is the cure, not free space."""
 
 
+class DataDirInUse(DataDirUnusable):
+    """Another engine has the data directory open: two engines on one database would
+    interleave their writes and break FIFO order within a group."""
+
+
 def describe(exc: BaseException) -> str:
     """A short cause: SQLite's error name, or the OS error's."""
     name = getattr(exc, "sqlite_errorname", None)
@@ -138,6 +144,8 @@ class Store:
         self.durability = durability
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        #: The data directory's lock file, held (flock) while the store is open.
+        self._lock: int | None = None
         self._ready = threading.Event()
         self._failure: BaseException | None = None
         #: Whether writes are failing now (one log line per episode).
@@ -154,11 +162,38 @@ class Store:
             raise DataDirUnusable(
                 f"localsqs cannot use {self.path.parent} as its data directory: {describe(exc)}"
             ) from exc
+        self._take_lock()
         self._thread = threading.Thread(target=self._run, name="localsqs-store", daemon=True)
         self._thread.start()
         self._ready.wait()
         if self._failure is not None:
+            self._release_lock()
             raise self._unusable(self._failure) from self._failure
+
+    def _take_lock(self) -> None:
+        """Hold ``<database>.lock`` exclusively (released by the OS if the process dies);
+        DataDirInUse when another engine holds it."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise DataDirUnusable(
+                f"localsqs cannot use {self.path.parent} as its data directory: {describe(exc)}"
+            ) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise DataDirInUse(
+                f"another localsqs engine is using {self.path.parent}: stop it, or give this "
+                "one another data directory"
+            ) from None
+        self._lock = fd
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)  # closing the descriptor releases the flock
+            self._lock = None
 
     def _unusable(self, exc: BaseException) -> DataDirError:
         return DataDirError(
@@ -172,6 +207,7 @@ class Store:
             self._jobs.put(None)
             self._thread.join()
             self._thread = None
+        self._release_lock()
 
     async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in a transaction; returns once its changes are committed."""

@@ -14,7 +14,7 @@ import orjson
 from core.catalog import SETTINGS, Setting
 from core.sealing import new_key as new_encryption_key
 from core.settings import env_str
-from intake.auth import new_key
+from intake.auth import check_name, new_key
 from mailpool.cloudformation import DeployConfig, template, template_yaml
 from mailpool.configure import blob_store, override, pool_config, state_config
 from pool.blobs import BlobConfig
@@ -147,11 +147,13 @@ async def dlq_purge(args: argparse.Namespace) -> int:
 
 
 async def keys_new(args: argparse.Namespace) -> int:
-    key, line = new_key(args.name)
+    key, line = new_key(check_name(args.name))
     print(f"key:  {key}")
     print("      give it to the client (Authorization: Bearer <key>); it is not stored")
     print(f"line: {line}")
     print("      append it to the file MAILPOOL_API_KEYS_FILE names")
+    print(f"      the name {args.name!r} is this client's scope: its emails' status, suppressions,")
+    print("      idempotency keys and quotas; give a rotated key the name of the key it replaces")
     return 0
 
 
@@ -177,7 +179,9 @@ async def suppressions_list(args: argparse.Namespace) -> int:
     async with suppressions.table:
         after, shown = None, 0
         while shown < args.limit:
-            entries, after = await suppressions.page(args.scope, after, min(1000, args.limit))
+            entries, after = await suppressions.page(
+                args.scope, after, min(1000, args.limit), args.list_name
+            )
             for entry in entries[: args.limit - shown]:
                 doc = entry.document()
                 print(f"{doc['address']}  {doc['reason']}  {doc['created_at']}")
@@ -189,7 +193,7 @@ async def suppressions_list(args: argparse.Namespace) -> int:
 
 async def suppressions_add(args: argparse.Namespace) -> int:
     suppressions = _suppressions(args)
-    entry = Suppression(normalise(args.address), "manual", time.time())
+    entry = Suppression(normalise(args.address), "manual", time.time(), list=args.list_name)
     async with suppressions.table:
         await suppressions.add(args.scope, entry)
     print(f"suppressed {entry.address} for {args.scope}")
@@ -199,7 +203,7 @@ async def suppressions_add(args: argparse.Namespace) -> int:
 async def suppressions_remove(args: argparse.Namespace) -> int:
     suppressions = _suppressions(args)
     async with suppressions.table:
-        removed = await suppressions.remove(args.scope, args.address)
+        removed = await suppressions.remove(args.scope, args.address, args.list_name)
     print(f"removed {args.address} from {args.scope}" if removed else "it was not suppressed")
     return 0 if removed else 1
 

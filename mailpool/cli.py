@@ -263,7 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
     keys = commands.add_parser("keys", help="API keys for the intake")
     key_actions = keys.add_subparsers(dest="action", required=True)
     new = key_actions.add_parser("new", help="make a key and its keys-file line")
-    new.add_argument("--name", default="client", help="the client's name (its idempotency scope)")
+    new.add_argument(
+        "--name",
+        required=True,
+        help="the client's name, its scope (status, suppressions, idempotency, quotas): "
+        "1-64 letters, digits, '_' or '-'; a rotated key takes the name of the key it replaces",
+    )
     new.set_defaults(handler=admin.keys_new)
     sealing = key_actions.add_parser("encryption", help="make an envelope encryption key")
     sealing.add_argument("--id", default=time.strftime("k%Y%m%d"), help="the key's id")
@@ -286,6 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
     for action in (sup_list, sup_add, sup_remove):
         _pool_flags(action)
         action.add_argument("--scope", default="default", help="the API key's name (default)")
+        action.add_argument(
+            "--list",
+            dest="list_name",
+            help="one mailing list's unsubscribes (default: the key's whole list)",
+        )
     for action in (sup_add, sup_remove):
         action.add_argument("address")
 

@@ -124,7 +124,7 @@ def _service(role: str, desired: Any) -> dict[str, Any]:
             }
         ]
         props["HealthCheckGracePeriodSeconds"] = 30
-        resource["DependsOn"] = ["IntakeListener"]
+        resource["DependsOn"] = ["IntakeListenerRule"]  # the rule ties the targets to the LB
     return resource
 
 
@@ -216,6 +216,19 @@ def _steps(adjustments: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 _FORWARD = {"Type": "forward", "TargetGroupArn": {"Ref": "IntakeTargetGroup"}}
+#: The paths the load balancer forwards: the API and the unsubscribe links. Everything else
+#: (``/metrics``, ``/openapi.json``, the probes) stays inside the VPC: the listener answers
+#: 404 for it without asking a task.
+PUBLIC_PATHS = ("/v1/*", "/unsubscribe/*")
+_NOT_FOUND = {
+    "Type": "fixed-response",
+    "FixedResponseConfig": {
+        "StatusCode": "404",
+        "ContentType": "application/json",
+        "MessageBody": '{"error": {"code": "not_found", "message": "no such resource", '
+        '"field": null}}',
+    },
+}
 
 
 def _network(scheme: str) -> dict[str, dict[str, Any]]:
@@ -288,7 +301,18 @@ def _network(scheme: str) -> dict[str, dict[str, Any]]:
                 "Protocol": "HTTPS",
                 "SslPolicy": TLS_POLICY,
                 "Certificates": [{"CertificateArn": {"Ref": "CertificateArn"}}],
-                "DefaultActions": [_FORWARD],
+                "DefaultActions": [_NOT_FOUND],
+            },
+        },
+        "IntakeListenerRule": {
+            "Type": "AWS::ElasticLoadBalancingV2::ListenerRule",
+            "Properties": {
+                "ListenerArn": {"Ref": "IntakeListener"},
+                "Priority": 1,
+                "Conditions": [
+                    {"Field": "path-pattern", "PathPatternConfig": {"Values": list(PUBLIC_PATHS)}}
+                ],
+                "Actions": [_FORWARD],
             },
         },
     }

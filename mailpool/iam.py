@@ -49,7 +49,7 @@ PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
         ("dynamodb:BatchGetItem", "table"), ("dynamodb:BatchWriteItem", "table"),
         ("dynamodb:DeleteItem", "table"), ("dynamodb:DescribeTable", "table"),
         ("dynamodb:PutItem", "table"),
-        ("s3:GetObject", "objects"),
+        ("s3:DeleteObject", "objects"), ("s3:GetObject", "objects"),
         ("secretsmanager:GetSecretValue", "secret"),
         ("ses:SendEmail", "identity"),
         ("sqs:ChangeMessageVisibility", "shard"), ("sqs:DeleteMessage", "shard"),

@@ -8,6 +8,8 @@ from metrics.pool import LATENCY_BUCKETS
 #: codes included), so that each series exists at 0 before the first refusal.
 REFUSAL_REASONS = (
     "invalid_json",
+    "unsupported_media_type",
+    "request_timeout",
     "invalid",
     "invalid_type",
     "invalid_address",

@@ -12,6 +12,7 @@ bodies of dead-lettered messages, after the DLQ's retention. Like ``sqs.py``, it
 AWS through ``aws.client`` and maps failures onto ``aws.errors``.
 """
 
+import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -115,9 +116,12 @@ class BlobStore(AwsClient):
             return Unavailable(f"{action}: {code or type(exc).__name__}", code=code or None)
         return Rejected(f"{action}: {code}", code=code)
 
-    def key_for(self, message_id: str) -> str:
-        """The object key of a message's body."""
-        return f"{self.config.prefix}{message_id}"
+    def key_for(self, message_id: str, body: bytes) -> str:
+        """The object key of a message's body: its id and a digest of the body, so that a
+        replay with the same deduplication id but another body (which SQS drops) writes an
+        object of its own and never alters the one the queued message points to."""
+        digest = hashlib.blake2b(body, digest_size=12).hexdigest()
+        return f"{self.config.prefix}{message_id}.{digest}"
 
     async def put(self, key: str, data: bytes) -> None:
         """Store ``data`` encrypted at rest (SSE-S3)."""

@@ -306,9 +306,10 @@ class QueuePool:
         """Put ``message``'s body in S3; the message with a pointer in its place."""
         self.admit(size)
         assert self.blobs is not None  # admitted past the inline limit: there is a bucket
-        pointer = Pointer(self.blobs.bucket, self.blobs.key_for(message.dedup_id), size)
+        body = message.body.encode()
+        pointer = Pointer(self.blobs.bucket, self.blobs.key_for(message.dedup_id, body), size)
         try:
-            await self.blobs.put(pointer.key, message.body.encode())
+            await self.blobs.put(pointer.key, body)
         except AwsError as exc:  # S3 is the service's side: never the producer's fault
             raise Unavailable(f"storing the large body failed: {exc}", code=exc.code) from exc
         self._metrics.offloaded()

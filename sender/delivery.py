@@ -145,7 +145,7 @@ class Delivery:
         assert self._suppressions is not None
         addresses = envelope.email.recipients
         scope = envelope.scope or "default"
-        listed = await self._suppressions.suppressed(scope, addresses)
+        listed = await self._suppressions.suppressed(scope, addresses, envelope.mailing_list)
         if not listed:
             return envelope, None
         skip = frozenset(p for p, a in enumerate(addresses) if a in listed)

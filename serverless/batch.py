@@ -175,15 +175,29 @@ class Batch:
                 )
                 self._fail(message, "failed")
                 return False
-        elif outcome.envelope is not None:
-            latency = time.time() - outcome.envelope.accepted_at
-            stream = outcome.envelope.stream or self._pool.default_stream
-            self._metrics.delivered_after(latency, stream)
-            self.tally.latencies.append(latency)
+        else:
+            if outcome.envelope is not None:
+                latency = time.time() - outcome.envelope.accepted_at
+                stream = outcome.envelope.stream or self._pool.default_stream
+                self._metrics.delivered_after(latency, stream)
+                self.tally.latencies.append(latency)
+            if message.blob is not None:
+                await self._drop_body(message, outcome.email_id)
         self._metrics.outcome(message.shard, outcome.settle.value)
         self.tally.count(outcome.settle.value)
         self._succeeded.add(message.message_id)
         return True
+
+    async def _drop_body(self, message: Received, email_id: str) -> None:
+        """A settled message's body in S3 goes with it, as in the long-running sender: the
+        message is deleted first (the mapping's own delete then finds it gone), so a copy
+        that comes back never finds its body missing. A failure is logged: the mapping still
+        deletes the message and the bucket's lifecycle rule expires the body."""
+        try:
+            await self._pool.delete(message)
+        except AwsError as exc:
+            extra = {"id": email_id, "error": type(exc).__name__}
+            log.warning("could not delete a settled message with its body", extra=extra)
 
     async def _published(self, events: tuple[Event, ...], email_id: str) -> bool:
         """Publish ``events``, retrying while the invocation has time; whether they landed."""

@@ -70,7 +70,7 @@ class State:
         if items:
             await self.table.write(items)
         for scope, suppression in added:
-            self.suppressions.remember(scope, suppression.address)
+            self.suppressions.remember(scope, suppression)
 
     async def status(self, email_id: str) -> tuple[str | None, list[dict[str, Any]]]:
         """(the scope that sent it, its unexpired status records) of an email."""

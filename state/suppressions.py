@@ -27,19 +27,30 @@ def normalise(address: str) -> str:
     return parse_addr(address.strip())
 
 
-def partition(scope: str) -> str:
-    """The partition key of a scope's suppression list."""
-    return PREFIX + scope
+def folded(normal: str) -> str:
+    """The key an address is matched by: a normalised address with its local part
+    case-folded too. RFC 5321 lets a server tell ``Jane.Doe`` from ``jane.doe``; none that
+    mail reaches does, and a suppression that misses is worse than one that is too wide."""
+    local, at, domain = normal.rpartition("@")
+    return f"{local.casefold()}{at}{domain}"
+
+
+def partition(scope: str, list_name: str | None = None) -> str:
+    """The partition key of a scope's suppression list, or of one of its mailing lists
+    (where one-click unsubscribes go: they remove a recipient from that list alone)."""
+    return PREFIX + scope if list_name is None else f"{PREFIX}{scope}#list#{list_name}"
 
 
 @dataclass(frozen=True, slots=True)
 class Suppression:
-    """One entry of the list."""
+    """One entry of the list (of the key's whole list, or of one mailing list)."""
 
     address: str
     reason: str
     created_at: float
     email_id: str | None = None
+    #: The mailing list it holds for; None: every email of the key.
+    list: str | None = None
 
     def document(self) -> dict[str, Any]:
         """As the API shows it."""
@@ -48,21 +59,27 @@ class Suppression:
             "reason": self.reason,
             "created_at": iso_time(self.created_at),
             "email_id": self.email_id,
+            "list": self.list,
         }
 
     def item(self, scope: str) -> dict[str, Any]:
-        """As the table stores it (no expiry: a suppression lasts until removed)."""
-        return {
-            "pk": partition(scope),
-            "sk": self.address,
+        """As the table stores it (no expiry: a suppression lasts until removed): keyed by
+        the case-folded address, with the spelling it was given for display."""
+        item = {
+            "pk": partition(scope, self.list),
+            "sk": folded(self.address),
             "reason": self.reason,
             "at": round(self.created_at, 3),
             "email": self.email_id,
         }
+        if self.address != item["sk"]:
+            item["addr"] = self.address
+        return item
 
     @classmethod
-    def of(cls, item: dict[str, Any]) -> "Suppression":
-        return cls(str(item["sk"]), str(item["reason"]), float(item["at"]), item.get("email"))
+    def of(cls, item: dict[str, Any], list_name: str | None = None) -> "Suppression":
+        address = str(item.get("addr") or item["sk"])
+        return cls(address, str(item["reason"]), float(item["at"]), item.get("email"), list_name)
 
 
 def hard_bounce(event: Event, code: int | None, enhanced: str | None) -> bool:
@@ -79,10 +96,11 @@ def caused_by(event: Event) -> list[tuple[str, Suppression]]:
     unsubscribes, for the scope that sent the email."""
     if event.scope is None:
         return []
+    list_name = None
     if event.type == ev.COMPLAINED:
         reason = "complaint"
-    elif event.type == ev.UNSUBSCRIBED:
-        reason = "unsubscribe"
+    elif event.type == ev.UNSUBSCRIBED:  # RFC 8058: off the list the link names, only
+        reason, list_name = "unsubscribe", event.origin or "default"
     elif event.type == ev.BOUNCED:
         reason = "hard_bounce"
     else:
@@ -95,7 +113,8 @@ def caused_by(event: Event) -> list[tuple[str, Suppression]]:
             address = normalise(recipient.address)
         except AddressError:
             continue
-        added.append((event.scope, Suppression(address, reason, event.created_at, event.email_id)))
+        entry = Suppression(address, reason, event.created_at, event.email_id, list_name)
+        added.append((event.scope, entry))
     return added
 
 
@@ -107,57 +126,76 @@ class Suppressions:
         self._cache_s = cache_s
         self._cache: dict[tuple[str, str], tuple[float, bool]] = {}
 
-    async def suppressed(self, scope: str, addresses: Iterable[str]) -> set[str]:
-        """Which of ``addresses`` (as given) are on ``scope``'s list."""
+    async def suppressed(
+        self, scope: str, addresses: Iterable[str], list_name: str | None = None
+    ) -> set[str]:
+        """Which of ``addresses`` (as given) are on ``scope``'s list, or on its mailing
+        list ``list_name`` (the list an email's unsubscribe link names)."""
+        partitions = [partition(scope)] + (
+            [] if list_name is None else [partition(scope, list_name)]
+        )
         now = time.monotonic()
-        wanted: dict[str, str] = {}
+        wanted: dict[str, list[tuple[str, str]]] = {}
         answer: set[str] = set()
         for address in addresses:
             try:
                 normal = normalise(address)
             except AddressError:
                 continue
-            cached = self._cache.get((scope, normal))
-            if cached is not None and cached[0] > now:
-                if cached[1]:
+            # Entries written before matching was case-folded are keyed by their spelling.
+            spellings = dict.fromkeys((folded(normal), normal))
+            keys = [(pk, sk) for pk in partitions for sk in spellings]
+            hits = [self._cache.get(key) for key in keys]
+            if all(hit is not None and hit[0] > now for hit in hits):
+                if any(hit is not None and hit[1] for hit in hits):
                     answer.add(address)
                 continue
-            wanted[address] = normal
+            wanted[address] = keys
         if wanted:
-            keys = [(partition(scope), normal) for normal in set(wanted.values())]
-            found = await self.table.read_many(keys)
-            on_list = {sk for _, sk in found}
+            asked = list(dict.fromkeys(key for keys in wanted.values() for key in keys))
+            found = set(await self.table.read_many(asked))
             if len(self._cache) > 100_000:
                 self._cache.clear()
-            for normal in set(wanted.values()):
-                self._cache[(scope, normal)] = (now + self._cache_s, normal in on_list)
-            answer |= {address for address, normal in wanted.items() if normal in on_list}
+            for key in asked:
+                self._cache[key] = (now + self._cache_s, key in found)
+            answer |= {a for a, keys in wanted.items() if any(k in found for k in keys)}
         return answer
 
-    def remember(self, scope: str, address: str) -> None:
-        """Trust at once that ``address`` is suppressed (this process just wrote it)."""
-        self._cache[(scope, address)] = (time.monotonic() + self._cache_s, True)
+    def remember(self, scope: str, entry: "Suppression") -> None:
+        """Trust at once that ``entry``'s address is suppressed (this process just wrote it)."""
+        key = (partition(scope, entry.list), folded(entry.address))
+        self._cache[key] = (time.monotonic() + self._cache_s, True)
 
     async def add(self, scope: str, entry: Suppression) -> None:
         """Add (or replace) an entry."""
         await self.table.put(entry.item(scope))
-        self.remember(scope, entry.address)
+        self.remember(scope, entry)
 
-    async def get(self, scope: str, address: str) -> Suppression | None:
-        """The entry for ``address``, if it is suppressed."""
-        item = await self.table.get(partition(scope), normalise(address), consistent=True)
-        return None if item is None else Suppression.of(item)
-
-    async def remove(self, scope: str, address: str) -> bool:
-        """Take ``address`` off the list; whether it was on it."""
+    async def get(
+        self, scope: str, address: str, list_name: str | None = None
+    ) -> Suppression | None:
+        """The entry for ``address``, if it is suppressed (on ``list_name``, if given)."""
         normal = normalise(address)
-        self._cache.pop((scope, normal), None)
-        return await self.table.delete(partition(scope), normal)
+        for sk in dict.fromkeys((folded(normal), normal)):
+            item = await self.table.get(partition(scope, list_name), sk, consistent=True)
+            if item is not None:
+                return Suppression.of(item, list_name)
+        return None
+
+    async def remove(self, scope: str, address: str, list_name: str | None = None) -> bool:
+        """Take ``address`` off the list (or off ``list_name``); whether it was on it."""
+        normal = normalise(address)
+        removed = False
+        for sk in dict.fromkeys((folded(normal), normal)):
+            self._cache.pop((partition(scope, list_name), sk), None)
+            removed = await self.table.delete(partition(scope, list_name), sk) or removed
+        return removed
 
     async def page(
-        self, scope: str, after: str | None, limit: int
+        self, scope: str, after: str | None, limit: int, list_name: str | None = None
     ) -> tuple[Sequence[Suppression], str | None]:
-        """Up to ``limit`` entries after address ``after``, in address order; and the
-        address to continue after, when there are more."""
-        items, last = await self.table.query(partition(scope), after=after, limit=limit)
-        return [Suppression.of(item) for item in items], last
+        """Up to ``limit`` entries after key ``after``, in key (case-folded address)
+        order; and the key to continue after, when there are more."""
+        pk = partition(scope, list_name)
+        items, last = await self.table.query(pk, after=after, limit=limit)
+        return [Suppression.of(item, list_name) for item in items], last

@@ -21,7 +21,10 @@ from pool.streams import DEFAULT, parse_values
 from sender.mime import render
 from sender.providers.base import Accepted, DelayError, PermanentError, TransientError
 
-_TAG_VALUE = re.compile(r"[A-Za-z0-9_.-]{1,256}")
+#: What SES accepts in a message tag's value. Every key name is checked against it at load
+#: (``intake.auth.check_name``), so each email's scope travels to SES and back with its
+#: bounces and complaints.
+TAG_VALUE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _DELAY_CODES = frozenset(
     {"TooManyRequestsException", "ThrottlingException", "Throttling", "LimitExceededException"}
 )
@@ -115,7 +118,7 @@ class SesProvider(AwsClient):
             "Content": {"Raw": {"Data": raw}},
             "EmailTags": [{"Name": ID_TAG, "Value": envelope.id}],
         }
-        if envelope.scope and _TAG_VALUE.fullmatch(envelope.scope):
+        if envelope.scope and TAG_VALUE.fullmatch(envelope.scope):
             request["EmailTags"].append({"Name": SCOPE_TAG, "Value": envelope.scope})
         stream = envelope.stream or self._settings.first_stream
         configuration_set = self._sets.get(stream, self._settings.configuration_set)

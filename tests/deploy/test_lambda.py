@@ -232,6 +232,13 @@ async def _run_the_stack(
 
         await until(sent, 20)
         assert await _ses_sent(sqs_endpoint) > before
+        # The large email's body went with its message, as in the sender process.
+        async with get_session().create_client(
+            "s3", region_name="us-east-1", endpoint_url=sqs_endpoint
+        ) as s3:
+            bucket = BlobConfig.from_env().bucket
+            listed = await s3.list_objects_v2(Bucket=bucket)
+            assert listed.get("Contents", []) == []
 
 
 def _run_isolated(

@@ -289,6 +289,17 @@ def test_the_edge_is_https_only_with_a_modern_tls_policy() -> None:
         (443, "HTTPS")
     ]
     assert listeners[0]["Properties"]["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    # Only the API and the unsubscribe links reach a task from outside; /metrics and the
+    # rest get the listener's own 404.
+    [default] = listeners[0]["Properties"]["DefaultActions"]
+    assert default["Type"] == "fixed-response"
+    assert default["FixedResponseConfig"]["StatusCode"] == "404"
+    rules = [r["Properties"] for r in resources.values()
+             if r["Type"] == "AWS::ElasticLoadBalancingV2::ListenerRule"]  # fmt: skip
+    assert [c["PathPatternConfig"]["Values"] for r in rules for c in r["Conditions"]] == [
+        ["/v1/*", "/unsubscribe/*"]
+    ]
+    assert [a["Type"] for r in rules for a in r["Actions"]] == ["forward"]
     ingress = resources["LoadBalancerSecurityGroup"]["Properties"]["SecurityGroupIngress"]
     assert [(rule["FromPort"], rule["CidrIp"]) for rule in ingress] == [
         (443, {"Ref": "ClientCidr"})

@@ -54,6 +54,7 @@ async def api(provisioned: PoolConfig) -> AsyncIterator[TestClient[Any, Any]]:
 
 async def post(api: TestClient[Any, Any], path: str, body: Any, **headers: str) -> Any:
     data = body if isinstance(body, bytes) else orjson.dumps(body)
+    headers = {"Content-Type": "application/json", **headers}
     response = await api.post(path, data=data, headers=headers)
     return response.status, await response.json(), response.headers
 
@@ -112,6 +113,21 @@ BAD_REQUESTS: list[tuple[bytes | Any, dict[str, str], int, str, str | None]] = [
     ({**EMAIL, "colour": "red"}, {}, 422, "unknown_field", "colour"),
     ({**EMAIL, "text": "x" * 1_040_000}, {}, 413, "message_too_large", None),
     (EMAIL, {"Idempotency-Key": "has space"}, 400, "invalid_idempotency_key", "Idempotency-Key"),
+    # SES reads X-SES-* headers of a raw message as instructions (configuration set, ARNs).
+    ({**EMAIL, "headers": {"X-SES-CONFIGURATION-SET": "bulk"}}, {}, 422, "reserved_header",
+     "headers.X-SES-CONFIGURATION-SET"),
+    ({**EMAIL, "headers": {"x-ses-source-arn": "arn:x"}}, {}, 422, "reserved_header",
+     "headers.x-ses-source-arn"),
+    # RFC 2045: no NUL in 7bit text; the producer is told instead of a relay choking on it.
+    ({**EMAIL, "text": "a\u0000b"}, {}, 422, "invalid_character", "text"),
+    ({**EMAIL, "html": "<p>\u0000</p>"}, {}, 422, "invalid_character", "html"),
+    # Only JSON: a page on another site can send these without a preflight (CSRF).
+    (EMAIL, {"Content-Type": "text/plain"}, 415, "unsupported_media_type", "Content-Type"),
+    (EMAIL, {"Content-Type": "application/x-www-form-urlencoded"}, 415,
+     "unsupported_media_type", "Content-Type"),
+    (EMAIL, {"Content-Type": "multipart/form-data; boundary=x"}, 415, "unsupported_media_type",
+     "Content-Type"),
+    (EMAIL, {"Content-Type": ""}, 415, "unsupported_media_type", "Content-Type"),
 ]  # fmt: skip
 
 

@@ -18,6 +18,7 @@ from metrics.intake import IntakeMetrics
 from metrics.pool import PoolMetrics
 from pool.config import PoolConfig
 from pool.pool import QueuePool
+from sender.providers.ses import TAG_VALUE
 from tests.intake.test_api import EMAIL
 from tests.support.queues import count
 
@@ -144,3 +145,53 @@ def test_keys_new_prints_a_key_and_its_file_line(
         Authenticator.from_env({"MAILPOOL_API_KEYS_FILE": str(path)}).identify(f"Bearer {key}")
         == "shop"
     )
+
+
+def test_keys_new_needs_a_name_that_can_be_a_scope(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:  # argparse: --name is required
+        main(["keys", "new"])
+    assert exited.value.code == 2
+    assert "--name" in capsys.readouterr().err
+    for name in ("shop.eu", "a b", "ops@example", "a/b", "", "x" * 65):
+        assert main(["keys", "new", "--name", name]) == 2
+        assert "a key's name must be" in capsys.readouterr().err
+
+
+def test_key_names_that_cannot_travel_as_a_scope_stop_intake_at_start(
+    tmp_path: pathlib.Path,
+) -> None:
+    _, dotted = new_key("shop.eu")  # the name would make SES refuse every email of the key
+    path = tmp_path / "keys"
+    path.write_text(f"{ALICE_LINE}\n{dotted}\n")
+    with pytest.raises(SettingError, match=r"keys:2: a key's name must be"):
+        Authenticator.from_env({"MAILPOOL_API_KEYS_FILE": str(path)})
+    with pytest.raises(SettingError, match="MAILPOOL_API_KEY_DIGESTS:1"):
+        Authenticator.from_env({"MAILPOOL_API_KEY_DIGESTS": dotted.replace("shop.eu", "a b")})
+
+
+def test_distinct_keys_never_share_a_scope_by_accident(tmp_path: pathlib.Path) -> None:
+    first, second = new_key("x"), new_key("x")
+    path = tmp_path / "keys"
+    # Lines without a name, in the file and in the digests a secret store hands over.
+    path.write_text(first[1].removeprefix("x") + "\n")
+    auth = Authenticator.from_env(
+        {
+            "MAILPOOL_API_KEYS_FILE": str(path),
+            "MAILPOOL_API_KEY_DIGESTS": second[1].removeprefix("x"),
+            "MAILPOOL_API_KEYS": f"{ALICE}",
+        }
+    )
+    names = {auth.identify(f"Bearer {key}") for key in (first[0], second[0], ALICE)}
+    assert len(names) == 3
+    assert auth.shared_names() == {}
+    # A rotation: the new key takes the old one's name, on purpose; it is named at start.
+    rotated = Authenticator.from_env(
+        {"MAILPOOL_API_KEY_DIGESTS": f"{ALICE_LINE},{new_key('alice')[1]},{BOB_LINE}"}
+    )
+    assert rotated.shared_names() == {"alice": 2}
+
+
+def test_every_key_name_is_a_tag_value_ses_accepts() -> None:
+    for name in ("shop", "shop_eu", "Shop-2", "x" * 64):
+        assert TAG_VALUE.fullmatch(new_key(name)[1].rpartition(":")[0])
+    assert not TAG_VALUE.fullmatch("shop.eu")

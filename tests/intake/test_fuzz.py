@@ -169,7 +169,9 @@ def test_single_emails_never_get_a_5xx(port: int, doc: Any) -> None:
 @FUZZ
 @given(docs=st.lists(emails() | JSON, min_size=0, max_size=6) | JSON)
 def test_batches_never_get_a_5xx(port: int, docs: Any) -> None:
-    status, body = call(port, "/v1/emails/batch", encode(docs), {})
+    status, body = call(
+        port, "/v1/emails/batch", encode(docs), {"Content-Type": "application/json"}
+    )
     check("/v1/emails/batch", status, body)
 
 
@@ -186,7 +188,10 @@ def test_raw_bodies_and_odd_idempotency_keys_never_get_a_5xx(
     port: int, raw: bytes, key: str
 ) -> None:
     for path in ("/v1/emails", "/v1/emails/batch"):
-        status, body = call(port, path, raw, {"Idempotency-Key": key} if key.strip() else {})
+        headers = {"Content-Type": "application/json"}
+        status, body = call(
+            port, path, raw, {**headers, "Idempotency-Key": key} if key.strip() else headers
+        )
         check(path, status, body)
 
 
@@ -225,5 +230,7 @@ def test_a_header_http_itself_forbids_gets_400_not_5xx(port: int) -> None:
 def test_the_fuzzer_reaches_acceptance(port: int) -> None:
     # Guard against a fuzzer that only ever hits validation: a real email is accepted.
     email = {"from": "a@example.test", "to": "b@example.test", "text": "fuzz"}
-    status, body = call(port, "/v1/emails", orjson.dumps(email), {})
+    status, body = call(
+        port, "/v1/emails", orjson.dumps(email), {"Content-Type": "application/json"}
+    )
     assert status == 202, body

@@ -48,7 +48,10 @@ async def test_a_large_email_travels_through_s3_and_its_body_is_deleted_after_de
     async with get_session().create_client(
         "s3", region_name="us-east-1", endpoint_url=sqs_endpoint
     ) as s3:
-        head = await s3.head_object(Bucket=blob_config.bucket, Key=f"mailpool/bodies/{message_id}")
+        listed = await s3.list_objects_v2(Bucket=blob_config.bucket)
+        [key] = [o["Key"] for o in listed["Contents"]]
+        assert key.startswith(f"mailpool/bodies/{message_id}.")
+        head = await s3.head_object(Bucket=blob_config.bucket, Key=key)
         assert head["ServerSideEncryption"] == "AES256"
         lifecycle = await s3.get_bucket_lifecycle_configuration(Bucket=blob_config.bucket)
         assert lifecycle["Rules"][0]["Expiration"]["Days"] == 15

@@ -72,10 +72,13 @@ async def test_real_answers_match_their_documented_schemas(api: TestClient[Any, 
         ("/v1/emails/batch", [{**EMAIL, "to": "bad"}], {}),
         ("/v1/emails/batch", [], {}),
         ("/v1/emails/batch", [EMAIL] * 501, {}),
+        ("/v1/emails", EMAIL, {"Content-Type": "text/plain"}),
+        ("/v1/emails/batch", [EMAIL], {"Content-Type": "text/plain"}),
     ]
     seen = set()
     for path, body, headers in cases:
         data = body if isinstance(body, bytes) else orjson.dumps(body)
+        headers = {"Content-Type": "application/json", **headers}
         response = await api.post(path, data=data, headers=headers)
         status = response.status
         assert str(status) in doc["paths"][path]["post"]["responses"], (path, status)
@@ -84,6 +87,7 @@ async def test_real_answers_match_their_documented_schemas(api: TestClient[Any, 
     assert seen == {
         ("/v1/emails", 202), ("/v1/emails", 422), ("/v1/emails", 400), ("/v1/emails", 413),
         ("/v1/emails/batch", 202), ("/v1/emails/batch", 422), ("/v1/emails/batch", 413),
+        ("/v1/emails", 415), ("/v1/emails/batch", 415),
     }  # fmt: skip
     for path, status in (("/healthz", 200), ("/readyz", 200)):
         response = await api.get(path)

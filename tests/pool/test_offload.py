@@ -68,11 +68,25 @@ async def test_a_body_past_the_queue_limit_goes_to_s3_and_comes_back_whole(
         assert await pool.body(carried) == large.encode()
         assert await pool.body(inline) == plain
         assert pool.blobs is not None
-        assert await objects(pool.blobs) == ["mailpool/bodies/big"]
+        [key] = await objects(pool.blobs)
+        assert key.startswith("mailpool/bodies/big.")
         await pool.delete(carried)  # the body goes with its message
         assert await objects(pool.blobs) == []
         with pytest.raises(BlobMissing):
             await pool.body(carried)
+
+
+async def test_a_replay_with_another_body_never_alters_the_queued_one(
+    small: PoolConfig, bucket: BlobConfig
+) -> None:
+    # Without the state store an Idempotency-Key's replay has the same deduplication id;
+    # SQS drops the second message, so the first must keep pointing at its own body.
+    first, second = "1" * 3000, "2" * 3000
+    async with QueuePool(small, PoolMetrics(CollectorRegistry()), blobs=BlobStore(bucket)) as pool:
+        await pool.send(Outgoing(body=first, group="g", dedup_id="order-7"))
+        await pool.send(Outgoing(body=second, group="g", dedup_id="order-7"))
+        [queued] = await receive_all(pool, 1)
+        assert await pool.body(queued) == first.encode()
 
 
 async def test_without_a_bucket_a_body_past_the_limit_is_too_large_and_not_queued(
@@ -96,7 +110,9 @@ async def test_a_dead_lettered_large_message_keeps_its_body_for_redrive(
         [message] = await receive_all(pool, 1)
         await pool.dead_letter(message, "permanent_failure")
         assert pool.blobs is not None
-        assert await objects(pool.blobs) == ["mailpool/bodies/dead"]
+        assert message.blob is not None
+        assert await objects(pool.blobs) == [message.blob.key]
+        assert message.blob.key.startswith("mailpool/bodies/dead.")
     assert await count(small, dlq=True) == 1
 
 

@@ -20,6 +20,7 @@ from sender.providers.smtp import SmtpConfig, SmtpProvider
 from sender.service import SenderService
 from state.config import StateConfig
 from state.table import StateTable
+from tests.state.test_suppressed_delivery import events_of
 from tests.support.smtp_sink import SmtpSink
 
 Stack = tuple[IntakeService, aiohttp.ClientSession]
@@ -144,20 +145,25 @@ async def test_suppressions_are_added_listed_and_removed_by_hand(stack: Stack) -
     assert (await get(stack, "/v1/suppressions?limit=0"))[0] == 422
 
 
-async def test_one_click_unsubscribe_stops_the_next_email(
+async def unsubscribe_link(stack: Stack, smtp_sink: SmtpSink, email_id: str) -> str:
+    """The one-click link in the delivered email ``email_id``."""
+
+    async def delivered() -> bool:
+        return any(d.mailpool_id == email_id for d in smtp_sink.handler.deliveries)
+
+    await until(delivered)
+    [message] = [d for d in smtp_sink.handler.deliveries if d.mailpool_id == email_id]
+    parsed = email.message_from_bytes(message.raw)
+    assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    return str(parsed["List-Unsubscribe"]).strip("<>")
+
+
+async def test_one_click_unsubscribe_stops_that_list_and_only_that_list(
     stack: Stack, smtp_sink: SmtpSink
 ) -> None:
     intake, http = stack
     _, first = await post(stack, mail("reader@example.test", unsubscribe="news"))
-
-    async def delivered() -> bool:
-        return any(d.mailpool_id == first["id"] for d in smtp_sink.handler.deliveries)
-
-    await until(delivered)
-    [message] = [d for d in smtp_sink.handler.deliveries if d.mailpool_id == first["id"]]
-    parsed = email.message_from_bytes(message.raw)
-    assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    link = parsed["List-Unsubscribe"].strip("<>")
+    link = await unsubscribe_link(stack, smtp_sink, first["id"])
     token = link.rsplit("/", 1)[1]
     assert "reader" not in token
     assert "news" not in token
@@ -168,18 +174,74 @@ async def test_one_click_unsubscribe_stops_the_next_email(
     async with http.get(url) as page:
         assert page.status == 200
         assert "<form" in await page.text()
-    assert (await get(stack, "/v1/suppressions/reader@example.test"))[0] == 404  # GET: no-op
+    assert (await get(stack, "/v1/suppressions/reader@example.test?list=news"))[0] == 404
     async with http.post(url, data="List-Unsubscribe=One-Click") as response:
         assert response.status == 200
-    _, entry = await get(stack, "/v1/suppressions/reader@example.test")
+    _, entry = await get(stack, "/v1/suppressions/reader@example.test?list=news")
     assert entry["reason"] == "unsubscribe"
-    _, second = await post(stack, mail("reader@example.test"))
+    assert entry["list"] == "news"
+    # Off "news" only: the key's own list does not hold it.
+    assert (await get(stack, "/v1/suppressions/reader@example.test"))[0] == 404
+    _, page_of_news = await get(stack, "/v1/suppressions?list=news")
+    assert [e["address"] for e in page_of_news["data"]] == ["reader@example.test"]
+    _, news = await post(stack, mail("Reader@example.test", unsubscribe="news"))
+    _, offers = await post(stack, mail("reader@example.test", unsubscribe="offers"))
+    _, reset = await post(stack, mail("reader@example.test", subject="Your password reset"))
 
-    async def suppressed() -> bool:
-        return await state_of(stack, second["id"]) == "suppressed"
+    async def settled() -> bool:
+        return await state_of(stack, news["id"]) == "suppressed" and (
+            await state_of(stack, offers["id"]) == "sent"
+            and await state_of(stack, reset["id"]) == "sent"
+        )
 
-    await until(suppressed)
-    assert not any(d.mailpool_id == second["id"] for d in smtp_sink.handler.deliveries)
+    await until(settled)
+    assert not any(d.mailpool_id == news["id"] for d in smtp_sink.handler.deliveries)
+    assert (await get(stack, "/v1/suppressions?list=no%20such"))[0] == 422
+
+
+async def test_a_replayed_unsubscribe_link_changes_nothing_more_and_is_rate_limited(
+    stack: Stack, smtp_sink: SmtpSink, engine_stack: tuple[PoolConfig, StateConfig]
+) -> None:
+    intake, http = stack
+    _, first = await post(stack, mail("reader@example.test", unsubscribe=True))
+    url = (await unsubscribe_link(stack, smtp_sink, first["id"])).replace(
+        "http://127.0.0.1:1", intake.url
+    )
+    answers = []
+    for _ in range(12):
+        async with http.post(url, data="List-Unsubscribe=One-Click") as response:
+            answers.append(response.status)
+    # A burst of five is answered (one unsubscribes, four change nothing), then 429.
+    assert answers[:5] == [200] * 5
+    assert set(answers[5:]) <= {200, 429}
+    assert answers[5:].count(429) >= 4
+    _, entry = await get(stack, "/v1/suppressions/reader@example.test?list=default")
+    events = await events_of(engine_stack[0])
+    unsubscribed = [e for e in events.get(first["id"], []) if e[0] == "email.unsubscribed"]
+    assert len(unsubscribed) == 1
+    assert entry["reason"] == "unsubscribe"
+
+
+async def test_suppressions_match_an_address_whatever_the_case_of_its_local_part(
+    stack: Stack, smtp_sink: SmtpSink
+) -> None:
+    intake, http = stack
+    async with http.put(f"{intake.url}/v1/suppressions/Jane.Doe@Example.test") as response:
+        assert response.status == 200
+    _, entry = await get(stack, "/v1/suppressions/jane.doe@example.test")
+    assert entry["address"] == "Jane.Doe@example.test"  # the spelling given, for display
+    _, lower = await post(stack, mail("jane.doe@example.test"))
+    _, upper = await post(stack, mail("JANE.DOE@EXAMPLE.TEST"))
+
+    async def settled() -> bool:
+        return await state_of(stack, lower["id"]) == "suppressed" and (
+            await state_of(stack, upper["id"]) == "suppressed"
+        )
+
+    await until(settled)
+    async with http.delete(f"{intake.url}/v1/suppressions/JANE.doe@example.test") as response:
+        assert response.status == 204
+    assert (await get(stack, "/v1/suppressions/Jane.Doe@example.test"))[0] == 404
 
 
 async def test_unsubscribe_needs_one_recipient_and_no_own_header(stack: Stack) -> None:

@@ -249,14 +249,17 @@ class AsyncClient:
 
     # Suppressions ----------------------------------------------------------------------------
 
-    async def suppressions(self, *, limit: int = 100) -> list[Suppression]:
-        """The whole suppression list, page by page."""
+    async def suppressions(
+        self, *, limit: int = 100, list_name: str | None = None
+    ) -> list[Suppression]:
+        """The whole suppression list (or one mailing list's unsubscribes), page by page."""
         found: list[Suppression] = []
         after: str | None = None
         while True:
             query = f"?limit={limit}" + (f"&after={quote(after)}" if after else "")
+            query += f"&list={quote(list_name)}" if list_name else ""
             _, doc, _ = await self._retrying(self._getter(f"/v1/suppressions{query}"))
-            found += [Suppression(**entry) for entry in doc["data"]]
+            found += [Suppression.from_doc(entry) for entry in doc["data"]]
             after = doc.get("next")
             if not after:
                 return found

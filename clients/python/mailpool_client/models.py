@@ -148,3 +148,16 @@ class Suppression:
     reason: str | None = None
     created_at: str | None = None
     email_id: str | None = None
+    #: The mailing list it holds for (a one-click unsubscribe); None: every email of the key.
+    list: str | None = None
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> "Suppression":
+        """An entry as the API shows it (fields a newer server adds are ignored)."""
+        return cls(
+            address=str(doc["address"]),
+            reason=doc.get("reason"),
+            created_at=doc.get("created_at"),
+            email_id=doc.get("email_id"),
+            list=doc.get("list"),
+        )
