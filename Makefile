@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml clients/python/pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]' -e 'clients/python[loadtest]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -e clients/python
 	@touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed
@@ -65,7 +65,7 @@ test: $(VENV)/.installed-dev $(VENV)/awscli/bin/aws $(VENV)/checkov/bin/checkov 
 	MAILPOOL_AWS_RECORD=$(CURDIR)/var/aws-calls.tsv $(BIN)/pytest -m privilege
 
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]' -e 'clients/python[loadtest]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]' -e clients/python
 	@touch $@ $(VENV)/.installed-dev $(VENV)/.installed
 
 # The standard benchmark set; figures and plots are recorded in benchmarks/RESULTS.md.
@@ -103,6 +103,10 @@ bench: $(VENV)/.installed-bench bench-tools
 	$(BIN)/python -m benchmarks.generators --rate 1000 --seconds 10 --runs 3 --capacity 5000
 	$(BIN)/python -m benchmarks.generators --target intake --rate 100 --seconds 10 --runs 5 \
 	    --workers 1 --capacity 5000
+	$(BIN)/python -m benchmarks.generators --target stack --rate 200 --seconds 15 --runs 3 \
+	    --workers 40 --capacity 5000
+	$(BIN)/python -m benchmarks.generators --target stack --rate 300 --seconds 15 --runs 3 \
+	    --workers 40 --capacity 5000
 
 clean:
 	rm -rf $(VENV) var

@@ -1,4 +1,5 @@
-"""The ceiling for intake: a bare aiohttp handler that parses the JSON and answers 202.
+"""The ceiling for intake: a bare aiohttp handler that parses the JSON and answers 202;
+and, at ``POST /``, a stand-in webhook endpoint that answers 204 to anything.
 
 python -m benchmarks.bare_http --port 8081
 """
@@ -21,9 +22,15 @@ async def accept(request: web.Request) -> web.Response:
     )
 
 
+async def taken(request: web.Request) -> web.Response:
+    await request.read()
+    return web.Response(status=204)
+
+
 async def serve(port: int) -> None:
     app = web.Application()
     app.router.add_post("/v1/emails", accept)
+    app.router.add_post("/", taken)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()

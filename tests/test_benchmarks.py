@@ -246,6 +246,16 @@ def test_generators_benchmark_runs() -> None:
 
 
 @pytest.mark.timeout(300)
+def test_generators_benchmark_runs_on_the_whole_stack() -> None:
+    out = bench(
+        "generators --target stack --rate 40 --seconds 1 --runs 1 --workers 4 --capacity 500",
+        timeout=280,
+    )
+    assert re.search(r"mailpool-loadtest --burst 4: \d+/s; accept latency ms p50 .* send lag", out)
+    assert "mailpool-loadtest --burst 4 against hey -c 4: rate" in out or "not installed" in out
+
+
+@pytest.mark.timeout(300)
 def test_lambda_worker_benchmark_runs() -> None:
     out = bench("lambda_worker --messages 30 --duplicates 30 --runs 1", timeout=280)
     assert "medians of 1 runs" in out

@@ -71,7 +71,7 @@ async def test_a_stall_shows_in_the_latency_because_it_runs_from_the_schedule(
     url, _ = stalling
     plan = Plan(url=url, rate=100, seconds=3, max_in_flight=500)
     tally = loadtest.Tally()
-    took = await loadtest.drive(plan, tally, progress=False)
+    took = await loadtest.drive(plan, tally)
     figures = loadtest.result(plan, tally, took)
     assert figures["accepted"] == 300, "the schedule went on through the stall"
     # A third of the requests were due during the 1 s stall: the slowest waited ~1 s, and
@@ -79,6 +79,35 @@ async def test_a_stall_shows_in_the_latency_because_it_runs_from_the_schedule(
     assert figures["accept_latency_ms"]["p99"] >= 800
     assert figures["accept_latency_ms"]["p90"] >= 300
     assert figures["accept_latency_ms"]["p50"] < 300
+    # The requests left on time: the server, not the generator, held them up.
+    assert figures["send_lag_ms"]["p99"] < 50
+    assert loadtest.lag_warning(figures) is None
+
+
+def test_a_generator_late_on_its_schedule_says_so() -> None:
+    figures = {"send_lag_ms": {"p99": 12.0}, "accept_latency_ms": {"p99": 30.0}}
+    warning = loadtest.lag_warning(figures)
+    assert warning is not None
+    assert "12.0 ms late" in warning
+    assert "--senders" in warning
+    quiet = {"send_lag_ms": {"p99": 0.4}, "accept_latency_ms": {"p99": 2.0}}
+    assert loadtest.lag_warning(quiet) is None  # under a millisecond: noise
+
+
+async def test_sender_processes_share_the_schedule_and_report_together(
+    stalling: tuple[str, dict[str, float]], tmp_path: pathlib.Path
+) -> None:
+    url, _ = stalling
+    out = tmp_path / "result.json"
+    tester = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mailpool_client.loadtest", url, "--rate", "100", "--seconds", "1",
+        "--senders", "2", "--quiet", "--json", str(out), stdout=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert await asyncio.wait_for(tester.wait(), 60) == 0
+    figures = json.loads(out.read_text())
+    assert figures["requests"] == figures["accepted"] == 100
+    assert figures["refusals"] == {}
+    assert set(figures["send_lag_ms"]) == {"p50", "p90", "p99", "p99.9"}
 
 
 def free_port() -> int:

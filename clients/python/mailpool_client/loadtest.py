@@ -6,7 +6,10 @@ its scheduled time, so a server that slows down cannot hide it by slowing the ge
 for a slot waits on its own clock. Accept latency runs to the API's answer; **delivery
 latency** runs to the ``created_at`` of the email's ``email.sent`` event, received (and
 its signature verified) by a webhook endpoint the load tester runs — and, separately, to
-that event's arrival.
+that event's arrival. Requests go out from sender processes of their own (``--senders``),
+prepared ahead of their time, apart from the webhook endpoint; how late each left against
+its schedule (the send lag) is reported beside the latencies, with a warning when it is a
+noticeable share of them.
 
     mailpool-loadtest http://127.0.0.1:8080 --rate 200 --seconds 30 \\
         --webhook-port 8099 --webhook-secret whsec_... --json result.json
@@ -14,32 +17,26 @@ that event's arrival.
 
 import argparse
 import asyncio
-import base64
 import datetime
 import json
 import os
-import random
 import sys
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 from hdrh.histogram import HdrHistogram
 
+from mailpool_client.loadgen import Plan, Senders, Tally, cores, drive, histogram, micros, warn
 from mailpool_client.webhooks import InvalidWebhook, verify
 
-#: A request goes out up to this much before its time rather than a timer's tick after it.
-EARLY_S = 0.001
+__all__ = ["Plan", "Tally", "drive", "main", "result"]
+
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99.9": 99.9}
-#: Latencies are kept in microseconds, 1 µs to 1 hour, 3 significant digits.
-_LOWEST, _HIGHEST, _DIGITS = 1, 3_600_000_000, 3
-
-
-def histogram() -> HdrHistogram:
-    return HdrHistogram(_LOWEST, _HIGHEST, _DIGITS)
+#: The send lag's p99, as a share of the accept latency's p99, past which the generator is
+#: said to be a limit of what it measures (and lag past 1 ms).
+LAG_SHARE = 0.1
 
 
 def summary(h: HdrHistogram) -> dict[str, float | None]:
@@ -49,176 +46,33 @@ def summary(h: HdrHistogram) -> dict[str, float | None]:
     return {name: h.get_value_at_percentile(p) / 1000 for name, p in PERCENTILES.items()}
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Plan:
-    """What to send: when (rate or ramp), how (single or batch), what (sizes, groups)."""
-
-    url: str
-    rate: float
-    seconds: float
-    ramp_to: float | None = None
-    max_in_flight: int = 1000
-    batch: int = 1
-    sizes: tuple[tuple[int, float], ...] = ((1000, 1.0),)
-    attachment_share: float = 0.0
-    groups: int = 0
-    api_key: str | None = None
-    #: Requests that go at once, every ``burst / rate`` seconds (1: evenly spaced). A
-    #: generator with N workers ticking together (hey -c N) sends in bursts of N; so do
-    #: producers woken by the same timer.
-    burst: int = 1
-
-    def schedule(self) -> list[float]:
-        """Each request's offset from the start, in seconds (open loop)."""
-        if self.ramp_to is None:
-            count = int(self.rate * self.seconds)
-            return [(i - i % self.burst) / self.rate for i in range(count)]
-        # rate(t) = r0 + (r1 - r0) t / T: the i-th request is where the integral reaches i.
-        r0, r1, span = self.rate, self.ramp_to, self.seconds
-        total = int((r0 + r1) / 2 * span)
-        slope = (r1 - r0) / span
-        offsets = []
-        for i in range(total):
-            if slope == 0:
-                offsets.append(i / r0)
-            else:
-                offsets.append((-r0 + (r0 * r0 + 2 * slope * i) ** 0.5) / slope)
-        return offsets
-
-    def email(self, n: int) -> dict[str, Any]:
-        """The n-th email: a body of a size drawn from ``sizes``, maybe an attachment."""
-        size = random.choices([s for s, _ in self.sizes], [w for _, w in self.sizes])[0]
-        doc: dict[str, Any] = {
-            "from": "loadtest@example.test",
-            "to": f"sink-{n % 1000}@example.test",
-            "subject": f"load test {n}",
-            "text": "x" * size,
-        }
-        if self.groups:
-            doc["group"] = f"g{n % self.groups}"
-        if self.attachment_share and random.random() < self.attachment_share:
-            blob = base64.b64encode(os.urandom(size)).decode()
-            doc["attachments"] = [{"filename": "load.bin", "content": blob}]
-        return doc
-
-
 @dataclass
-class Tally:
-    """What happened, as it happens."""
+class Deliveries:
+    """What the webhook endpoint saw: each ``email.sent`` by email id (its ``created_at``
+    and when it arrived), matched to the accepted emails once the senders are done."""
 
-    started_mono: float = 0.0
-    started_wall: float = 0.0
-    scheduled: int = 0
-    sent: int = 0
-    accepted: int = 0
-    in_flight: int = 0
-    refusals: Counter[str] = field(default_factory=Counter)
-    accept: HdrHistogram = field(default_factory=histogram)
+    sent: dict[str, tuple[float | None, float]] = field(default_factory=dict)
+    bad_webhooks: int = 0
     delivery: HdrHistogram = field(default_factory=histogram)
     arrival: HdrHistogram = field(default_factory=histogram)
-    #: Accepted email id -> its scheduled wall-clock time.
-    pending: dict[str, float] = field(default_factory=dict)
     delivered: int = 0
-    bad_webhooks: int = 0
-    timeline: list[tuple[float, float]] = field(default_factory=list)
 
-
-async def _request(
-    http: aiohttp.ClientSession, plan: Plan, tally: Tally, n: int, due_mono: float
-) -> None:
-    due_wall = tally.started_wall + (due_mono - tally.started_mono)
-    # Late (the server held the slots, or this process was busy): timed from the schedule.
-    # Early by up to EARLY_S (timer resolution): timed from when it really went.
-    start = min(due_mono, time.monotonic())
-    body: Any
-    if plan.batch > 1:
-        path, body = "/v1/emails/batch", [plan.email(n * plan.batch + i) for i in range(plan.batch)]
-    else:
-        path, body = "/v1/emails", plan.email(n)
-    tally.sent += 1
-    try:
-        async with http.post(plan.url + path, json=body) as answer:
-            doc = await answer.json(content_type=None)
-            status = answer.status
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        tally.refusals[f"0 {type(exc).__name__}"] += 1
-        return
-    finally:
-        took = time.monotonic() - start
-        tally.accept.record_value(max(_LOWEST, int(took * 1e6)))
-        tally.timeline.append((due_mono - tally.started_mono, took))
-    if plan.batch > 1 and isinstance(doc, dict) and "results" in doc:
-        for entry in doc["results"]:
-            if "id" in entry:
-                tally.accepted += 1
-                tally.pending[entry["id"]] = due_wall
-            else:
-                error = entry.get("error", {})
-                tally.refusals[f"{error.get('status', status)} {error.get('code', '?')}"] += 1
-        return
-    if status == 202:
-        tally.accepted += 1
-        tally.pending[doc["id"]] = due_wall
-    else:
-        code = doc.get("error", {}).get("code", "?") if isinstance(doc, dict) else "?"
-        tally.refusals[f"{status} {code}"] += plan.batch
-
-
-async def drive(plan: Plan, tally: Tally, progress: bool) -> float:
-    """Send on schedule; the seconds it took until the last answer."""
-    offsets = plan.schedule()
-    tally.scheduled = len(offsets)
-    slots = asyncio.Semaphore(plan.max_in_flight)
-    headers = {"Authorization": f"Bearer {plan.api_key}"} if plan.api_key else {}
-    connector = aiohttp.TCPConnector(limit=plan.max_in_flight)
-    async with aiohttp.ClientSession(connector=connector, headers=headers) as http:
-        tasks: set[asyncio.Task[None]] = set()
-        tally.started_mono, tally.started_wall = time.monotonic(), time.time()
-        reporter = asyncio.create_task(_report(tally)) if progress else None
-
-        async def one(n: int, due: float) -> None:
-            async with slots:  # a request that waits for a slot waits on its own clock
-                tally.in_flight += 1
-                try:
-                    await _request(http, plan, tally, n, due)
-                finally:
-                    tally.in_flight -= 1
-
-        for n, offset in enumerate(offsets):
-            due = tally.started_mono + offset
-            wait = due - time.monotonic() - EARLY_S
-            if wait > 0:  # timers fire up to a millisecond late (uvloop's resolution)
-                await asyncio.sleep(wait)
-            task = asyncio.create_task(one(n, due))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        await asyncio.gather(*tasks)
-        took = time.monotonic() - tally.started_mono
-        if reporter is not None:
-            reporter.cancel()
-    return took
-
-
-async def _report(tally: Tally) -> None:
-    while True:
-        await asyncio.sleep(1.0)
-        elapsed = time.monotonic() - tally.started_mono
-        p99 = tally.accept.get_value_at_percentile(99) / 1000 if tally.sent else 0
-        print(
-            f"\r{elapsed:5.0f}s sent {tally.sent} accepted {tally.accepted} "
-            f"refused {sum(tally.refusals.values())} in flight {tally.in_flight} "
-            f"accept p99 {p99:.1f} ms delivered {tally.delivered}   ",
-            end="",
-            file=sys.stderr,
-            flush=True,
-        )
+    def match(self, pending: dict[str, float]) -> None:
+        """Time every accepted email whose event came (it leaves ``pending``)."""
+        for email_id in [i for i in pending if i in self.sent]:
+            due = pending.pop(email_id)
+            created_at, arrived = self.sent.pop(email_id)
+            self.delivered += 1
+            if created_at is not None:
+                self.delivery.record_value(micros(created_at - due))
+            self.arrival.record_value(micros(arrived - due))
 
 
 class Receiver:
-    """The webhook endpoint: verifies each event and times every ``email.sent``."""
+    """The webhook endpoint: verifies each event and keeps every ``email.sent``."""
 
-    def __init__(self, tally: Tally, secret: str) -> None:
-        self.tally = tally
+    def __init__(self, deliveries: Deliveries, secret: str) -> None:
+        self.deliveries = deliveries
         self.secret = secret
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -227,35 +81,51 @@ class Receiver:
         try:
             event = verify(body, request.headers, self.secret)
         except InvalidWebhook:
-            self.tally.bad_webhooks += 1
+            self.deliveries.bad_webhooks += 1
             return web.Response(status=401)
-        if event.type == "email.sent" and event.email_id in self.tally.pending:
-            due = self.tally.pending.pop(event.email_id)
-            self.tally.delivered += 1
+        if event.type == "email.sent" and event.email_id:
+            created_at = None
             if event.created_at:
                 at = datetime.datetime.fromisoformat(event.created_at.replace("Z", "+00:00"))
-                self.tally.delivery.record_value(max(_LOWEST, int((at.timestamp() - due) * 1e6)))
-            self.tally.arrival.record_value(max(_LOWEST, int((arrived - due) * 1e6)))
+                created_at = at.timestamp()
+            self.deliveries.sent[event.email_id] = (created_at, arrived)
         return web.Response(status=204)
 
 
-def result(plan: Plan, tally: Tally, took: float) -> dict[str, Any]:
+def result(
+    plan: Plan, tally: Tally, took: float, deliveries: Deliveries | None = None
+) -> dict[str, Any]:
     """The figures, as ``--json`` writes them."""
     emails = tally.scheduled * plan.batch
+    seen = deliveries or Deliveries()
     return {
         "offered_per_s": emails / plan.seconds if plan.seconds else 0.0,
-        "accepted_per_s": tally.accepted / took if took else 0.0,
+        # Over the schedule's span, or longer when the last answers came later.
+        "accepted_per_s": tally.accepted / max(took, plan.seconds) if took else 0.0,
         "requests": tally.scheduled,
         "accepted": tally.accepted,
         "refusals": dict(tally.refusals),
         "accept_latency_ms": summary(tally.accept),
-        "delivery_latency_ms": summary(tally.delivery),
-        "event_arrival_latency_ms": summary(tally.arrival),
-        "delivered": tally.delivered,
-        "undelivered": len(tally.pending),
-        "bad_webhooks": tally.bad_webhooks,
+        "send_lag_ms": summary(tally.lag),
+        "delivery_latency_ms": summary(seen.delivery),
+        "event_arrival_latency_ms": summary(seen.arrival),
+        "delivered": seen.delivered,
+        "undelivered": len(tally.pending) if deliveries is not None else 0,
+        "bad_webhooks": seen.bad_webhooks,
         "seconds": took,
     }
+
+
+def lag_warning(figures: dict[str, Any]) -> str | None:
+    """A warning when the send lag is a noticeable share of the accept latency."""
+    lag, accept = figures["send_lag_ms"]["p99"], figures["accept_latency_ms"]["p99"]
+    if lag is None or accept is None or lag < 1.0 or lag < LAG_SHARE * accept:
+        return None
+    return (
+        f"requests left up to {lag:.1f} ms late (send lag p99) against an accept p99 of "
+        f"{accept:.1f} ms: the generator, not only the server, is in these figures; give it "
+        "more --senders or cores, or a lower --rate"
+    )
 
 
 def _sizes(text: str) -> tuple[tuple[int, float], ...]:
@@ -288,29 +158,50 @@ def plot(tally: Tally, path: str) -> None:
 
 
 async def run(plan: Plan, args: argparse.Namespace) -> dict[str, Any]:
-    tally = Tally()
+    deliveries = Deliveries()
     runner = None
     if args.webhook_port is not None:
-        receiver = Receiver(tally, args.webhook_secret)
+        receiver = Receiver(deliveries, args.webhook_secret)
         app = web.Application(client_max_size=1 << 20)
         app.router.add_post("/{tail:.*}", receiver.handle)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, args.webhook_host, args.webhook_port).start()
+    senders = Senders(plan, args.senders)
+    reporter = None if args.quiet else asyncio.create_task(_report(senders, deliveries))
     try:
-        took = await drive(plan, tally, progress=not args.quiet)
+        took, tally = await senders.results()
         if runner is not None:
             until = time.monotonic() + args.settle
-            while tally.pending and time.monotonic() < until:  # noqa: ASYNC110 - HTTP fills it
+            deliveries.match(tally.pending)
+            while tally.pending and time.monotonic() < until:
                 await asyncio.sleep(0.1)
+                deliveries.match(tally.pending)
     finally:
+        if reporter is not None:
+            reporter.cancel()
+        senders.stop()
         if runner is not None:
             await runner.cleanup()
     if not args.quiet:
         print(file=sys.stderr)
     if args.plot:
         plot(tally, args.plot)
-    return result(plan, tally, took)
+    return result(plan, tally, took, deliveries if runner is not None else None)
+
+
+async def _report(senders: Senders, deliveries: Deliveries) -> None:
+    started = senders.started[0]
+    while True:
+        await asyncio.sleep(1.0)
+        sent, accepted, refused, in_flight = senders.progress()
+        print(
+            f"\r{max(0.0, time.monotonic() - started):5.0f}s sent {sent} accepted {accepted} "
+            f"refused {refused} in flight {in_flight} events {len(deliveries.sent)}   ",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -322,7 +213,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     add("--rate", type=float, default=100.0, help="requests/s (where a ramp starts)")
     add("--ramp-to", type=float, help="ramp linearly to this many requests/s")
     add("--seconds", type=float, default=10.0, help="how long to send")
-    add("--max-in-flight", type=int, default=1000, help="requests under way at most")
+    add("--max-in-flight", type=int, default=1000, help="requests under way at most (each sender)")
+    add(
+        "--senders",
+        type=int,
+        default=1,
+        help="sending processes, each with an equal share of the schedule (more for high "
+        "rates or bursts: each holds about 4,000 requests/s on a core of its own)",
+    )
     add("--batch", type=int, default=1, help="emails per request (the batch endpoint above 1)")
     add("--sizes", default="1k:1", help="body sizes and weights: 1k:80,10k:15,100k:5")
     add("--attachments", type=float, default=0.0, help="the share of emails with a file")
@@ -343,6 +241,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     if args.burst < 1 or (args.burst > 1 and args.ramp_to is not None):
         raise SystemExit("--burst is at least 1, and goes with a steady --rate (no --ramp-to)")
+    if args.senders < 1 or args.senders > 4 * cores():
+        raise SystemExit(f"--senders is 1 to {4 * cores()} (four per processor)")
     if args.webhook_port is not None and not args.webhook_secret:
         raise SystemExit("--webhook-secret (or MAILPOOL_WEBHOOK_SECRET) is needed to verify events")
     plan = Plan(
@@ -366,6 +266,9 @@ def main(argv: list[str] | None = None) -> None:
         figures = asyncio.run(run(plan, args))
     text = json.dumps(figures, indent=2)
     print(text)
+    warning = lag_warning(figures)
+    if warning:
+        warn(warning)
     if args.json:
         with open(args.json, "w") as out:
             out.write(text + "\n")
