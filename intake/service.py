@@ -17,7 +17,7 @@ from metrics.intake import IntakeMetrics
 from metrics.pool import PoolMetrics
 from pool.blobs import BlobStore
 from pool.config import PoolConfig
-from pool.pool import QueuePool
+from pool.pool import QueuePool, Role
 from state.config import StateConfig
 from state.store import State
 
@@ -46,7 +46,7 @@ class IntakeService:
         #: Turns fatal when a background task (the pool's flushers) dies.
         self.health = Health()
         own = pool_config.without_ses_feedback
-        self.pool = QueuePool(own, PoolMetrics(self.registry), self.health, blobs)
+        self.pool = QueuePool(own, PoolMetrics(self.registry), self.health, blobs, Role.PRODUCER)
         self.state = State.of_process(state, self.health, self.registry)
         self.app = create_app(
             config,

@@ -3,12 +3,13 @@
 import asyncio
 import contextlib
 import dataclasses
+import enum
 import logging
 import time
 import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aws.coalesce import CallObserver, Coalescer, CoalescerLimits
 from aws.errors import AwsError, Misconfigured, NoAnswer, PoolClosed, TooLarge, Unavailable
@@ -32,19 +33,67 @@ REASON_ATTRIBUTE = "mailpool-reason"
 SOURCE_ATTRIBUTE = "mailpool-source-shard"
 
 
+class Role(enum.Flag):
+    """What a process does with the pool: it opens the batching flushers its role uses and
+    no others. Every role publishes events (the events queue's sends)."""
+
+    #: Sends to the shards (intake).
+    PRODUCER = enum.auto()
+    #: Receives from the shards and settles what it received: deletes, visibility changes,
+    #: moves to the DLQ (the sender, the Lambda worker).
+    CONSUMER = enum.auto()
+    #: Receives from the events and SES feedback queues and settles those (webhooks).
+    EVENTS = enum.auto()
+    #: Everything (tools, benchmarks, tests).
+    ALL = PRODUCER | CONSUMER | EVENTS
+
+
+_C = TypeVar("_C", bound="Coalescer[Any, Any]")
+
+
+class NotInRole(RuntimeError):
+    """A call this pool's role does not make (its flusher was never opened): a bug in the
+    process's assembly, never retried."""
+
+
 @dataclass(slots=True)
 class _Shard:
     index: int
     url: str
     dlq_url: str
-    send: Coalescer[Outgoing, str]
-    dead_letter: Coalescer[Outgoing, str]
-    delete: Coalescer[str, None]
-    visibility: Coalescer[tuple[str, int], None]
     received: CallObserver
+    #: Each action's coalescer, or None where the pool's role does not make that call.
+    sends: Coalescer[Outgoing, str] | None = None
+    dead_letters: Coalescer[Outgoing, str] | None = None
+    deletes: Coalescer[str, None] | None = None
+    visibilities: Coalescer[tuple[str, int], None] | None = None
 
     def coalescers(self) -> tuple[Coalescer[Any, Any], ...]:
-        return (self.send, self.dead_letter, self.delete, self.visibility)
+        """The flushers this shard runs."""
+        every = (self.sends, self.dead_letters, self.deletes, self.visibilities)
+        return tuple(c for c in every if c is not None)
+
+    @property
+    def send(self) -> Coalescer[Outgoing, str]:
+        return _opened(self.sends, "SendMessageBatch", self.index)
+
+    @property
+    def dead_letter(self) -> Coalescer[Outgoing, str]:
+        return _opened(self.dead_letters, "SendMessageBatch.dlq", self.index)
+
+    @property
+    def delete(self) -> Coalescer[str, None]:
+        return _opened(self.deletes, "DeleteMessageBatch", self.index)
+
+    @property
+    def visibility(self) -> Coalescer[tuple[str, int], None]:
+        return _opened(self.visibilities, "ChangeMessageVisibilityBatch", self.index)
+
+
+def _opened(coalescer: "_C | None", action: str, index: int) -> "_C":
+    if coalescer is None:
+        raise NotInRole(f"{action} on shard {index}: not this process's role")
+    return coalescer
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +123,10 @@ class QueuePool:
         metrics: PoolObserver,
         health: Health | None = None,
         blobs: BlobStore | None = None,
+        role: Role = Role.ALL,
     ) -> None:
         self.config = config
+        self.role = role
         self.blobs = blobs
         self.health = health or Health()
         self._closing = False
@@ -199,36 +250,55 @@ class QueuePool:
             send_limits = dataclasses.replace(
                 move_limits, linger_s=settle.linger_s, deadline_s=cfg.settle_deadline_s
             )
+        # Which calls this process makes on this lane: a shard is sent to by producers and
+        # settled by consumers; the events queues are published to by every process and
+        # settled by the one that reads them.
+        settles = Role.EVENTS if index < 0 else Role.CONSUMER
+        sends = index < 0 or Role.PRODUCER in self.role
+        settling = settles in self.role
         return _Shard(
             index=index,
             url=url,
             dlq_url=dlq_url,
-            send=Coalescer(
+            received=observe("ReceiveMessage", label),
+            sends=Coalescer(
                 lambda batch: client.send_batch(url, batch),
                 send_limits,
                 observe("SendMessageBatch", label),
                 action="SendMessageBatch",
-            ),
-            dead_letter=Coalescer(
+            )
+            if sends
+            else None,
+            dead_letters=Coalescer(
                 lambda batch: client.send_batch(dlq_url, batch),
                 move_limits,
                 observe("SendMessageBatch.dlq", label),
                 action="SendMessageBatch.dlq",
-            ),
-            delete=Coalescer(
+            )
+            if settling
+            else None,
+            deletes=Coalescer(
                 lambda receipts: client.delete_batch(url, receipts),
                 settle,
                 observe("DeleteMessageBatch", label),
                 action="DeleteMessageBatch",
-            ),
-            visibility=Coalescer(
+            )
+            if settling
+            else None,
+            visibilities=Coalescer(
                 lambda changes: client.change_visibility_batch(url, changes),
                 settle,
                 observe("ChangeMessageVisibilityBatch", label),
                 action="ChangeMessageVisibilityBatch",
-            ),
-            received=observe("ReceiveMessage", label),
+            )
+            if settling
+            else None,
         )
+
+    def flushing(self) -> set[tuple[int, str]]:
+        """The (shard, action) pairs whose batching flushers this pool runs (the events
+        queue is shard ``EVENTS``, the SES feedback queue ``SES_FEEDBACK``)."""
+        return {(lane.index, c.action) for lane in self._lanes() for c in lane.coalescers()}
 
     async def _run_flushers(self) -> None:
         async with asyncio.TaskGroup() as tasks:
@@ -381,7 +451,7 @@ class QueuePool:
         up), a message it would settle may come back."""
         lane = self._shard(shard)
         publishing = self._events is not None and self._events.send.retrying
-        return lane.delete.retrying or lane.dead_letter.retrying or publishing
+        return any(c.retrying for c in (lane.deletes, lane.dead_letters) if c) or publishing
 
     async def set_visibility(self, message: Received, seconds: int) -> None:
         """Hide ``message`` for ``seconds`` from now (0 makes it visible at once)."""

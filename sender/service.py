@@ -13,7 +13,7 @@ from metrics.pool import PoolMetrics
 from metrics.sender import SenderMetrics
 from pool.blobs import BlobStore
 from pool.config import PoolConfig
-from pool.pool import QueuePool
+from pool.pool import QueuePool, Role
 from pool.streams import check_names
 from sender.config import SenderConfig
 from sender.providers.base import Provider
@@ -46,7 +46,7 @@ class SenderService(BackgroundService):
         self.config = config
         self.registry = process_registry()
         own = pool_config.without_ses_feedback
-        self.pool = QueuePool(own, PoolMetrics(self.registry), self.health, blobs)
+        self.pool = QueuePool(own, PoolMetrics(self.registry), self.health, blobs, Role.CONSUMER)
         self.provider = stream_rated(provider, config.stream_rates, own.lanes)
         self.metrics = SenderMetrics(self.registry, concurrency=config.concurrency)
         self.state = State.of_process(state, self.health, self.registry)

@@ -24,7 +24,7 @@ from metrics.sender import SenderMetrics
 from pool.blobs import BlobStore
 from pool.config import PoolConfig
 from pool.messages import Received
-from pool.pool import QueuePool
+from pool.pool import QueuePool, Role
 from sender.config import SenderConfig
 from sender.delivery import Delivery
 from sender.providers.base import Provider
@@ -72,7 +72,7 @@ class LambdaWorker(BackgroundService):
         self.config = config
         self.registry = process_registry()
         own = pool_config.without_ses_feedback
-        self.pool = QueuePool(own, PoolMetrics(self.registry), self.health, blobs)
+        self.pool = QueuePool(own, PoolMetrics(self.registry), self.health, blobs, Role.CONSUMER)
         self.provider = provider = stream_rated(provider, sender_config.stream_rates, own.lanes)
         in_flight = config.max_concurrency * config.batch_size
         self.metrics = SenderMetrics(self.registry, concurrency=in_flight)

@@ -14,7 +14,7 @@ from metrics.exposition import metrics_app, process_registry
 from metrics.pool import PoolMetrics
 from metrics.webhooks import WebhookMetrics
 from pool.config import PoolConfig
-from pool.pool import QueuePool
+from pool.pool import QueuePool, Role
 from state.config import StateConfig
 from state.store import State
 from webhooks.config import WebhooksConfig
@@ -38,7 +38,9 @@ class WebhooksService(BackgroundService):
         self.config = config
         self.endpoints = list(endpoints)
         self.registry = process_registry()
-        self.pool = QueuePool(pool_config, PoolMetrics(self.registry), self.health)
+        self.pool = QueuePool(
+            pool_config, PoolMetrics(self.registry), self.health, role=Role.EVENTS
+        )
         self.state = State.of_process(state, self.health, self.registry)
         self.metrics = WebhookMetrics(self.registry, [e.name for e in endpoints])
         self.keyring = keyring
