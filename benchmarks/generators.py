@@ -90,16 +90,40 @@ def loadtest(
     port and secret ``webhook``): accepted/s, percentiles, its send lag, and its CPU in
     cores."""
     with tempfile.NamedTemporaryFile(suffix=".json") as result:
-        hook = [] if webhook is None else [
-            "--webhook-port", str(webhook[0]), "--webhook-secret", webhook[1], "--settle", "30"
-        ]  # fmt: skip
+        hook = (
+            []
+            if webhook is None
+            else [
+                "--webhook-port",
+                str(webhook[0]),
+                "--webhook-secret",
+                webhook[1],
+                "--settle",
+                "30",
+            ]
+        )
         started = time.monotonic()
         process = subprocess.Popen(
-            [sys.executable, "-m", "mailpool_client.loadtest", url, "--rate", str(rate),
-             "--seconds", str(seconds), "--max-in-flight", str(in_flight), "--quiet",
-             "--burst", str(burst), "--json", result.name, *hook],
+            [
+                sys.executable,
+                "-m",
+                "mailpool_client.loadtest",
+                url,
+                "--rate",
+                str(rate),
+                "--seconds",
+                str(seconds),
+                "--max-in-flight",
+                str(in_flight),
+                "--quiet",
+                "--burst",
+                str(burst),
+                "--json",
+                result.name,
+                *hook,
+            ],
             stdout=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.monotonic() - started
         assert status == 0, "mailpool-loadtest failed"
@@ -125,15 +149,35 @@ def stack_target(hook: int, secret: str) -> Iterator[tuple[str, Callable[[], Non
     (every queue empty: what one run accepted is delivered and its events sent before the
     next run starts, whichever generator sent it)."""
     with tempfile.TemporaryDirectory() as home:
-        env = {**os.environ, "MAILPOOL_LOG_LEVEL": "WARNING",
-               "MAILPOOL_WEBHOOK_URL": f"http://127.0.0.1:{hook}/",
-               "MAILPOOL_WEBHOOK_SECRET": secret}  # fmt: skip
+        env = {
+            **os.environ,
+            "MAILPOOL_LOG_LEVEL": "WARNING",
+            "MAILPOOL_WEBHOOK_URL": f"http://127.0.0.1:{hook}/",
+            "MAILPOOL_WEBHOOK_SECRET": secret,
+        }
         port, sqs = free_port(), free_port()
         process = subprocess.Popen(
-            [sys.executable, "-m", "mailpool", "dev", "--port", str(port), "--metrics-port", "0",
-             "--sqs-port", str(sqs), "--smtp-port", "0", "--webhooks-metrics-port", "0"],
-            cwd=home, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "mailpool",
+                "dev",
+                "--port",
+                str(port),
+                "--metrics-port",
+                "0",
+                "--sqs-port",
+                str(sqs),
+                "--smtp-port",
+                "0",
+                "--webhooks-metrics-port",
+                "0",
+            ],
+            cwd=home,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
         assert process.stdout is not None
         process.stdout.readline()  # "mailpool local stack is up"
         try:
@@ -149,8 +193,13 @@ def stack_target(hook: int, secret: str) -> Iterator[tuple[str, Callable[[], Non
 
 def idle(endpoint: str, timeout_s: float = 180.0) -> None:
     """Wait until every queue on ``endpoint`` is empty (nothing visible or in flight)."""
-    sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1",
-                       aws_access_key_id="bench", aws_secret_access_key="bench")  # fmt: skip
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+    )
     names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
     deadline = time.monotonic() + timeout_s
     quiet = 0

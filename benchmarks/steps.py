@@ -32,7 +32,7 @@ INTAKE_STEPS = [
     ("HTTP (aiohttp server)", ["aiohttp/web_protocol", "aiohttp/web_response", "http_parser"]),
     ("validation", ["parse_email", "intake/schemas", "core/addresses", "core/attachments"]),
     ("idempotency claim", ["state/idempotency", "_transact_puts", "StateTable.claim"]),
-    ("idempotency mark (BatchWriteItem)", ["_batch_write", "intake/records"]),
+    ("idempotency mark (BatchWriteItem)", ["_batch_write"]),
     ("queue call (SendMessageBatch)", ["SqsClient.send_batch", "QueuePool.send"]),
     ("event", ["publish", "core/events"]),
     ("metrics", ["prometheus_client"]),

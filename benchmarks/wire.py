@@ -31,7 +31,6 @@ from typing import Any
 
 import aiohttp
 
-from aws.raw import raw_client
 from aws.wire import WIRES
 from benchmarks.e2e import envelope, wait_empty
 from benchmarks.engines import cpu_seconds, engine_process, free_port
@@ -46,6 +45,7 @@ from pool.provision import provision
 from pool.sqs import SqsClient
 from state.config import StateConfig, new_secret
 from state.table import StateTable
+from tests.support.raw_aws import raw_client
 
 BODY = "x" * 500
 IN_FLIGHT = 4

@@ -122,11 +122,11 @@ class Acceptor:
     def _stream(self, value: Any, scope: str) -> str:
         """The stream an email names (default: the pool's first); 422 for another, 403 for
         one its API key may not send on."""
-        lanes = self._pool.streams
+        known = self._pool.streams
         stream = self._pool.default_stream if value is None else value
-        if not isinstance(stream, str) or stream not in lanes:
-            known = ", ".join(lanes)
-            raise ValidationError("stream", f"must be one of: {known}", "unknown_stream")
+        if not isinstance(stream, str) or stream not in known:
+            names = ", ".join(known)
+            raise ValidationError("stream", f"must be one of: {names}", "unknown_stream")
         allowed = self._key_streams.get(scope)
         if allowed is not None and stream not in allowed:
             mine = ", ".join(sorted(allowed))

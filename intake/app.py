@@ -13,8 +13,20 @@ from prometheus_client import CollectorRegistry
 from aws.errors import AwsError
 from core.network import host_guard, is_loopback, url_host
 from core.sealing import Keyring
-from intake import records
+from intake import state_api
 from intake.accept import Acceptor
+from intake.appkeys import (
+    ACCEPTOR,
+    AUTH,
+    CONFIG,
+    KEYRING,
+    METRICS,
+    POOL,
+    QUOTAS,
+    SIGNER,
+    STATE,
+    UNSUBSCRIBES,
+)
 from intake.auth import Authenticator
 from intake.config import IntakeConfig
 from intake.errors import ApiError, error_middleware, json_response
@@ -30,12 +42,6 @@ from state.tokens import Signer
 
 log = logging.getLogger(__name__)
 
-ACCEPTOR = web.AppKey("acceptor", Acceptor)
-POOL = web.AppKey("pool", QueuePool)
-CONFIG = web.AppKey("config", IntakeConfig)
-AUTH = web.AppKey("auth", Authenticator)
-QUOTAS = web.AppKey("quotas", Quotas)
-METRICS = web.AppKey("metrics", IntakeMetrics)
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
@@ -77,7 +83,9 @@ async def _read_json(request: web.Request) -> Any:
 def _stream_quotas(config: IntakeConfig, pool: QueuePool) -> dict[str, Quotas]:
     """Each stream's quota per key (MAILPOOL_STREAM_RATE_LIMITS), its names checked."""
     limits = config.stream_rate_limits
-    check_names((name for name, _ in limits), pool.config.lanes, "MAILPOOL_STREAM_RATE_LIMITS")
+    check_names(
+        (name for name, _ in limits), pool.config.all_streams, "MAILPOOL_STREAM_RATE_LIMITS"
+    )
     return {name: Quotas(rate) for name, rate in limits}
 
 
@@ -240,12 +248,11 @@ def create_app(
         if state.config.secret is None:
             raise ValueError("the state store needs MAILPOOL_STATE_SECRET (mailpool state secret)")
         signer = Signer(state.config.secret, state.config.previous_secrets)
-        app[records.STATE] = state
-        app[records.SIGNER] = signer
-    app[records.RECORDS_POOL] = pool
-    app[records.UNSUBSCRIBES] = Quotas(records.UNSUBSCRIBE_RATE, records.UNSUBSCRIBE_BURST)
+        app[STATE] = state
+        app[SIGNER] = signer
+    app[UNSUBSCRIBES] = Quotas(state_api.UNSUBSCRIBE_RATE, state_api.UNSUBSCRIBE_BURST)
     if keyring is not None:
-        app[records.KEYRING] = keyring
+        app[KEYRING] = keyring
     app[ACCEPTOR] = Acceptor(
         pool,
         metrics,
@@ -269,13 +276,13 @@ def create_app(
     app.cleanup_ctx.append(open_pool)
     app.router.add_post("/v1/emails", post_email)
     app.router.add_post("/v1/emails/batch", post_batch)
-    app.router.add_get("/v1/emails/{id}", _scoped(records.get_email))
-    app.router.add_get("/v1/suppressions", _scoped(records.list_suppressions))
-    app.router.add_get("/v1/suppressions/{address}", _scoped(records.get_suppression))
-    app.router.add_put("/v1/suppressions/{address}", _scoped(records.put_suppression))
-    app.router.add_delete("/v1/suppressions/{address}", _scoped(records.delete_suppression))
-    app.router.add_get("/unsubscribe/{token}", records.unsubscribe_page)
-    app.router.add_post("/unsubscribe/{token}", records.unsubscribe)
+    app.router.add_get("/v1/emails/{id}", _scoped(state_api.get_email))
+    app.router.add_get("/v1/suppressions", _scoped(state_api.list_suppressions))
+    app.router.add_get("/v1/suppressions/{address}", _scoped(state_api.get_suppression))
+    app.router.add_put("/v1/suppressions/{address}", _scoped(state_api.put_suppression))
+    app.router.add_delete("/v1/suppressions/{address}", _scoped(state_api.delete_suppression))
+    app.router.add_get("/unsubscribe/{token}", state_api.unsubscribe_page)
+    app.router.add_post("/unsubscribe/{token}", state_api.unsubscribe)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler(registry))

@@ -9,6 +9,7 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from aws.errors import AwsError
 from metrics.intake import IntakeMetrics
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,9 @@ def error_response(error: ApiError) -> web.Response:
 #: nginx logs it): not a 5xx, so no alert on server errors fires for it.
 CLIENT_CLOSED = 499
 
+#: The answer to a request whose state store or events queue did not answer.
+UNAVAILABLE = "the state store did not answer; retry"
+
 _HTTP_CODES = {
     404: ("not_found", "no such resource"),
     405: ("method_not_allowed", "method not allowed on this resource"),
@@ -94,6 +98,12 @@ def error_middleware(metrics: IntakeMetrics) -> Middleware:
             response = error_response(ApiError(exc.status, code, message))
             if exc.status == 405:
                 response.headers["Allow"] = exc.headers.get("Allow", "")
+        except AwsError as exc:  # a store or queue that did not answer: the caller retries
+            log.warning(
+                "backing service unavailable",
+                extra={"route": _route_of(request), "error": type(exc).__name__},
+            )
+            response = error_response(ApiError(503, "unavailable", UNAVAILABLE, retry_after=1))
         except ConnectionResetError:  # the client went away mid-request: nobody to answer
             log.info("client disconnected", extra={"route": _route_of(request)})
             response = web.Response(status=CLIENT_CLOSED)  # never written: no one reads it

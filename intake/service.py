@@ -17,7 +17,8 @@ from metrics.intake import IntakeMetrics
 from metrics.pool import PoolMetrics
 from pool.blobs import BlobStore
 from pool.config import PoolConfig
-from pool.pool import QueuePool, Role
+from pool.pool import QueuePool
+from pool.queues import Role
 from state.config import StateConfig
 from state.store import State
 

@@ -47,7 +47,7 @@ async def _sender(args: argparse.Namespace) -> int:
         streams=tuple(args.streams.split(",")) if args.streams else None,
     )
     pool = pool_config(args)
-    provider = make_provider(args.providers, streams=pool.lanes)
+    provider = make_provider(args.providers, streams=pool.all_streams)
     service = SenderService(
         pool, config, provider, Keyring.from_env(), blob_store(), state_config(pool)
     )
@@ -67,7 +67,7 @@ async def _lambda_source(args: argparse.Namespace) -> int:
         pool,
         sender,
         LambdaConfig.from_env(),
-        make_provider(args.providers, streams=pool.lanes),
+        make_provider(args.providers, streams=pool.all_streams),
         Keyring.from_env(),
         blob_store(),
         state_config(pool),

@@ -305,7 +305,7 @@ def alarms(pool: PoolConfig) -> dict[str, dict[str, Any]]:
         stream, _ = pool.stream_at(k)
         age = ecs.SCALE_OUT_FAST_AGE_S
         if pool.streams:
-            age = 60 if stream.name == pool.lanes[0].name else 3600
+            age = 60 if stream.name == pool.all_streams[0].name else 3600
         resources[f"Shard{k}AgeAlarm"] = _alarm(
             f"shard {k} ({stream.name}): the oldest message has waited over {age} s",
             "ApproximateAgeOfOldestMessage",

@@ -17,6 +17,7 @@ from intake.config import IntakeConfig
 from intake.service import IntakeService
 from localsqs.server import LocalSqs, LocalSqsConfig
 from mailpool.capture import CaptureServer, MaildirHandler
+from mailpool.receiver import Receiver
 from pool.blobs import BlobConfig, BlobStore
 from pool.config import PoolConfig
 from pool.pool import QueuePool, depth_total
@@ -34,7 +35,6 @@ from state.config import new_secret as new_state_secret
 from state.table import StateTable
 from webhooks.config import WebhooksConfig
 from webhooks.endpoints import Endpoint, from_env
-from webhooks.receiver import Receiver
 from webhooks.service import WebhooksService
 from webhooks.signing import new_secret, secret_key
 
@@ -97,14 +97,14 @@ def with_streams(pool: PoolConfig) -> PoolConfig:
     if pool.streams or pool.shards < 2:
         return pool
     bulk = pool.shards // 2
-    lanes = (Stream(DEFAULT, pool.shards - bulk, 8.0), Stream("bulk", bulk, 1.0, 0.75))
-    return dataclasses.replace(pool, streams=lanes)
+    streams = (Stream(DEFAULT, pool.shards - bulk, 8.0), Stream("bulk", bulk, 1.0, 0.75))
+    return dataclasses.replace(pool, streams=streams)
 
 
 def _streams(pool: PoolConfig) -> str:
     """Each stream and its queues, for the banner."""
     parts = []
-    for stream in pool.lanes:
+    for stream in pool.all_streams:
         first, shards = pool.span(stream.name)
         names = f"{pool.queue_name(first)} .. {pool.queue_name(first + shards - 1)}"
         parts.append(f"{stream.name} ({names}; weight {stream.weight:g}, cap {stream.cap:.0%})")

@@ -187,7 +187,7 @@ def age_expression(pool: PoolConfig) -> str:
     """The scaling signal: the oldest message across the first stream's shards; with
     streams, the later streams' ages, discounted (``LATER_STREAMS_DISCOUNT``), beside it,
     so transactional mail's age leads."""
-    first, shards = pool.span(pool.lanes[0].name)
+    first, shards = pool.span(pool.all_streams[0].name)
     ids = ",".join(f"m{k}" for k in range(first, first + shards))
     later = ",".join(f"m{k}" for k in range(first + shards, pool.shards))
     if not later:

@@ -84,13 +84,13 @@ class PoolConfig:
         return dataclasses.replace(self, ses_feedback=False)
 
     @property
-    def lanes(self) -> tuple[Stream, ...]:
+    def all_streams(self) -> tuple[Stream, ...]:
         """The streams, in order (their shards numbered one after another)."""
         return self.streams or (Stream(DEFAULT, self.shards),)
 
     def stream_at(self, shard: int) -> tuple[Stream, int]:
         """The stream shard ``shard`` belongs to, and its index within that stream."""
-        for stream in self.lanes:
+        for stream in self.all_streams:
             if shard < stream.shards:
                 return stream, shard
             shard -= stream.shards
@@ -99,7 +99,7 @@ class PoolConfig:
     def span(self, stream: str) -> tuple[int, int]:
         """(first shard, shards) of ``stream``; KeyError when there is no such stream."""
         first = 0
-        for lane in self.lanes:
+        for lane in self.all_streams:
             if lane.name == stream:
                 return first, lane.shards
             first += lane.shards
@@ -107,7 +107,7 @@ class PoolConfig:
 
     def _base(self, shard: int) -> str:
         stream, local = self.stream_at(shard)
-        if stream.name == self.lanes[0].name:  # the first keeps the pool's historical names
+        if stream.name == self.all_streams[0].name:  # the first keeps the pool's historical names
             return f"{self.prefix}-{local}"
         return f"{self.prefix}-{stream.name}-{local}"
 
@@ -151,12 +151,12 @@ class PoolConfig:
         """Read MAILPOOL_* and the region the way the AWS CLI does."""
         d = cls()
         spec = env_str(environ, "MAILPOOL_STREAMS", "")
-        lanes = streams.parse(spec) if spec else ()
+        configured = streams.parse(spec) if spec else ()
         shards = env_int(environ, "MAILPOOL_SHARDS", d.shards)
         return cls(
             prefix=env_str(environ, "MAILPOOL_QUEUE_PREFIX", d.prefix),
-            shards=sum(s.shards for s in lanes) if lanes else shards,
-            streams=lanes,
+            shards=sum(s.shards for s in configured) if configured else shards,
+            streams=configured,
             endpoint_url=None,
             region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or None,
             max_message_bytes=env_int(environ, "MAILPOOL_MAX_MESSAGE_BYTES", d.max_message_bytes),

@@ -3,21 +3,20 @@
 import asyncio
 import contextlib
 import dataclasses
-import enum
 import logging
 import time
 import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
 
-from aws.coalesce import CallObserver, Coalescer, CoalescerLimits
+from aws.coalesce import Coalescer, CoalescerLimits
 from aws.errors import AwsError, Misconfigured, NoAnswer, PoolClosed, TooLarge, Unavailable
 from core.health import Health
 from pool.blobs import BlobStore, encode_pointer, pointer_of
 from pool.config import PoolConfig
 from pool.messages import Outgoing, Pointer, Received, Sent
 from pool.observer import PoolObserver
+from pool.queues import Queue, Role
 from pool.routing import shard_for
 from pool.sqs import SqsClient
 
@@ -31,69 +30,6 @@ SES_FEEDBACK = -2
 REASON_ATTRIBUTE = "mailpool-reason"
 #: Message attribute naming the shard a dead-lettered message came from.
 SOURCE_ATTRIBUTE = "mailpool-source-shard"
-
-
-class Role(enum.Flag):
-    """What a process does with the pool: it opens the batching flushers its role uses and
-    no others. Every role publishes events (the events queue's sends)."""
-
-    #: Sends to the shards (intake).
-    PRODUCER = enum.auto()
-    #: Receives from the shards and settles what it received: deletes, visibility changes,
-    #: moves to the DLQ (the sender, the Lambda worker).
-    CONSUMER = enum.auto()
-    #: Receives from the events and SES feedback queues and settles those (webhooks).
-    EVENTS = enum.auto()
-    #: Everything (tools, benchmarks, tests).
-    ALL = PRODUCER | CONSUMER | EVENTS
-
-
-_C = TypeVar("_C", bound="Coalescer[Any, Any]")
-
-
-class NotInRole(RuntimeError):
-    """A call this pool's role does not make (its flusher was never opened): a bug in the
-    process's assembly, never retried."""
-
-
-@dataclass(slots=True)
-class _Shard:
-    index: int
-    url: str
-    dlq_url: str
-    received: CallObserver
-    #: Each action's coalescer, or None where the pool's role does not make that call.
-    sends: Coalescer[Outgoing, str] | None = None
-    dead_letters: Coalescer[Outgoing, str] | None = None
-    deletes: Coalescer[str, None] | None = None
-    visibilities: Coalescer[tuple[str, int], None] | None = None
-
-    def coalescers(self) -> tuple[Coalescer[Any, Any], ...]:
-        """The flushers this shard runs."""
-        every = (self.sends, self.dead_letters, self.deletes, self.visibilities)
-        return tuple(c for c in every if c is not None)
-
-    @property
-    def send(self) -> Coalescer[Outgoing, str]:
-        return _opened(self.sends, "SendMessageBatch", self.index)
-
-    @property
-    def dead_letter(self) -> Coalescer[Outgoing, str]:
-        return _opened(self.dead_letters, "SendMessageBatch.dlq", self.index)
-
-    @property
-    def delete(self) -> Coalescer[str, None]:
-        return _opened(self.deletes, "DeleteMessageBatch", self.index)
-
-    @property
-    def visibility(self) -> Coalescer[tuple[str, int], None]:
-        return _opened(self.visibilities, "ChangeMessageVisibilityBatch", self.index)
-
-
-def _opened(coalescer: "_C | None", action: str, index: int) -> "_C":
-    if coalescer is None:
-        raise NotInRole(f"{action} on shard {index}: not this process's role")
-    return coalescer
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,18 +68,18 @@ class QueuePool:
         self._closing = False
         self._metrics = metrics
         self._client = SqsClient.from_config(config)
-        self._shards: list[_Shard] = []
+        self._shards: list[Queue] = []
         #: The events queue, handled like one more shard (``EVENTS``), when configured.
-        self._events: _Shard | None = None
+        self._events: Queue | None = None
         #: The SES feedback queue (``SES_FEEDBACK``), when configured.
-        self._feedback: _Shard | None = None
+        self._feedback: Queue | None = None
         self._flushers: asyncio.Task[None] | None = None
         self._stack = contextlib.AsyncExitStack()
         # The streams, read once: routing and every email's stream ask for them.
-        lanes = config.lanes
+        streams = config.all_streams
         #: The stream names, in order; the first is the default (an email naming none, an
         #: envelope written before streams).
-        self.streams = tuple(lane.name for lane in lanes)
+        self.streams = tuple(stream.name for stream in streams)
         self.default_stream = self.streams[0]
         self._spans = {name: config.span(name) for name in self.streams}
 
@@ -197,7 +133,7 @@ class QueuePool:
     async def close(self) -> None:
         """Settle every pending send, delete and visibility change, then close the client."""
         self._closing = True
-        for shard in self._lanes():
+        for shard in self._queues():
             for coalescer in shard.coalescers():
                 coalescer.close()
         if self._flushers is not None:
@@ -214,12 +150,12 @@ class QueuePool:
         )
         return url, dlq
 
-    def _lanes(self) -> list[_Shard]:
+    def _queues(self) -> list[Queue]:
         """The shards, and the events queue when there is one."""
         extra = [lane for lane in (self._events, self._feedback) if lane is not None]
         return [*self._shards, *extra]
 
-    def _make_shard(self, index: int, url: str, dlq_url: str) -> _Shard:
+    def _make_shard(self, index: int, url: str, dlq_url: str) -> Queue:
         cfg = self.config
         move_limits = CoalescerLimits(
             max_bytes=cfg.max_message_bytes,
@@ -256,7 +192,7 @@ class QueuePool:
         settles = Role.EVENTS if index < 0 else Role.CONSUMER
         sends = index < 0 or Role.PRODUCER in self.role
         settling = settles in self.role
-        return _Shard(
+        return Queue(
             index=index,
             url=url,
             dlq_url=dlq_url,
@@ -298,15 +234,15 @@ class QueuePool:
     def flushing(self) -> set[tuple[int, str]]:
         """The (shard, action) pairs whose batching flushers this pool runs (the events
         queue is shard ``EVENTS``, the SES feedback queue ``SES_FEEDBACK``)."""
-        return {(lane.index, c.action) for lane in self._lanes() for c in lane.coalescers()}
+        return {(lane.index, c.action) for lane in self._queues() for c in lane.coalescers()}
 
     async def _run_flushers(self) -> None:
         async with asyncio.TaskGroup() as tasks:
-            for shard in self._lanes():
+            for shard in self._queues():
                 for coalescer in shard.coalescers():
                     tasks.create_task(coalescer.run())
 
-    def _shard(self, index: int) -> _Shard:
+    def _shard(self, index: int) -> Queue:
         if index == SES_FEEDBACK:
             if self._feedback is None:
                 raise PoolClosed("the pool has no SES feedback queue (MAILPOOL_SES_FEEDBACK)")
@@ -500,7 +436,7 @@ class QueuePool:
                 await asyncio.gather(
                     *(
                         self._client.attributes(url, ["QueueArn"])
-                        for shard in self._lanes()
+                        for shard in self._queues()
                         for url in (shard.url, shard.dlq_url)
                     )
                 )
@@ -519,7 +455,7 @@ class QueuePool:
         """Approximate visible, in-flight, delayed and dead-lettered counts per shard."""
         return list(await asyncio.gather(*(self._depth(s) for s in self._shards)))
 
-    async def _depth(self, shard: _Shard) -> ShardDepth:
+    async def _depth(self, shard: Queue) -> ShardDepth:
         names = [
             "ApproximateNumberOfMessages",
             "ApproximateNumberOfMessagesNotVisible",

@@ -55,7 +55,7 @@ class DepthPoller:
         """Poll every shard once and update the gauges."""
         now = time.time()
         config = self._pool.config
-        streams = {stream.name: 0.0 for stream in config.lanes}
+        streams = {stream.name: 0.0 for stream in config.all_streams}
         for depth in await self._pool.depth():
             shard = depth.shard
             for state in STATES:

@@ -13,7 +13,8 @@ from metrics.pool import PoolMetrics
 from metrics.sender import SenderMetrics
 from pool.blobs import BlobStore
 from pool.config import PoolConfig
-from pool.pool import QueuePool, Role
+from pool.pool import QueuePool
+from pool.queues import Role
 from pool.streams import check_names
 from sender.config import SenderConfig
 from sender.providers.base import Provider
@@ -41,13 +42,13 @@ class SenderService(BackgroundService):
                 "the Lambda worker's variant (mailpool lambda-source, deploy template "
                 "--worker lambda)"
             )
-        check_names(config.streams, pool_config.lanes, "MAILPOOL_SENDER_STREAMS")
+        check_names(config.streams, pool_config.all_streams, "MAILPOOL_SENDER_STREAMS")
         super().__init__(Health())
         self.config = config
         self.registry = process_registry()
         own = pool_config.without_ses_feedback
         self.pool = QueuePool(own, PoolMetrics(self.registry), self.health, blobs, Role.CONSUMER)
-        self.provider = stream_rated(provider, config.stream_rates, own.lanes)
+        self.provider = stream_rated(provider, config.stream_rates, own.all_streams)
         self.metrics = SenderMetrics(self.registry, concurrency=config.concurrency)
         self.state = State.of_process(state, self.health, self.registry)
         self.sender = Sender(config, self.pool, self.provider, self.metrics, keyring, self.state)

@@ -88,7 +88,7 @@ class Sender:
             suppressions=None if state is None else state.suppressions,
         )
         self._publisher = Publisher(pool, metrics, keyring, state)
-        self._shares = Shares(config.concurrency, pool.config.lanes)
+        self._shares = Shares(config.concurrency, pool.config.all_streams)
         #: Each shard's loop takes room from its stream's share.
         self._rooms = [
             self._shares.view(pool.config.stream_at(k)[0].name) for k in range(pool.shards)

@@ -41,7 +41,7 @@ class LambdaConfig:
         is 2). Lambda's mappings poll on their own, so weights cannot apply; the caps keep
         bulk's invocations from taking what transactional needs."""
         found: list[int] = []
-        for stream in pool.lanes:
+        for stream in pool.all_streams:
             share = int(self.max_concurrency * stream.cap) // stream.shards
             found.extend([max(floor, share)] * stream.shards)
         return tuple(found)

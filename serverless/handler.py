@@ -44,7 +44,7 @@ def worker_from_env() -> LambdaWorker:
         pool,
         SenderConfig.from_env(),
         LambdaConfig.from_env(),
-        make_provider(streams=pool.lanes),
+        make_provider(streams=pool.all_streams),
         Keyring.from_env(),
         BlobStore.from_env(),
         StateConfig.from_env(prefix=pool.prefix, endpoint_url=pool.endpoint_url),

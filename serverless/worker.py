@@ -24,7 +24,8 @@ from metrics.sender import SenderMetrics
 from pool.blobs import BlobStore
 from pool.config import PoolConfig
 from pool.messages import Received
-from pool.pool import QueuePool, Role
+from pool.pool import QueuePool
+from pool.queues import Role
 from sender.config import SenderConfig
 from sender.delivery import Delivery
 from sender.providers.base import Provider
@@ -73,7 +74,9 @@ class LambdaWorker(BackgroundService):
         self.registry = process_registry()
         own = pool_config.without_ses_feedback
         self.pool = QueuePool(own, PoolMetrics(self.registry), self.health, blobs, Role.CONSUMER)
-        self.provider = provider = stream_rated(provider, sender_config.stream_rates, own.lanes)
+        self.provider = provider = stream_rated(
+            provider, sender_config.stream_rates, own.all_streams
+        )
         in_flight = config.max_concurrency * config.batch_size
         self.metrics = SenderMetrics(self.registry, concurrency=in_flight)
         self.metrics.prepare(own.shards, [provider.name], self.pool.streams)

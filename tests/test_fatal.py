@@ -16,7 +16,8 @@ from prometheus_client import CollectorRegistry
 
 from core import logs
 from core.health import Health
-from intake.app import POOL, create_app
+from intake.app import create_app
+from intake.appkeys import POOL
 from intake.config import IntakeConfig
 from metrics.intake import IntakeMetrics
 from metrics.pool import PoolMetrics

@@ -190,7 +190,7 @@ def test_per_stream_settings_must_name_streams_of_the_pool(pool_config: PoolConf
         SenderService(pool, rates, FakeProvider())
     sets = {"MAILPOOL_SES_CONFIGURATION_SETS": "bulk:news-set,news:x"}
     with pytest.raises(ValueError, match=r"MAILPOOL_SES_CONFIGURATION_SETS names no stream.*news"):
-        make_provider("ses", sets, streams=pool.lanes)
+        make_provider("ses", sets, streams=pool.all_streams)
     limits = IntakeConfig(port=0, stream_rate_limits=(("news", 5.0),))
     with pytest.raises(ValueError, match=r"MAILPOOL_STREAM_RATE_LIMITS names no stream.*news"):
         IntakeService(pool, limits)

@@ -14,7 +14,8 @@ from metrics.exposition import metrics_app, process_registry
 from metrics.pool import PoolMetrics
 from metrics.webhooks import WebhookMetrics
 from pool.config import PoolConfig
-from pool.pool import QueuePool, Role
+from pool.pool import QueuePool
+from pool.queues import Role
 from state.config import StateConfig
 from state.store import State
 from webhooks.config import WebhooksConfig

@@ -15,11 +15,11 @@ from botocore.exceptions import ChecksumError, ClientError
 
 from aws.client import AwsClient
 from aws.errors import Misconfigured, NoAnswer
-from aws.raw import raw_client
 from pool.sqs import SqsClient
 from state.config import StateConfig
 from state.table import ATTRIBUTE_DEFINITIONS, KEY_SCHEMA, StateTable
 from tests.support.engines import ThreadedLocalSqs
+from tests.support.raw_aws import raw_client
 from tests.support.serving import served
 
 #: What differs between two calls by nature: ids, receipts, request ids.

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from aws.raw import raw_client
 from aws.wire import WIRES
 from tests.support.engines import ThreadedLocalSqs
+from tests.support.raw_aws import raw_client
 
 #: Set to an SQS endpoint (real AWS, LocalStack, ...) to run the suite against it too.
 EXTERNAL = os.environ.get("MAILPOOL_CONFORMANCE_ENDPOINT")

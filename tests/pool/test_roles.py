@@ -10,7 +10,8 @@ from metrics.exposition import process_registry
 from metrics.pool import PoolMetrics
 from pool.config import PoolConfig
 from pool.messages import Outgoing
-from pool.pool import EVENTS, NotInRole, QueuePool, Role
+from pool.pool import EVENTS, QueuePool
+from pool.queues import NotInRole, Role
 from sender.config import SenderConfig
 from sender.service import SenderService
 from tests.support.fake_provider import FakeProvider

@@ -370,3 +370,21 @@ async def test_a_mark_that_cannot_be_written_leaves_the_202_and_is_logged(
     ]
     assert "mark@example.test" not in caplog.text
     assert "never retrieved" not in caplog.text
+
+
+async def test_a_store_that_does_not_answer_is_a_503_with_retry_after(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    intake, http = stack
+    assert intake.state is not None
+
+    async def down(*args: Any, **kwargs: Any) -> Any:
+        raise Unavailable("the table did not answer")
+
+    monkeypatch.setattr(intake.state.suppressions, "page", down)
+    monkeypatch.setattr(intake.state.suppressions, "get", down)
+    for path in ("/v1/suppressions", "/v1/suppressions/a@example.test"):
+        async with http.get(f"{intake.url}{path}") as response:
+            assert response.status == 503
+            assert response.headers["Retry-After"] == "1"
+            assert (await response.json())["error"]["code"] == "unavailable"

@@ -1,5 +1,6 @@
 """What intake answers from the state store: email status, the suppression list, and the
-one-click unsubscribe links it wrote into emails (RFC 8058)."""
+one-click unsubscribe links it wrote into emails (RFC 8058). A store that does not answer
+(``AwsError``) is intake's error middleware's to answer: 503 with Retry-After."""
 
 import logging
 import re
@@ -8,28 +9,19 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from aws.errors import AwsError
 from core import events as ev
 from core.addresses import AddressError
 from core.events import Event, Recipient
-from core.sealing import Keyring
+from intake.appkeys import KEYRING, POOL, SIGNER, STATE, UNSUBSCRIBES
 from intake.errors import ApiError, json_response
-from intake.quota import Quotas
 from pool.messages import Outgoing
-from pool.pool import QueuePool
 from state import status
 from state.store import State
 from state.suppressions import Suppression, normalise
-from state.tokens import Signer, Unsubscribe
+from state.tokens import Unsubscribe
 
 log = logging.getLogger(__name__)
 
-STATE = web.AppKey("state", State)
-SIGNER = web.AppKey("signer", Signer)
-RECORDS_POOL = web.AppKey("records_pool", QueuePool)
-KEYRING = web.AppKey("records_keyring", Keyring)
-#: One bucket per unsubscribe link: a link replayed in a loop is answered 429, not read.
-UNSUBSCRIBES = web.AppKey("unsubscribes", Quotas)
 MAX_PAGE = 1000
 #: What one link may be posted: a burst of a few (a mail client and a person), then 1/s.
 UNSUBSCRIBE_RATE = 1.0
@@ -48,11 +40,6 @@ def _state(request: web.Request) -> State:
     return state
 
 
-def _unavailable(exc: AwsError) -> ApiError:
-    log.warning("state store unavailable", extra={"error": type(exc).__name__})
-    return ApiError(503, "unavailable", "the state store did not answer; retry", retry_after=1)
-
-
 def _not_found() -> ApiError:
     return ApiError(404, "not_found", "no email with this id was sent with this API key")
 
@@ -63,10 +50,8 @@ async def get_email(request: web.Request, scope: str) -> web.Response:
     email_id = request.match_info["id"]
     if len(email_id) > 64:
         raise _not_found()
-    try:
-        owner, items = await state.status(email_id)
-    except AwsError as exc:
-        raise _unavailable(exc) from None
+    owner, items = await state.status(email_id)
+
     signer = request.app.get(SIGNER)
     issued = None if signer is None else signer.issued_at(scope, email_id)
     if items:
@@ -112,10 +97,8 @@ async def list_suppressions(request: web.Request, scope: str) -> web.Response:
         raise ApiError(422, "invalid_limit", f"must be an integer within 1..{MAX_PAGE}", "limit")
     after = request.query.get("after") or None
     list_name = _list(request)
-    try:
-        entries, last = await state.suppressions.page(scope, after, limit, list_name)
-    except AwsError as exc:
-        raise _unavailable(exc) from None
+    entries, last = await state.suppressions.page(scope, after, limit, list_name)
+
     return json_response({"data": [e.document() for e in entries], "next": last})
 
 
@@ -124,10 +107,8 @@ async def get_suppression(request: web.Request, scope: str) -> web.Response:
     it."""
     state = _state(request)
     address = _address(request)
-    try:
-        entry = await state.suppressions.get(scope, address, _list(request))
-    except AwsError as exc:
-        raise _unavailable(exc) from None
+    entry = await state.suppressions.get(scope, address, _list(request))
+
     if entry is None:
         raise ApiError(404, "not_suppressed", "this address is not on the suppression list")
     return json_response(entry.document())
@@ -137,10 +118,8 @@ async def put_suppression(request: web.Request, scope: str) -> web.Response:
     """PUT /v1/suppressions/{address}?list=: suppress by hand (reason ``manual``)."""
     state = _state(request)
     entry = Suppression(_address(request), "manual", time.time(), list=_list(request))
-    try:
-        await state.suppressions.add(scope, entry)
-    except AwsError as exc:
-        raise _unavailable(exc) from None
+    await state.suppressions.add(scope, entry)
+
     return json_response(entry.document())
 
 
@@ -148,10 +127,8 @@ async def delete_suppression(request: web.Request, scope: str) -> web.Response:
     """DELETE /v1/suppressions/{address}?list=: mail this address again."""
     state = _state(request)
     address = _address(request)
-    try:
-        removed = await state.suppressions.remove(scope, address, _list(request))
-    except AwsError as exc:
-        raise _unavailable(exc) from None
+    removed = await state.suppressions.remove(scope, address, _list(request))
+
     if not removed:
         raise ApiError(404, "not_suppressed", "this address is not on the suppression list")
     return web.Response(status=204)
@@ -194,10 +171,8 @@ async def unsubscribe(request: web.Request) -> web.Response:
             "this link was used too often; retry later",
             retry_after=grant.retry_after_s,
         )
-    try:
-        done = await state.suppressions.get(what.scope, what.address, what.list)
-    except AwsError as exc:
-        raise _unavailable(exc) from None
+    done = await state.suppressions.get(what.scope, what.address, what.list)
+
     if done is not None:
         return json_response({"status": "unsubscribed"})
     event = Event(
@@ -209,12 +184,9 @@ async def unsubscribe(request: web.Request) -> web.Response:
         reason=what.list,
         origin=what.list,
     )
-    try:
-        await state.record([event])
-        pool = request.app[RECORDS_POOL]
-        if pool.events:
-            await pool.publish([Outgoing(body=event.encode(request.app.get(KEYRING)))])
-    except AwsError as exc:
-        raise _unavailable(exc) from None
+    await state.record([event])
+    pool = request.app[POOL]
+    if pool.events:
+        await pool.publish([Outgoing(body=event.encode(request.app.get(KEYRING)))])
     log.info("unsubscribed", extra={"id": what.email_id})
     return json_response({"status": "unsubscribed"})
