@@ -10,8 +10,9 @@ Every received message is settled exactly once: deleted (delivered), hidden for 
 (transient failure; SQS moves it to the DLQ after maxReceiveCount), moved to the DLQ
 (permanent failure), or released (unstarted at shutdown, or behind a failed one of its group).
 
-``sender/delivery.py`` decides each attempt's outcome; the worker publishes the outcome's
-events to the events queue *before* it settles the message, so no outcome is lost.
+``sender/delivery.py`` decides each attempt's outcome; ``sender/settle.py`` publishes the
+outcome's events to the events queue *before* it settles the message, so no outcome is
+lost.
 
 What cannot be settled is not taken: a decided message whose events or settling call
 (delete, DLQ move) fail stays held (its visibility extended, so it is not delivered again)
@@ -24,12 +25,10 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable
 
 from aws.errors import AwsError
 from core.backoff import backoff
-from core.events import Event
 from core.ordering import chains, until_failure
 from core.sealing import Keyring
 from metrics.sender import SenderMetrics
@@ -42,22 +41,11 @@ from sender.delivery import Delivery, Outcome, Settle
 from sender.depth import DepthPoller
 from sender.providers.base import Provider
 from sender.publisher import Publisher
+from sender.settle import Settlement, Settler
 from sender.tracker import Tracker
 from state.store import State
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class _Owed:
-    """A message whose outcome is decided but not yet recorded in SQS: its events still to
-    publish (if any), then the call that settles it (delete, or move to the DLQ)."""
-
-    message: Received
-    email_id: str
-    outcome: str
-    events: tuple[Event, ...]
-    settle: Callable[[], Awaitable[None]]
 
 
 class Sender:
@@ -87,7 +75,9 @@ class Sender:
             body=pool.body,
             suppressions=None if state is None else state.suppressions,
         )
-        self._publisher = Publisher(pool, metrics, keyring, state)
+        self._settler = Settler(
+            pool, Publisher(pool, metrics, keyring, state), source_deletes=False
+        )
         self._shares = Shares(config.concurrency, pool.config.all_streams)
         #: Each shard's loop takes room from its stream's share.
         self._rooms = [
@@ -98,9 +88,9 @@ class Sender:
         self._chains: set[asyncio.Task[None]] = set()
         #: Decided messages whose events or settling call failed, by receipt (held, their
         #: visibility extended, while the mender retries).
-        self._held: dict[str, _Owed] = {}
+        self._held: dict[str, Settlement] = {}
         #: Outcomes being recorded now, by receipt.
-        self._deciding: dict[str, _Owed] = {}
+        self._deciding: dict[str, Settlement] = {}
         self._owed = asyncio.Event()
         self.depth = DepthPoller(pool, metrics, config.depth_interval_s)
         # Under load, receive only once a batch's worth of slots is free (an eighth of the
@@ -247,7 +237,7 @@ class Sender:
             await asyncio.sleep(backoff(failures, 0.25, 5.0))
             owed = list(self._held.items())
             results = await asyncio.gather(
-                *(self._record(item) for _, item in owed), return_exceptions=True
+                *(item.run() for _, item in owed), return_exceptions=True
             )
             progress = False
             for (receipt, item), result in zip(owed, results, strict=True):
@@ -255,7 +245,7 @@ class Sender:
                     continue
                 if isinstance(result, BaseException) and not isinstance(result, AwsError):
                     raise result
-                outcome = item.outcome
+                outcome = item.label
                 if isinstance(result, AwsError):  # the receipt no longer holds the message
                     outcome = "failed"
                     log.warning(
@@ -274,16 +264,6 @@ class Sender:
             failures = 0 if progress else failures + 1
             if not self._held:
                 self._owed.clear()
-
-    async def _record(self, item: _Owed) -> None:
-        """Publish ``item``'s events (once), then settle its message."""
-        if item.events:
-            await self._publish(item.events)
-            item.events = ()
-        await item.settle()
-
-    async def _publish(self, events: tuple[Event, ...]) -> None:
-        await self._publisher.publish(events)
 
     async def _pause(self, seconds: float) -> None:
         await pause(self._stopping, seconds)
@@ -313,9 +293,7 @@ class Sender:
                 "dead-lettered",
                 extra={"id": outcome.email_id, "shard": message.shard, "reason": outcome.reason},
             )
-            await self._decided(
-                message, outcome, lambda: self._pool.dead_letter(message, outcome.reason)
-            )
+            await self._decided(message, outcome)
             return True
         # Delivered: its slot goes back now, not after the batched delete (which lingers to
         # fill its batch), so deletes never hold back receives. The tracker keeps holding
@@ -323,22 +301,21 @@ class Sender:
         self._tracker.mark_delivered(message)
         self._rooms[message.shard].give(1)
         self._metrics.in_flight(self._tracker.working)
-        if await self._decided(message, outcome, lambda: self._pool.delete(message)):
+        if await self._decided(message, outcome):
             assert outcome.envelope is not None
             stream = outcome.envelope.stream or self._pool.default_stream
             self._metrics.delivered_after(time.time() - outcome.envelope.accepted_at, stream)
             log.debug("delivered", extra={"id": outcome.email_id, "shard": message.shard})
         return True
 
-    async def _decided(
-        self, message: Received, outcome: Outcome, settle: Callable[[], Awaitable[None]]
-    ) -> bool:
-        """Publish a final outcome's events, then settle its message; if either fails, hold
-        the message (not sent again) and let the mender finish. True once settled."""
-        item = _Owed(message, outcome.email_id, outcome.settle.value, outcome.events, settle)
+    async def _decided(self, message: Received, outcome: Outcome) -> bool:
+        """Settle a final outcome (``sender.settle``: events, then delete or DLQ move); if
+        that fails, hold the message (not sent again) and let the mender finish. True once
+        settled."""
+        item = self._settler.settlement(message, outcome)
         self._deciding[message.receipt] = item  # what a shutdown must still record
         try:
-            await self._record(item)
+            await item.run()
         except AwsError as exc:
             del self._deciding[message.receipt]
             if outcome.settle is not Settle.DELETE:  # held by the mender, not by capacity
@@ -370,8 +347,9 @@ class Sender:
                 "delay": outcome.delay_s,
             },
         )
+        settlement = self._settler.settlement(message, outcome)
         try:
-            await self._publish(outcome.events)
+            await settlement.publish()
         except AwsError as exc:  # not hidden: it comes back after its visibility timeout
             log.warning(
                 "could not publish a deferral; the message comes back when its visibility ends",
@@ -379,12 +357,7 @@ class Sender:
             )
             await self._settle(message, "failed", outcome.email_id, _nothing())
             return
-        await self._settle(
-            message,
-            "retried",
-            outcome.email_id,
-            self._pool.set_visibility(message, outcome.delay_s),
-        )
+        await self._settle(message, "retried", outcome.email_id, settlement.run())
 
     async def _release(self, messages: list[Received]) -> None:
         """Make ``messages`` visible again at once, unsent."""
@@ -439,7 +412,7 @@ class Sender:
         for h in held:
             item = decided.get(h.message.receipt)
             if item is not None:
-                action, outcome = self._record(item), item.outcome
+                action, outcome = item.run(), item.label
             elif h.delivered:
                 action, outcome = self._pool.delete(h.message), "delivered"
             else:

@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 
 from aws.errors import AwsError
 from core.backoff import backoff
-from core.events import Event
 from core.ordering import chains, until_failure
 from metrics.sender import SenderMetrics
 from pool.messages import Received
 from pool.pool import QueuePool
 from sender.delivery import Delivery, Outcome, Settle, readable_id
 from sender.publisher import Publisher
+from sender.settle import Settlement, Settler
 from serverless.config import LambdaConfig
 from state.claims import Claim, Claims
 
@@ -66,7 +66,7 @@ class Batch:
         self._claims = claims
         self._pool = pool
         self._delivery = delivery
-        self._publisher = publisher
+        self._settler = Settler(pool, publisher, source_deletes=True)
         self._metrics = metrics
         self._remaining_s = remaining_s
         self._succeeded: set[str] = set()
@@ -151,87 +151,86 @@ class Batch:
             log.warning("could not end a claim; it expires", extra=extra)
 
     async def _settle(self, message: Received, outcome: Outcome) -> bool:
-        """Publish ``outcome``'s events and settle ``message``; whether it is done with."""
+        """Settle ``message`` (``sender.settle``: events first, then its SQS call); whether
+        it is done with (left out of the answer, for the event source to delete)."""
+        settlement = self._settler.settlement(message, outcome)
         if outcome.settle is Settle.RETRY:
             log.info(
                 "transient failure, retrying later",
                 extra={"id": outcome.email_id, "reason": outcome.reason, "delay": outcome.delay_s},
             )
-            if await self._published(outcome.events, outcome.email_id):
-                await self._hide(message, outcome.delay_s)
+            if await self._published(settlement):
+                await self._hide(settlement)
             self._fail(message, "retried")
             return False
-        if not await self._published(outcome.events, outcome.email_id):
+        if not await self._published(settlement):
             self._fail(message, "failed")  # it comes back; its outcome is decided again
             return False
         if outcome.settle is Settle.DEAD_LETTER:
             log.warning("dead-lettered", extra={"id": outcome.email_id, "reason": outcome.reason})
-            try:
-                await self._pool.dead_letter(message, outcome.reason, delete=False)
-            except AwsError as exc:
-                log.warning(
-                    "could not move a message to its DLQ; it comes back",
-                    extra={"id": outcome.email_id, "error": type(exc).__name__},
-                )
-                self._fail(message, "failed")
-                return False
-        else:
-            if outcome.envelope is not None:
-                latency = time.time() - outcome.envelope.accepted_at
-                stream = outcome.envelope.stream or self._pool.default_stream
-                self._metrics.delivered_after(latency, stream)
-                self.tally.latencies.append(latency)
-            if message.blob is not None:
-                await self._drop_body(message, outcome.email_id)
+        try:
+            await settlement.run()
+        except AwsError as exc:
+            log.warning(
+                "could not move a message to its DLQ; it comes back",
+                extra={"id": outcome.email_id, "error": type(exc).__name__},
+            )
+            self._fail(message, "failed")
+            return False
+        if outcome.settle is not Settle.DEAD_LETTER and outcome.envelope is not None:
+            latency = time.time() - outcome.envelope.accepted_at
+            stream = outcome.envelope.stream or self._pool.default_stream
+            self._metrics.delivered_after(latency, stream)
+            self.tally.latencies.append(latency)
         self._metrics.outcome(message.shard, outcome.settle.value)
         self.tally.count(outcome.settle.value)
         self._succeeded.add(message.message_id)
         return True
 
-    async def _drop_body(self, message: Received, email_id: str) -> None:
-        """A settled message's body in S3 goes with it, as in the long-running sender: the
-        message is deleted first (the mapping's own delete then finds it gone), so a copy
-        that comes back never finds its body missing. A failure is logged: the mapping still
-        deletes the message and the bucket's lifecycle rule expires the body."""
-        try:
-            await self._pool.delete(message)
-        except AwsError as exc:
-            extra = {"id": email_id, "error": type(exc).__name__}
-            log.warning("could not delete a settled message with its body", extra=extra)
-
-    async def _published(self, events: tuple[Event, ...], email_id: str) -> bool:
-        """Publish ``events``, retrying while the invocation has time; whether they landed."""
+    async def _published(self, settlement: Settlement) -> bool:
+        """Publish the settlement's events, retrying while the invocation has time; whether
+        they landed."""
         for attempt in range(1_000):
             try:
-                await self._publisher.publish(events)
+                await settlement.publish()
                 return True
             except AwsError as exc:
                 pause = backoff(attempt, 0.1, 2.0)
                 if self._remaining_s() - pause < ANSWER_S + 1.0:
                     log.warning(
                         "could not publish an outcome's events; the message comes back",
-                        extra={"id": email_id, "error": type(exc).__name__},
+                        extra={"id": settlement.email_id, "error": type(exc).__name__},
                     )
                     return False
                 await asyncio.sleep(pause)
         return False
 
-    async def _release(self, messages: Sequence[Received]) -> None:
-        """Return ``messages`` unsent, visible again at once."""
-        await asyncio.gather(*(self._hide(m, 0) for m in messages))
-        for message in messages:
-            self._fail(message, "released")
-
-    async def _hide(self, message: Received, seconds: int) -> None:
-        """Set ``message``'s visibility (best effort: failing, it comes back when the
-        visibility the event source gave it runs out)."""
+    async def _hide(self, settlement: Settlement) -> None:
+        """Hide a transient failure for its backoff (best effort: failing, it comes back
+        when the visibility the event source gave it runs out)."""
         try:
-            await self._pool.set_visibility(message, seconds)
+            await settlement.run()
         except AwsError as exc:
             log.warning(
                 "could not change a message's visibility",
-                extra={"sqs_id": message.message_id, "error": type(exc).__name__},
+                extra={"sqs_id": settlement.message.message_id, "error": type(exc).__name__},
             )
+
+    async def _release(self, messages: Sequence[Received]) -> None:
+        """Return ``messages`` unsent, visible again at once (best effort: failing, each
+        comes back when the visibility the event source gave it runs out)."""
+        results = await asyncio.gather(
+            *(self._pool.set_visibility(m, 0) for m in messages), return_exceptions=True
+        )
+        for message, result in zip(messages, results, strict=True):
+            if isinstance(result, AwsError):
+                log.warning(
+                    "could not change a message's visibility",
+                    extra={"sqs_id": message.message_id, "error": type(result).__name__},
+                )
+            elif isinstance(result, BaseException):
+                raise result
+            self._fail(message, "released")
 
     def _fail(self, message: Received, outcome: str) -> None:
         self._returned.add(message.message_id)
