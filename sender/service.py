@@ -8,20 +8,15 @@ from core.runtime import serve
 from core.sealing import Keyring
 from core.service import BackgroundService
 from core.settings import SettingError
-from metrics.exposition import metrics_app, process_registry
-from metrics.pool import PoolMetrics
-from metrics.sender import SenderMetrics
+from metrics.exposition import metrics_app
 from pool.blobs import BlobStore
 from pool.config import PoolConfig
-from pool.pool import QueuePool
-from pool.queues import Role
 from pool.streams import check_names
 from sender.config import SenderConfig
+from sender.parts import SenderParts
 from sender.providers.base import Provider
-from sender.providers.ratelimit import stream_rated
 from sender.worker import Sender
 from state.config import StateConfig
-from state.store import State
 
 
 class SenderService(BackgroundService):
@@ -45,13 +40,19 @@ class SenderService(BackgroundService):
         check_names(config.streams, pool_config.all_streams, "MAILPOOL_SENDER_STREAMS")
         super().__init__(Health())
         self.config = config
-        self.registry = process_registry()
-        own = pool_config.without_ses_feedback
-        self.pool = QueuePool(own, PoolMetrics(self.registry), self.health, blobs, Role.CONSUMER)
-        self.provider = stream_rated(provider, config.stream_rates, own.all_streams)
-        self.metrics = SenderMetrics(self.registry, concurrency=config.concurrency)
-        self.state = State.of_process(state, self.health, self.registry)
-        self.sender = Sender(config, self.pool, self.provider, self.metrics, keyring, self.state)
+        self.parts = parts = SenderParts.assemble(
+            pool_config,
+            config,
+            provider,
+            self.health,
+            concurrency=config.concurrency,
+            keyring=keyring,
+            blobs=blobs,
+            state=state,
+        )
+        self.registry, self.pool, self.provider = parts.registry, parts.pool, parts.provider
+        self.metrics, self.state = parts.metrics, parts.state
+        self.sender = Sender(config, parts)
         self.metrics_port = config.metrics_port
 
     async def __aenter__(self) -> "SenderService":
@@ -59,10 +60,7 @@ class SenderService(BackgroundService):
             return await super().__aenter__()
 
     async def open(self, stack: contextlib.AsyncExitStack) -> None:
-        stack.push_async_callback(self.provider.aclose)
-        await stack.enter_async_context(self.pool)
-        if self.state is not None:
-            await stack.enter_async_context(self.state)
+        await self.parts.open(stack)
         runner, self.metrics_port = await serve(
             metrics_app(self.registry, self.health),
             self.config.metrics_host,

@@ -30,20 +30,15 @@ from collections.abc import Awaitable
 from aws.errors import AwsError
 from core.backoff import backoff
 from core.ordering import chains, until_failure
-from core.sealing import Keyring
-from metrics.sender import SenderMetrics
 from pool.consumer import Receiving, consume, pause
 from pool.messages import Received
-from pool.pool import QueuePool
 from pool.shares import Shares
 from sender.config import SenderConfig
-from sender.delivery import Delivery, Outcome, Settle
+from sender.delivery import Outcome, Settle
 from sender.depth import DepthPoller
-from sender.providers.base import Provider
-from sender.publisher import Publisher
-from sender.settle import Settlement, Settler
+from sender.parts import SenderParts
+from sender.settle import Settlement
 from sender.tracker import Tracker
-from state.store import State
 
 log = logging.getLogger(__name__)
 
@@ -51,33 +46,14 @@ log = logging.getLogger(__name__)
 class Sender:
     """Receives from every shard of ``pool`` and delivers through ``provider``."""
 
-    def __init__(
-        self,
-        config: SenderConfig,
-        pool: QueuePool,
-        provider: Provider,
-        metrics: SenderMetrics,
-        keyring: Keyring | None = None,
-        state: State | None = None,
-    ) -> None:
+    def __init__(self, config: SenderConfig, parts: SenderParts) -> None:
         self._config = config
-        self._state = state
-        self._pool = pool
-        self._metrics = metrics
-        metrics.prepare(pool.shards, [provider.name], pool.streams)
-        self._delivery = Delivery(
-            config,
-            provider,
-            metrics,
-            max_receives=pool.config.max_receive_count,
-            stopping=lambda: self.stopping,
-            keyring=keyring,
-            body=pool.body,
-            suppressions=None if state is None else state.suppressions,
-        )
-        self._settler = Settler(
-            pool, Publisher(pool, metrics, keyring, state), source_deletes=False
-        )
+        self._state = parts.state
+        self._pool = pool = parts.pool
+        self._metrics = metrics = parts.metrics
+        metrics.prepare(pool.shards, [parts.provider.name], pool.streams)
+        self._delivery = parts.delivery(config, lambda: self.stopping)
+        self._settler = parts.settler(source_deletes=False)
         self._shares = Shares(config.concurrency, pool.config.all_streams)
         #: Each shard's loop takes room from its stream's share.
         self._rooms = [

@@ -25,7 +25,6 @@ from metrics.sender import SenderMetrics
 from pool.messages import Received
 from pool.pool import QueuePool
 from sender.delivery import Delivery, Outcome, Settle, readable_id
-from sender.publisher import Publisher
 from sender.settle import Settlement, Settler
 from serverless.config import LambdaConfig
 from state.claims import Claim, Claims
@@ -57,7 +56,7 @@ class Batch:
         config: LambdaConfig,
         pool: QueuePool,
         delivery: Delivery,
-        publisher: Publisher,
+        settler: Settler,
         metrics: SenderMetrics,
         remaining_s: Callable[[], float],
         claims: Claims | None = None,
@@ -66,7 +65,7 @@ class Batch:
         self._claims = claims
         self._pool = pool
         self._delivery = delivery
-        self._settler = Settler(pool, publisher, source_deletes=True)
+        self._settler = settler
         self._metrics = metrics
         self._remaining_s = remaining_s
         self._succeeded: set[str] = set()

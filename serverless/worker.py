@@ -18,25 +18,17 @@ from core.health import Health
 from core.sealing import Keyring
 from core.service import BackgroundService
 from core.settings import SettingError
-from metrics.exposition import process_registry
-from metrics.pool import PoolMetrics
-from metrics.sender import SenderMetrics
 from pool.blobs import BlobStore
 from pool.config import PoolConfig
 from pool.messages import Received
-from pool.pool import QueuePool
-from pool.queues import Role
 from sender.config import SenderConfig
-from sender.delivery import Delivery
+from sender.parts import SenderParts
 from sender.providers.base import Provider
-from sender.providers.ratelimit import stream_rated
-from sender.publisher import Publisher
 from serverless.batch import Batch, Tally
 from serverless.config import LambdaConfig
 from serverless.records import NotOurs, Shards
 from state.claims import Claims
 from state.config import StateConfig
-from state.store import State
 
 log = logging.getLogger(__name__)
 
@@ -71,29 +63,26 @@ class LambdaWorker(BackgroundService):
     ) -> None:
         super().__init__(Health())
         self.config = config
-        self.registry = process_registry()
         own = pool_config.without_ses_feedback
-        self.pool = QueuePool(own, PoolMetrics(self.registry), self.health, blobs, Role.CONSUMER)
-        self.provider = provider = stream_rated(
-            provider, sender_config.stream_rates, own.all_streams
-        )
         in_flight = config.max_concurrency * config.batch_size
-        self.metrics = SenderMetrics(self.registry, concurrency=in_flight)
-        self.metrics.prepare(own.shards, [provider.name], self.pool.streams)
-        self.state = State.of_process(state, self.health, self.registry)
-        self._publisher = Publisher(self.pool, self.metrics, keyring, self.state)
+        self.parts = parts = SenderParts.assemble(
+            pool_config,
+            sender_config,
+            provider,
+            self.health,
+            concurrency=in_flight,
+            keyring=keyring,
+            blobs=blobs,
+            state=state,
+        )
+        self.registry, self.pool, self.provider = parts.registry, parts.pool, parts.provider
+        self.metrics, self.state = parts.metrics, parts.state
+        self.metrics.prepare(own.shards, [self.provider.name], self.pool.streams)
         # A throttled provider is waited out only while the invocation lasts.
         budget = min(sender_config.delay_budget_s, config.timeout_s - config.margin_s)
-        self._delivery = Delivery(
-            dataclasses.replace(sender_config, delay_budget_s=budget),
-            provider,
-            self.metrics,
-            max_receives=own.max_receive_count,
-            stopping=lambda: False,
-            keyring=keyring,
-            body=self.pool.body,
-            suppressions=None if self.state is None else self.state.suppressions,
-        )
+        limited = dataclasses.replace(sender_config, delay_budget_s=budget)
+        self._delivery = parts.delivery(limited, lambda: False)
+        self._settler = parts.settler(source_deletes=True)
         self._shards = Shards(own)
         self._metrics_line = metrics_line
         #: On a standard queue, each email is claimed before it is sent (``claims``: force
@@ -112,10 +101,7 @@ class LambdaWorker(BackgroundService):
             return await super().__aenter__()
 
     async def open(self, stack: contextlib.AsyncExitStack) -> None:
-        stack.push_async_callback(self.provider.aclose)
-        await stack.enter_async_context(self.pool)
-        if self.state is not None:
-            await stack.enter_async_context(self.state)
+        await self.parts.open(stack)
 
     def stop(self) -> None:
         """Nothing runs between invocations."""
@@ -141,7 +127,7 @@ class LambdaWorker(BackgroundService):
             self.config,
             self.pool,
             self._delivery,
-            self._publisher,
+            self._settler,
             self.metrics,
             lambda: context.get_remaining_time_in_millis() / 1000,
             self.claims,
