@@ -22,6 +22,7 @@ from intake.appkeys import (
     KEYRING,
     METRICS,
     POOL,
+    PUBLISHER,
     QUOTAS,
     SIGNER,
     STATE,
@@ -37,6 +38,7 @@ from metrics.exposition import metrics_handler
 from metrics.intake import IntakeMetrics
 from pool.pool import QueuePool
 from pool.streams import check_names
+from state.publisher import Publisher
 from state.store import State
 from state.tokens import Signer
 
@@ -251,6 +253,7 @@ def create_app(
         app[STATE] = state
         app[SIGNER] = signer
     app[UNSUBSCRIBES] = Quotas(state_api.UNSUBSCRIBE_RATE, state_api.UNSUBSCRIBE_BURST)
+    app[PUBLISHER] = Publisher(pool, keyring, state)
     if keyring is not None:
         app[KEYRING] = keyring
     app[ACCEPTOR] = Acceptor(

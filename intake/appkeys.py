@@ -10,6 +10,7 @@ from intake.config import IntakeConfig
 from intake.quota import Quotas
 from metrics.intake import IntakeMetrics
 from pool.pool import QueuePool
+from state.publisher import Publisher
 from state.store import State
 from state.tokens import Signer
 
@@ -22,5 +23,6 @@ METRICS = web.AppKey("metrics", IntakeMetrics)
 STATE = web.AppKey("state", State)
 SIGNER = web.AppKey("signer", Signer)
 KEYRING = web.AppKey("keyring", Keyring)
+PUBLISHER = web.AppKey("publisher", Publisher)
 #: One bucket per unsubscribe link: a link replayed in a loop is answered 429, not read.
 UNSUBSCRIBES = web.AppKey("unsubscribes", Quotas)

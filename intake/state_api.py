@@ -12,9 +12,8 @@ from aiohttp import web
 from core import events as ev
 from core.addresses import AddressError
 from core.events import Event, Recipient
-from intake.appkeys import KEYRING, POOL, SIGNER, STATE, UNSUBSCRIBES
+from intake.appkeys import PUBLISHER, SIGNER, STATE, UNSUBSCRIBES
 from intake.errors import ApiError, json_response
-from pool.messages import Outgoing
 from state import status
 from state.store import State
 from state.suppressions import Suppression, normalise
@@ -184,9 +183,6 @@ async def unsubscribe(request: web.Request) -> web.Response:
         reason=what.list,
         origin=what.list,
     )
-    await state.record([event])
-    pool = request.app[POOL]
-    if pool.events:
-        await pool.publish([Outgoing(body=event.encode(request.app.get(KEYRING)))])
+    await request.app[PUBLISHER].publish([event])
     log.info("unsubscribed", extra={"id": what.email_id})
     return json_response({"status": "unsubscribed"})

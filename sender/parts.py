@@ -22,9 +22,9 @@ from sender.config import SenderConfig
 from sender.delivery import Delivery
 from sender.providers.base import Provider
 from sender.providers.ratelimit import stream_rated
-from sender.publisher import Publisher
 from sender.settle import Settler
 from state.config import StateConfig
+from state.publisher import Publisher
 from state.store import State
 
 
@@ -82,7 +82,7 @@ class SenderParts:
 
     def settler(self, *, source_deletes: bool) -> Settler:
         """The settler on these parts (``source_deletes``: under a Lambda event source)."""
-        publisher = Publisher(self.pool, self.metrics, self.keyring, self.state)
+        publisher = Publisher(self.pool, self.keyring, self.state, self.metrics.published)
         return Settler(self.pool, publisher, source_deletes=source_deletes)
 
     async def open(self, stack: contextlib.AsyncExitStack) -> None:

@@ -17,7 +17,7 @@ from core.events import Event
 from pool.messages import Received
 from pool.pool import QueuePool
 from sender.delivery import Outcome, Settle
-from sender.publisher import Publisher
+from state.publisher import Publisher
 
 log = logging.getLogger(__name__)
 

@@ -29,6 +29,7 @@ from pool.capacity import Capacity
 from pool.consumer import Receiving, consume
 from pool.messages import Outgoing, Received
 from pool.pool import EVENTS, SES_FEEDBACK, QueuePool
+from state.publisher import Publisher
 from state.store import State
 from webhooks import ses, signing
 from webhooks.config import WebhooksConfig
@@ -63,6 +64,7 @@ class Dispatcher:
     ) -> None:
         self._config = config
         self._state = state
+        self._publisher = Publisher(pool, keyring, state)
         self._pool = pool
         self._endpoints = {e.name: e for e in endpoints}
         self._metrics = metrics
@@ -120,10 +122,8 @@ class Dispatcher:
             await self._pool.dead_letter(message, "unreadable_feedback")
             return
         event = ses.to_event(record)
-        if event is not None:
-            if self._state is not None:  # status, and suppression of bounces and complaints
-                await self._state.record([event])
-            await self._pool.publish([Outgoing(body=event.encode(self._keyring))])
+        if event is not None:  # status and suppressions first, then the events queue
+            await self._publisher.publish([event])
         await self._pool.delete(message)
 
     async def run(self) -> None:

@@ -11,8 +11,8 @@ from core.events import SENT, Event, Recipient
 from pool.messages import Pointer, Received
 from pool.pool import QueuePool
 from sender.delivery import Outcome, Settle
-from sender.publisher import Publisher
 from sender.settle import Settler
+from state.publisher import Publisher
 
 
 class Recorder:

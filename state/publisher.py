@@ -1,10 +1,11 @@
-"""Publishing an outcome's events: the state store first, then the events queue."""
+"""Publishing events: the state store first, then the events queue — the one way every
+process records what became of an email (the sender's outcomes, intake's unsubscribes,
+webhooks' SES feedback)."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from core.events import Event
 from core.sealing import Keyring
-from metrics.sender import SenderMetrics
 from pool.messages import Outgoing
 from pool.pool import QueuePool
 from state.store import State
@@ -12,18 +13,18 @@ from state.store import State
 
 class Publisher:
     """Records events in the state store (status, suppressions), then puts them on the
-    events queue. Shared by the sender and the Lambda worker: a message is settled only
-    after its outcome's events are published."""
+    events queue (``counted`` is told each event's type once it is there). A message is
+    settled only after its outcome's events are published."""
 
     def __init__(
         self,
         pool: QueuePool,
-        metrics: SenderMetrics,
         keyring: Keyring | None = None,
         state: State | None = None,
+        counted: Callable[[str], None] | None = None,
     ) -> None:
         self._pool = pool
-        self._metrics = metrics
+        self._counted = counted
         self._keyring = keyring
         self._state = state
 
@@ -38,5 +39,6 @@ class Publisher:
             await self._state.record(events)
         if self._pool.events:
             await self._pool.publish([Outgoing(body=e.encode(self._keyring)) for e in events])
-            for event in events:
-                self._metrics.published(event.type)
+            if self._counted is not None:
+                for event in events:
+                    self._counted(event.type)
