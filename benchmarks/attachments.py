@@ -30,7 +30,8 @@ import aiohttp
 from benchmarks.e2e import wait_empty
 from benchmarks.engines import engine_process, free_port
 from benchmarks.processes import child, local_credentials, mailpool_env, tree_cpu_seconds
-from core.envelope import Envelope, parse_email
+from core.envelope import Envelope
+from intake.validation import parse_email
 from pool.config import PoolConfig
 from pool.provision import provision
 from pool.sqs import SqsClient

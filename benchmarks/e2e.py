@@ -29,8 +29,9 @@ import aiosmtplib
 from benchmarks.engines import cpu_seconds, engine_process, free_port
 from benchmarks.plots import bars
 from benchmarks.processes import child, local_credentials, mailpool_env, ratio
-from core.envelope import Envelope, parse_email
+from core.envelope import Envelope
 from intake.ids import new_id
+from intake.validation import parse_email
 from metrics.exposition import process_registry
 from metrics.pool import PoolMetrics
 from pool.config import PoolConfig

@@ -10,19 +10,14 @@ from typing import Any
 
 from aws.errors import AwsError, NoAnswer, Overloaded, Rejected, TooLarge
 from core.attachments import EmailLimits
-from core.envelope import (
-    Email,
-    Envelope,
-    ValidationError,
-    message_group,
-    parse_submission,
-)
+from core.envelope import Email, Envelope, message_group
 from core.ordering import chains, until_failure
 from core.sealing import Keyring
 from intake.auth import ANONYMOUS
 from intake.errors import ApiError
 from intake.ids import batch_entry_key, idempotent_id, new_id
 from intake.quota import Quotas
+from intake.validation import ValidationError, parse_submission
 from metrics.intake import IntakeMetrics
 from pool.messages import Outgoing
 from pool.pool import QueuePool

@@ -4,8 +4,8 @@ answers and errors, built from the same limits the validation uses."""
 from typing import Any
 
 from core import attachments as att
-from core import envelope as env
 from core.events import TYPES as EVENT_TYPES
+from intake import validation as env
 from intake.config import IntakeConfig
 
 ADDRESS = {

@@ -8,12 +8,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from core.envelope import Envelope, parse_email
+from core.envelope import Envelope
 from core.events import Event
 from core.settings import SettingError
 from intake.config import IntakeConfig, parse_key_streams
 from intake.ids import new_id
 from intake.service import IntakeService
+from intake.validation import parse_email
 from metrics.exposition import process_registry
 from metrics.pool import PoolMetrics
 from pool.config import PoolConfig

@@ -5,7 +5,8 @@ from typing import Any
 import pytest
 
 from core.addresses import AddressError, Mailbox, parse_mailbox
-from core.envelope import Envelope, EnvelopeError, ValidationError, parse_email, parse_group
+from core.envelope import Envelope, EnvelopeError
+from intake.validation import ValidationError, parse_email, parse_group
 
 VALID: dict[str, Any] = {
     "from": "Ana Díaz <ana@example.test>",

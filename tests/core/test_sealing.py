@@ -3,11 +3,12 @@
 import aiohttp
 import pytest
 
-from core.envelope import Envelope, EnvelopeError, parse_email
+from core.envelope import Envelope, EnvelopeError
 from core.sealing import Keyring, new_key
 from core.settings import SettingError
 from intake.config import IntakeConfig
 from intake.service import IntakeService
+from intake.validation import parse_email
 from pool.config import PoolConfig
 from pool.pool import REASON_ATTRIBUTE
 from pool.sqs import SqsClient

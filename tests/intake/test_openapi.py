@@ -9,7 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from jsonschema.validators import Draft202012Validator
 
-from core import envelope
+from intake import validation
 from intake.config import IntakeConfig
 from pool.config import PoolConfig
 from tests.intake.test_api import EMAIL, start_client
@@ -56,7 +56,7 @@ async def test_the_email_schema_lists_exactly_the_accepted_fields(
 ) -> None:
     doc = await document(api)
     email = doc["components"]["schemas"]["Email"]
-    assert set(email["properties"]) == envelope.EMAIL_FIELDS
+    assert set(email["properties"]) == validation.EMAIL_FIELDS
     Draft202012Validator(email).validate(EMAIL)
 
 

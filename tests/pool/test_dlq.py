@@ -5,7 +5,8 @@ import time
 
 import pytest
 
-from core.envelope import Envelope, parse_email
+from core.envelope import Envelope
+from intake.validation import parse_email
 from mailpool.cli import main
 from metrics.exposition import process_registry
 from metrics.pool import PoolMetrics

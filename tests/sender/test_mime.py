@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import sender.mime
-from core.envelope import Envelope, ValidationError, parse_email
+from core.envelope import Envelope
+from intake.validation import ValidationError, parse_email
 from sender.mime import build_message
 from sender.mime import render as render_bytes
 

@@ -13,8 +13,9 @@ from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 
 from aws.client import acting_as
-from core.envelope import Envelope, parse_email
+from core.envelope import Envelope
 from intake.ids import new_id
+from intake.validation import parse_email
 from sender.providers import make_provider
 from sender.providers.base import DelayError, PermanentError, TransientError
 from sender.providers.failover import Failover

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.envelope import Envelope, ValidationError, parse_email
+from core.envelope import Envelope
+from intake.validation import ValidationError, parse_email
 from sender.mime import render
 from sender.providers.base import DelayError, PermanentError
 from sender.providers.smtp import SmtpConfig, SmtpProvider, transaction

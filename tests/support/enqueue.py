@@ -3,8 +3,9 @@
 import time
 from typing import Any
 
-from core.envelope import Envelope, parse_email
+from core.envelope import Envelope
 from intake.ids import new_id
+from intake.validation import parse_email
 from metrics.exposition import process_registry
 from metrics.pool import PoolMetrics
 from pool.config import PoolConfig
