@@ -238,7 +238,7 @@ def create_app(
     if is_loopback(config.host):  # a page another site serves must not reach it (rebinding)
         public = url_host(state.config.public_url) if state is not None else None
         names = (*config.allowed_hosts, *([public] if public else []))
-        middlewares.insert(0, host_guard(names))
+        middlewares.append(host_guard(names))  # inside: its 421s are counted too
     app = web.Application(client_max_size=config.max_request_bytes, middlewares=middlewares)
     app[CONFIG] = config
     app[POOL] = pool

@@ -77,6 +77,7 @@ async def test_a_rebound_page_names_its_own_host_and_gets_421(
                 assert response.status == 421
                 assert (await response.json())["error"]["field"] == "Host"
     assert await count(provisioned) == 0
+    assert requests_counted(intake.registry, "421") == 1  # /v1/emails, in the metrics too
 
 
 async def test_a_body_that_never_finishes_gets_408(
